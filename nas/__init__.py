@@ -18,6 +18,9 @@ _LAZY = {
     "Configuration": "tocsr_nas.searchspace",
     "Rule": "tocsr_nas.searchspace",
     "TocsrError": "tocsr_nas.errors",
+    "search": "tocsr_nas.search_api",
+    "SearchResult": "tocsr_nas.results",
+    "load_search": "tocsr_nas.results",
 }
 
 
