@@ -278,7 +278,10 @@ def count_macs(
     Raises:
         UnsupportedOpError: an op without a handle that is not in :data:`ZERO_COST_OPS` ran.
     """
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        # importing fvcore scripts a few helpers with the deprecated torch.jit.script
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
 
     adapter = _TraceAdapter(module, tuple(args), dict(kwargs or {}))
     analysis = FlopCountAnalysis(adapter, adapter.tensors)
