@@ -41,7 +41,7 @@ import os
 import re
 import hashlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from tocsr_nas.surrogates.capture import BlockIO
+from tocsr_nas.surrogates.capture import BlockIO, iter_capture
 from tocsr_nas.surrogates.errors import SurrogateError
 from tocsr_nas.surrogates.kinds import block_output
 
-__all__ = ["FeatureCache", "BlockFeatures", "FeatureCacheError", "safe_name", "atomic_save_safetensors"]
+__all__ = [
+    "FeatureCache",
+    "BlockFeatures",
+    "FeatureCacheError",
+    "capture_features",
+    "safe_name",
+    "atomic_save_safetensors",
+]
 
 SPLITS = ("train", "val")
 
@@ -277,3 +284,40 @@ def _flatten(block: str, io: BlockIO, n: int) -> tuple[dict[str, Any], dict[str,
     args = [entry(f"arg.{i}", v) for i, v in enumerate(io.args)]
     kwargs = {k: entry(f"kwarg.{k}", v) for k, v in io.kwargs.items()}
     return {"args": args, "kwargs": kwargs, "tensors": specs}, tensors
+
+
+def capture_features(
+    model: nn.Module,
+    paths: Sequence[str],
+    batches: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+    cache: FeatureCache,
+    split: str,
+) -> int:
+    """Run ``model`` over ``batches`` once, capturing every block at ``paths``, and store the features.
+
+    Args:
+        model: the teacher network (put it in eval mode first).
+        paths: dotted paths of the blocks.
+        batches: ``(args, kwargs)`` of each forward pass.
+        cache: where to write.
+        split: ``"train"`` or ``"val"``.
+
+    Returns:
+        The number of samples captured per block.
+
+    Example:
+        >>> import tempfile
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+        >>> cache = FeatureCache(tempfile.mkdtemp())
+        >>> capture_features(net, ["0", "1"], [((torch.randn(4, 2),), {})] * 3, cache, "val")
+        12
+        >>> cache.read("1", "val").args[0].shape
+        torch.Size([12, 3])
+    """
+    records: dict[str, list[BlockIO]] = {p: [] for p in paths}
+    for ios in iter_capture(model, list(paths), batches):
+        for path, io in ios.items():
+            records[path].append(io)
+    for path in paths:
+        cache.write(path, split, records.pop(path))
+    return cache.count(paths[0], split) if paths else 0
