@@ -23,9 +23,12 @@ Non-finite floats are written as ``null`` (strict JSON).
 Contract (what holds after ``kill -9`` at ANY point, and after a power loss for fsynced records):
 
 1. Every record that was completely written stays readable; the file is only ever appended to.
-2. A torn last line (a partial write: no trailing newline, or not valid JSON) is ignored when
-   reading, and cut off when the journal is reopened for appending, so it never merges with the
-   next record. A malformed line anywhere else is a :class:`JournalError`.
+2. A torn tail is ignored when reading, and cut off when the journal is reopened for appending,
+   so it never merges with the next record. A torn tail is a last line without its newline or
+   not valid JSON (a partial write), or ``started`` records not followed by their batch's
+   ``state`` record (a partial batch write: none of that batch was evaluated, since evaluation
+   waits for the whole write to be fsynced, so the batch is proposed again on resume). A
+   malformed line anywhere else is a :class:`JournalError`.
 3. A trial that has a ``finished`` record is never evaluated again: its result is replayed.
 4. A trial with a ``started`` record and no ``finished`` one is evaluated again on resume, with the
    same trial id and the same configuration: it is neither lost nor duplicated.
@@ -166,6 +169,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     # ``lines[-1]`` is what follows the final newline: empty for a clean file, a torn record otherwise
     complete, tail = lines[:-1], lines[-1]
     records: list[dict[str, Any]] = []
+    offsets: list[int] = []  # byte offset of each record
     valid = 0
     torn = bool(tail)
     for i, raw in enumerate(complete):
@@ -179,7 +183,13 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
                 break
             raise JournalError(f"journal {path} is corrupt at line {i + 1}: {exc}") from None
         records.append(rec)
+        offsets.append(valid)
         valid += len(raw) + 1
+    # started records at the very end lack the state record their batch write ends with: torn
+    while records and records[-1].get("type") == "started":
+        records.pop()
+        valid = offsets.pop()
+        torn = True
     if torn:
         logger.warning("journal %s: ignoring a torn last line (an interrupted write)", path)
     if not records or records[0].get("type") != "header":
@@ -282,16 +292,18 @@ class Journal:
         batch: int,
         trials: Sequence[tuple[int, Configuration]],
         *,
-        state: Mapping[str, Any] | None = None,
+        state: Mapping[str, Any],
         elapsed: float | None = None,
     ) -> None:
-        """The ``started`` records of a batch and the strategy state after proposing it, in one write + fsync."""
+        """The ``started`` records of a batch and the strategy state after proposing it, in one write + fsync.
+
+        The closing ``state`` record marks the batch write as complete (see the contract, point 2).
+        """
         text = "".join(
             _dumps({"type": "started", "trial": int(tid), "batch": int(batch), "config": cfg.to_json(), "hash": cfg.hash})
             for tid, cfg in trials
         )
-        if state is not None:
-            text += _dumps({"type": "state", "phase": "asked", "batch": int(batch), "elapsed": elapsed, "state": state})
+        text += _dumps({"type": "state", "phase": "asked", "batch": int(batch), "elapsed": elapsed, "state": state})
         self._write(text)
 
     def append_finished(

@@ -187,6 +187,8 @@ class SearchLoop:
         strategy_options: keyword options of the strategy (JSON-serialisable).
         max_duplicate_rounds: how many ``ask`` calls in a row may bring nothing new before the
             strategy counts as exhausted.
+        save_outputs: write the result files (tables, ``best.json``, plots) at the end when
+            ``out_dir`` is set; the journal is written either way.
 
     Raises:
         TocsrError: invalid arguments (checked here, before anything runs).
@@ -213,6 +215,7 @@ class SearchLoop:
         progress: bool = True,
         strategy_options: Mapping[str, Any] | None = None,
         max_duplicate_rounds: int = 20,
+        save_outputs: bool = True,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise TocsrError(f"space must be a SearchSpace, got {type(space).__name__}")
@@ -244,6 +247,7 @@ class SearchLoop:
             raise TocsrError("resume needs out_dir (the folder that holds journal.jsonl)")
         self.resume = bool(resume)
         self.progress = bool(progress)
+        self.save_outputs = bool(save_outputs)
         self.strategy_options = dict(strategy_options or {})
         try:
             json.dumps(self.strategy_options, allow_nan=False)
@@ -381,7 +385,7 @@ class SearchLoop:
             space_hash=self.space.hash,
             out_dir=self.out_dir,
         )
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.save_outputs:
             result.save(self.out_dir)
         return result
 
@@ -521,7 +525,7 @@ class SearchLoop:
         batches = contents.batches()
         later = [b for b in batches if b > told_upto]
         if len(later) > 1:
-            raise JournalError(f"journal {contents.header.get('space_hash')}: batches {later} were never told; cannot resume")
+            raise JournalError(f"journal in {self.out_dir}: batches {later} were never told; it is damaged")
         for b, records in batches.items():
             for rec in records:
                 self._trials[rec.trial] = (b, rec.config)
@@ -539,22 +543,17 @@ class SearchLoop:
                     )
             if b <= told_upto:
                 if any(rec.finished is None for rec in records):
-                    raise JournalError(f"journal: batch {b} was told but has unfinished trials; it is damaged")
+                    raise JournalError(f"journal in {self.out_dir}: batch {b} was told but has unfinished trials; it is damaged")
                 strategy.tell([self._observation(rec.config, self._finished_row(rec.trial)) for rec in records])
-        if state is not None:
+        if state is not None and state.get("state") is not None:
             strategy.load_state_dict(state["state"])
         if not later:
             return [], -1
         b = later[0]
         trials = [(rec.trial, rec.config) for rec in batches[b]]
         if state is None or state.get("phase") != "asked" or int(state["batch"]) != b:
-            # the state written with the batch was lost (a torn write): ask again to move the
-            # strategy on as the first run did, but keep the journal's configurations
-            self._seen.difference_update(cfg for _, cfg in trials)
-            again = self._ask(strategy, len(trials))
-            self._seen.update(cfg for _, cfg in trials)
-            if again != [cfg for _, cfg in trials]:
-                logger.warning("resume: the strategy proposes differently than recorded; keeping the recorded batch %d", b)
+            # read_journal drops a batch whose closing state record is missing, so this is damage
+            raise JournalError(f"journal in {self.out_dir}: batch {b} has no state record after its proposal; it is damaged")
         unfinished = sum(1 for rec in batches[b] if rec.finished is None)
         logger.info("resume: batch %d has %d trial(s) to evaluate again", b, unfinished)
         return trials, b

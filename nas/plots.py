@@ -136,8 +136,9 @@ def new_axes(figsize: tuple[float, float] = (6.0, 4.5)) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)  # fixed margins: cheap, no layout engine
     return fig.add_subplot()
 
 
@@ -161,8 +162,9 @@ def plot_pareto(data: ParetoPlotData, ax: Any = None) -> Any:
     unit = _UNITS.get(data.objective, data.objective)
     x, q, f = np.asarray(data.x), np.asarray(data.quality), np.asarray(data.feasible, dtype=bool)
     if len(x):
-        ax.scatter(x[f], q[f], s=22, color="tab:blue", label="feasible", zorder=3)
-        ax.scatter(x[~f], q[~f], s=22, marker="x", color="tab:gray", label="infeasible", zorder=2)
+        at = f" (epsilon = {data.epsilons[0]:g})" if data.epsilons else ""
+        ax.scatter(x[f], q[f], s=22, color="tab:blue", label="feasible" + at, zorder=3)
+        ax.scatter(x[~f], q[~f], s=22, marker="x", color="tab:gray", label="infeasible" + at, zorder=2)
     if data.front_x:
         ax.step(data.front_x, data.front_quality, where="post", color="tab:orange", lw=1.5, label="Pareto front", zorder=4)
     for i, e in enumerate(data.epsilons):
@@ -197,6 +199,9 @@ def plot_convergence(data: ConvergenceData, ax: Any = None) -> Any:
         ax.step(data.evaluations, curve, where="post", label=f"epsilon = {e:g}")
     if data.teacher is not None and math.isfinite(data.teacher):
         ax.axhline(data.teacher, color="black", ls="--", lw=1, label="teacher")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"best feasible {_UNITS.get(data.objective, data.objective)}")
     ax.set_title("convergence")

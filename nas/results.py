@@ -192,6 +192,12 @@ class SearchResult:
         self.strategy = strategy
         self.seed = seed
         self.teacher = dict(teacher) if teacher else None
+        if self.teacher and self.teacher.get("quality") is None and self.teacher.get("configuration") is not None:
+            # the teacher's quality is known when it was one of the trials
+            h = Configuration(self.teacher["configuration"]).hash
+            hit = self.trials[self.trials["hash"] == h]
+            if not hit.empty:
+                self.teacher["quality"] = float(hit["quality"].iloc[0])
         self.space_hash = space_hash
         self.out_dir = out_dir
 
