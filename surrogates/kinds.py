@@ -75,7 +75,6 @@ def block_kind(module: nn.Module) -> str | None:
 
     Example:
         >>> from diffusers.models.downsampling import Downsample2D
-from diffusers.models.modeling_outputs import Transformer2DModelOutput
         >>> block_kind(Downsample2D(8, use_conv=True))
         'downsample'
     """
@@ -376,7 +375,6 @@ def example_inputs(
 
     Example:
         >>> from diffusers.models.downsampling import Downsample2D
-from diffusers.models.modeling_outputs import Transformer2DModelOutput
         >>> args, kwargs = example_inputs(Downsample2D(8, use_conv=True), height=6, width=4)
         >>> tuple(args[0].shape)
         (2, 8, 6, 4)

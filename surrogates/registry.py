@@ -164,20 +164,24 @@ def build_surrogate(name: str, block: nn.Module, **params: Any) -> SurrogateBloc
     return get_surrogate(name).from_teacher(block, **params)
 
 
-def surrogate_from_config(config: Mapping[str, Any]) -> SurrogateBlock:
+def surrogate_from_config(config: Mapping[str, Any], type_name: str | None = None) -> SurrogateBlock:
     """Rebuild a surrogate block (random weights) from its saved config.
 
     Args:
-        config: ``block.config`` or the parsed ``config.json`` (its ``_class_name`` names the class).
+        config: ``block.config``, or the parsed ``config.json`` / ``to_json_string()``.
+        type_name: the registered type; without it the config's ``_class_name`` (present in the
+            JSON form, not in ``block.config``) picks the class.
 
     Raises:
-        UnknownSurrogateError: no registered type has that class name.
+        UnknownSurrogateError: unknown ``type_name``, or no registered type has the class name.
     """
+    if type_name is not None:
+        return get_surrogate(type_name).from_config(dict(config))
     class_name = config.get("_class_name")
     for cls in _REGISTRY.values():
         if cls.__name__ == class_name:
             return cls.from_config(dict(config))
     raise UnknownSurrogateError(
-        f"no registered surrogate type has class {class_name!r}; registered classes: "
-        f"{sorted(c.__name__ for c in _REGISTRY.values())}; {_HOW_TO_REGISTER}"
+        f"no registered surrogate type has class {class_name!r} (pass type_name= for a config without "
+        f"'_class_name'); registered classes: {sorted(c.__name__ for c in _REGISTRY.values())}; {_HOW_TO_REGISTER}"
     )

@@ -13,6 +13,8 @@ and change only the convolutions ``conv_a`` / ``conv_b`` (teacher: two full 3x3 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.activations import get_activation
@@ -27,7 +29,7 @@ __all__ = ["BottleneckResnet", "DwsepResnet", "bottleneck_width"]
 
 
 def bottleneck_width(out_channels: int, ratio: float, groups: int) -> int:
-    """Inner width of a bottleneck: ``round(out * ratio)`` rounded to a multiple of ``groups``.
+    """Inner width of a bottleneck: ``out * ratio`` rounded to the nearest multiple of ``groups``.
 
     Args:
         out_channels: the block's output channels.
@@ -35,13 +37,13 @@ def bottleneck_width(out_channels: int, ratio: float, groups: int) -> int:
         groups: GroupNorm groups of the inner norm.
 
     Returns:
-        ``max(groups, groups * round(round(out * ratio) / groups))``.
+        ``max(groups, groups * floor(out * ratio / groups + 1/2))`` (halves round up).
 
     Example:
         >>> bottleneck_width(320, 0.25, 32)
         96
     """
-    return max(groups, groups * round(round(out_channels * ratio) / groups))
+    return max(groups, groups * math.floor(out_channels * ratio / groups + 0.5))
 
 
 class _ResnetLike(SurrogateBlock):
