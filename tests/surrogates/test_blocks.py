@@ -323,3 +323,18 @@ def test_from_teacher_leaves_the_teacher_unchanged(micro_blocks):
         build_case(case, micro_blocks)
         after = teacher.state_dict()
         assert all(torch.equal(before[k], after[k]) for k in before), case.id
+
+
+# --- complexity as the evaluators count it (fvcore, SDPA included) ----------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fvcore_counts_every_op_and_macs_are_below_the_teacher(case, micro_blocks):
+    from tocsr_nas.evaluators.complexity import count_complexity  # the test, not the package, joins the two
+
+    surrogate, teacher = build_case(case, micro_blocks)
+    args, kwargs = example_inputs(teacher, batch=1, height=8, width=8)
+    if block_kind(teacher) == "transformer":
+        kwargs = {**kwargs, "return_dict": False}
+    ours, theirs = count_complexity(surrogate, args, kwargs), count_complexity(teacher, args, kwargs)
+    assert ours.macs < theirs.macs, f"{case.id}: {ours.macs} MACs, teacher {theirs.macs}"
