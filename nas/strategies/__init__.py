@@ -1,0 +1,37 @@
+"""Search strategies behind one ask/tell interface, registered by name.
+
+Example:
+    >>> from tocsr_nas.searchspace import SearchSpace
+    >>> from tocsr_nas.strategies import Observation, Problem, make_strategy
+    >>> space = SearchSpace.from_choices({"a": ["big", "small"], "b": ["big", "small"]})
+    >>> cost = lambda c: sum(2.0 if v == "big" else 1.0 for v in c.values())
+    >>> strategy = make_strategy("exhaustive", Problem(space, cost=cost, epsilons=(0.1,)))
+    >>> [cfg] = strategy.ask()
+    >>> strategy.tell([Observation(cfg, quality=0.0, cost=cost(cfg))])
+    >>> "random" in available_strategies() and "ecbo" in available_strategies()
+    True
+"""
+
+from tocsr_nas.strategies.base import (
+    Observation,
+    Problem,
+    Strategy,
+    StrategyError,
+    available_strategies,
+    get_strategy,
+    make_strategy,
+    register_strategy,
+)
+# the built-in strategies register themselves on import
+from tocsr_nas.strategies import ecbo, evolution, exhaustive, random_search  # noqa: F401,E402
+
+__all__ = [
+    "Observation",
+    "Problem",
+    "Strategy",
+    "StrategyError",
+    "available_strategies",
+    "get_strategy",
+    "make_strategy",
+    "register_strategy",
+]

@@ -1,0 +1,420 @@
+"""``ecbo``: epsilon-constrained Bayesian optimisation with a known objective (the default strategy).
+
+Minimise the known cost ``c(x)`` subject to ``q(x) <= epsilon``. Only quality is uncertain, so
+only quality is modelled (:mod:`tocsr_nas.strategies.quality_model`: a GP whose kernel adds
+per-block, neighbour-pair, prior and residual terms); proposals maximise
+``log((c* - c(x))^+ * P(q(x) <= epsilon))`` (:mod:`tocsr_nas.strategies.acquisition`) over the
+discrete space. One proposal:
+
+1. Fit the GP to the warped qualities of every told configuration (failed evaluations are
+   imputed as clearly infeasible).
+2. Build a candidate pool, biased towards where the optimum must be (cheap and feasible):
+
+   * *model frontiers*: with per-block cost deltas ``dc[b, k]`` (single swaps from the teacher,
+     exact when the cost is additive) and per-block damages ``m[b, k]`` (GP posterior mean, joint
+     posterior samples, the prior), the Lagrangian relaxation of the knapsack
+     ``min sum_b dc[b, x_b]  s.t.  sum_b m[b, x_b] <= budget`` is solved for a grid of
+     multipliers ``lambda``: ``x_b = argmin_k dc[b, k] + lambda * m[b, k]``. Each ``lambda`` gives a
+     configuration on the additive model's cost/damage frontier; posterior samples make it
+     Thompson-like and diverse;
+   * local moves: every single swap and random double swaps of the incumbent (the cheapest
+     feasible configuration) and of the next cheapest feasible ones; crossover and mutation of
+     them;
+   * random samples biased towards cheaper candidates, and uniform ones.
+
+3. Score the pool, hill-climb (single swaps) from the best ``n_local_starts`` candidates, and take
+   the best admissible unseen configuration.
+4. For ``q > 1`` (``ask(n)``), condition the GP on the chosen point at its posterior mean
+   ("kriging believer"), update the believed incumbent, and repeat; the targets of an epsilon
+   sweep are cycled across proposals.
+
+Every proposal is a pure function of (seed, told history, pending set): a fresh instance that is
+told the same history proposes the same configurations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from tocsr_nas.searchspace import Configuration
+from tocsr_nas.strategies.acquisition import LogFeasibleImprovement
+from tocsr_nas.strategies.base import Problem, Strategy, StrategyError, register_strategy
+from tocsr_nas.strategies.quality_model import DTYPE, ConfigFeatures, QualityWarp, fit_quality_gp
+
+__all__ = ["ECBO"]
+
+logger = logging.getLogger(__name__)
+
+_WARPS = ("log1p", "linear")
+
+
+@register_strategy("ecbo")
+class ECBO(Strategy):
+    """Epsilon-constrained BO: GP on quality, known cost, feasibility-weighted improvement.
+
+    Options:
+        warp: output warp of quality before the GP, ``"log1p"`` or ``"linear"``.
+        use_pairs: include the neighbour-pair kernel term.
+        use_rbf: include the residual RBF (Hamming) kernel term.
+        use_prior: use ``problem.prior`` (as a kernel feature and in the candidate pool).
+        pool_random: random (cost-biased and uniform) configurations in the pool.
+        pool_local: random double swaps of the incumbents in the pool.
+        posterior_tables: joint posterior samples of the per-block damages for the frontiers.
+        n_local_starts: hill-climbing starts from the best pool members.
+        local_steps: maximum hill-climbing steps.
+        fail_quality: the quality imputed for failed evaluations, in units of the largest
+            epsilon (at least the worst finite quality observed is used).
+
+    Example:
+        >>> from tocsr_nas.searchspace import SearchSpace
+        >>> from tocsr_nas.strategies import Observation, Problem, make_strategy
+        >>> space = SearchSpace.from_choices({f"b{i}": ["t", "half", "skip"] for i in range(4)})
+        >>> price = {"t": 4.0, "half": 2.0, "skip": 0.0}
+        >>> damage = {"t": 0.0, "half": 0.01, "skip": 0.05}
+        >>> cost = lambda c: sum(price[v] for v in c.values())
+        >>> problem = Problem(space, cost=cost, epsilons=(0.03,))
+        >>> s = make_strategy("ecbo", problem, seed=0)
+        >>> for _ in range(6):
+        ...     [cfg] = s.ask()
+        ...     s.tell([Observation(cfg, sum(damage[v] for v in cfg.values()), cost(cfg))])
+        >>> s.best_feasible(0.03).cost <= 10.0
+        True
+    """
+
+    @dataclass(frozen=True)
+    class Options:
+        warp: str = "log1p"
+        use_pairs: bool = True
+        use_rbf: bool = True
+        use_prior: bool = True
+        pool_random: int = 1000
+        pool_local: int = 400
+        posterior_tables: int = 16
+        n_local_starts: int = 12
+        local_steps: int = 8
+        fail_quality: float = 3.0
+
+        def __post_init__(self) -> None:
+            if self.warp not in _WARPS:
+                raise StrategyError(f"ecbo: warp must be one of {list(_WARPS)}, got {self.warp!r}")
+            for name in ("use_pairs", "use_rbf", "use_prior"):
+                if not isinstance(getattr(self, name), bool):
+                    raise StrategyError(f"ecbo: {name} must be true or false, got {getattr(self, name)!r}")
+            for name in ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps"):
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise StrategyError(f"ecbo: {name} must be a nonnegative integer, got {value!r}")
+            if not (isinstance(self.fail_quality, (int, float)) and self.fail_quality > 1):
+                raise StrategyError(f"ecbo: fail_quality must be a number > 1, got {self.fail_quality!r}")
+
+    def __init__(self, problem: Problem, *, seed: int = 0, **options) -> None:
+        super().__init__(problem, seed=seed, **options)
+        space = self.space
+        self._card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
+        self._nb = len(self._card)
+        self._kmax = int(self._card.max())
+        self._valid_k = np.arange(self._kmax)[None, :] < self._card[:, None]  # (B, Kmax)
+        self._cost_cache: dict[tuple[int, ...], float] = {}
+        # per-block cost deltas of single swaps from the teacher: dc[b, k] = c(t with b=k) - c(t)
+        base = np.zeros(self._nb, dtype=np.int64)
+        self._c0 = self._cost_of(base)
+        self._dc = np.full((self._nb, self._kmax), np.inf)  # (B, Kmax)
+        for b in range(self._nb):
+            for k in range(self._card[b]):
+                x = base.copy()
+                x[b] = k
+                self._dc[b, k] = self._cost_of(x) - self._c0
+        self._additive = self._check_additive(random.Random(f"ecbo-additive|{seed}"))
+        prior = problem.prior if self.options.use_prior else None
+        self._features = ConfigFeatures(space, prior)
+        self._warp = QualityWarp(self.options.warp, max(problem.epsilons))
+        self.last_timing: dict[str, float] = {}
+
+    # -- costs ----------------------------------------------------------------------------------
+    def _cost_of(self, idx: np.ndarray) -> float:
+        key = tuple(int(i) for i in idx)
+        cost = self._cost_cache.get(key)
+        if cost is None:
+            cost = float(self.problem.cost(self.space.decode(key)))
+            self._cost_cache[key] = cost
+        return cost
+
+    def _check_additive(self, rng: random.Random, probes: int = 8) -> bool:
+        for _ in range(probes):
+            x = np.array([rng.randrange(k) for k in self._card])
+            predicted = self._c0 + self._dc[np.arange(self._nb), x].sum()
+            if not math.isclose(predicted, self._cost_of(x), rel_tol=1e-9, abs_tol=1e-12 * max(1.0, abs(self._c0))):
+                return False
+        return True
+
+    def _costs(self, idx: np.ndarray) -> np.ndarray:
+        """Known costs of index rows ``(N, B)`` -> ``(N,)``."""
+        if self._additive:
+            return self._c0 + self._dc[np.arange(self._nb)[None, :], idx].sum(axis=1)
+        return np.array([self._cost_of(row) for row in idx])
+
+    def _cost_from_features(self, X: Tensor) -> Tensor:
+        """Known costs of feature rows ``(N, d)`` (the one-hot part identifies the configuration)."""
+        onehot = X[:, : self._features.d1]  # (N, D1)
+        idx = np.stack(
+            [
+                onehot[:, o : o + k].argmax(dim=1).numpy()
+                for o, k in zip(self._features.offsets, self._card)
+            ],
+            axis=1,
+        )  # (N, B)
+        return torch.as_tensor(self._costs(idx), dtype=DTYPE)
+
+    # -- the proposal -----------------------------------------------------------------------------
+    def _propose(self, n: int, rng: random.Random) -> Sequence[Configuration]:
+        if not self.history:
+            return self._random_unseen(rng, n)
+        t_start = time.perf_counter()
+        np_rng = np.random.default_rng(rng.getrandbits(63))
+        gen = torch.Generator().manual_seed(rng.getrandbits(62))
+        obs_idx = np.array([self.space.encode(o.config) for o in self.history], dtype=np.int64)  # (n, B)
+        quality = np.array([o.quality for o in self.history], dtype=np.float64)
+        y = self._warp(np.where(np.isfinite(quality), quality, 0.0))
+        finite = np.isfinite(quality)
+        fail_y = max(float(self._warp(self.options.fail_quality * self._warp.e_ref)), float(y[finite].max()) if finite.any() else 0.0)
+        y = np.where(finite, y, fail_y)
+        X = self._features(obs_idx)
+        model = fit_quality_gp(
+            X,
+            torch.as_tensor(y, dtype=DTYPE),
+            self._features,
+            use_pairs=self.options.use_pairs,
+            use_rbf=self.options.use_rbf,
+            seed=rng.getrandbits(31),
+        )
+        t_fit = time.perf_counter()
+        seen = {tuple(r) for r in obs_idx.tolist()} | {tuple(self.space.encode(c)) for c in self._pending}
+        costs = self._costs(obs_idx)
+        # believed incumbents per epsilon: (cost, idx) of the cheapest configuration feasible at e
+        believed: list[tuple[np.ndarray, float, float]] = [
+            (obs_idx[i], float(costs[i]), float(quality[i])) for i in range(len(quality)) if finite[i]
+        ]
+        out: list[Configuration] = []
+        for j in range(n):
+            eps = self.target_epsilon(j)
+            choice = self._propose_one(model, eps, believed, seen, np_rng, gen)
+            if choice is None:
+                break
+            idx, cfg, mu = choice
+            out.append(cfg)
+            seen.add(tuple(idx.tolist()))
+            if j + 1 < n:  # kriging believer: pretend we observed the posterior mean
+                q_believed = float(self._unwarp(mu))
+                believed.append((idx, float(self._costs(idx[None])[0]), q_believed))
+                model = model.condition_on_observations(self._features(idx[None]), torch.tensor([[mu]], dtype=DTYPE))
+        self.last_timing = {"fit_s": t_fit - t_start, "total_s": time.perf_counter() - t_start, "n_obs": len(self.history)}
+        return out
+
+    def _unwarp(self, y: float) -> float:
+        if self._warp.kind == "linear":
+            return y * self._warp.e_ref
+        return math.copysign(math.expm1(abs(y)), y) * self._warp.e_ref
+
+    def _propose_one(self, model, eps, believed, seen, np_rng, gen):
+        threshold = float(self._warp(eps))
+        feasible = sorted((c, i) for i, (_, c, q) in enumerate(believed) if q <= eps)
+        best_cost = feasible[0][0] if feasible else None
+        if feasible:
+            elites = [believed[i][0] for _, i in feasible[:5]]
+        else:  # nothing feasible: start from the least infeasible configurations
+            order = sorted(range(len(believed)), key=lambda i: believed[i][2])
+            elites = [believed[i][0] for i in order[:5]] or [np.zeros(self._nb, dtype=np.int64)]
+        acq = LogFeasibleImprovement(model, cost=self._cost_from_features, best_cost=best_cost, threshold=threshold)
+
+        pool = self._pool(model, elites, np_rng, gen)
+        pool = self._unseen_rows(pool, seen)
+        if len(pool) == 0:
+            pool = self._unseen_rows(self._uniform(np_rng, 2000), seen)
+            if len(pool) == 0:
+                return None
+        scores, mus = self._score(acq, pool)
+        pool, scores, mus = self._local_search(acq, pool, scores, mus, seen)
+        if not np.isfinite(scores).any():  # nothing improves on c*: most likely feasible, then cheap
+            acq_pof = LogFeasibleImprovement(model, cost=self._cost_from_features, best_cost=None, threshold=threshold)
+            scores, mus = self._score(acq_pof, pool)
+        for i in np.argsort(-scores, kind="stable"):
+            row = pool[i]
+            cfg = self.space.decode(row.tolist())
+            if tuple(row.tolist()) not in seen and self.problem.is_admissible(cfg) and not self.is_seen(cfg):
+                return row, cfg, float(mus[i])
+        # the pool held no admissible configuration: fall back to random admissible ones
+        exclude = [self.space.decode(list(r)) for r in seen]
+        rand = self._random_unseen(random.Random(int(np_rng.integers(2**62))), 1, exclude=exclude)
+        if not rand:
+            return None
+        cfg = rand[0]
+        row = np.array(self.space.encode(cfg), dtype=np.int64)
+        return row, cfg, float(model.posterior(self._features(row[None])).mean.item())
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _score(self, acq: LogFeasibleImprovement, idx: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        scores, mus = [], []
+        with torch.no_grad():
+            for s in range(0, len(idx), chunk):
+                X = self._features(idx[s : s + chunk])  # (N, d)
+                post = acq.model.posterior(X)
+                mu = post.mean.squeeze(-1)  # (N,)
+                sigma = post.variance.squeeze(-1).clamp_min(1e-12).sqrt()
+                log_pof = torch.special.log_ndtr((acq.threshold - mu) / sigma)
+                scores.append((log_pof + acq.log_improvement(X)).numpy())
+                mus.append(mu.numpy())
+        return np.concatenate(scores), np.concatenate(mus)
+
+    def _local_search(self, acq, pool, scores, mus, seen):
+        """Best-improvement hill climbing over single swaps from the best pool members."""
+        k = min(self.options.n_local_starts, len(pool))
+        if k == 0 or self.options.local_steps == 0:
+            return pool, scores, mus
+        order = np.argsort(-scores, kind="stable")[:k]
+        current, cur_scores = pool[order].copy(), scores[order].copy()
+        extra_rows, extra_scores, extra_mus = [], [], []
+        known = {tuple(r) for r in pool.tolist()}
+        for _ in range(self.options.local_steps):
+            neigh = self._single_swaps(current)  # (k * S, B), grouped by start
+            per = len(neigh) // len(current)
+            rows = [tuple(r) for r in neigh.tolist()]
+            keep = np.array([r not in seen for r in rows])
+            s, m = self._score(acq, neigh)
+            s = np.where(keep, s, -np.inf)
+            for r, ok, sc, mu in zip(rows, keep, s, m):
+                if ok and r not in known:
+                    known.add(r)
+                    extra_rows.append(r)
+                    extra_scores.append(sc)
+                    extra_mus.append(mu)
+            s = s.reshape(len(current), per)
+            best = s.argmax(axis=1)
+            improved = s[np.arange(len(current)), best] > cur_scores
+            if not improved.any():
+                break
+            neigh = neigh.reshape(len(current), per, self._nb)
+            current = np.where(improved[:, None], neigh[np.arange(len(current)), best], current)
+            cur_scores = np.where(improved, s[np.arange(len(current)), best], cur_scores)
+        if extra_rows:
+            pool = np.concatenate([pool, np.array(extra_rows, dtype=np.int64)])
+            scores = np.concatenate([scores, np.array(extra_scores)])
+            mus = np.concatenate([mus, np.array(extra_mus)])
+        return pool, scores, mus
+
+    # -- the candidate pool -----------------------------------------------------------------------
+    def _pool(self, model, elites: list[np.ndarray], np_rng: np.random.Generator, gen: torch.Generator) -> np.ndarray:
+        parts = [self._frontiers(model, elites[0], np_rng, gen)]
+        elite_arr = np.stack(elites)  # (E, B)
+        parts.append(self._single_swaps(elite_arr))
+        if self.options.pool_local:
+            parts.append(self._random_swaps(elite_arr[np_rng.integers(len(elite_arr), size=self.options.pool_local)], np_rng, 2))
+            parts.append(self._random_swaps(elite_arr[np_rng.integers(len(elite_arr), size=self.options.pool_local // 2)], np_rng, 3))
+            if len(elite_arr) > 1:  # uniform crossover of two elites
+                m = self.options.pool_local // 2
+                a = elite_arr[np_rng.integers(len(elite_arr), size=m)]
+                b = elite_arr[np_rng.integers(len(elite_arr), size=m)]
+                parts.append(np.where(np_rng.random(a.shape) < 0.5, a, b))
+        if self.options.pool_random:
+            parts.append(self._cost_biased(np_rng, self.options.pool_random * 3 // 4))
+            parts.append(self._uniform(np_rng, self.options.pool_random // 4))
+        return np.unique(np.concatenate(parts).astype(np.int64), axis=0)
+
+    def _damage_tables(self, model, center: np.ndarray, gen: torch.Generator) -> list[np.ndarray]:
+        """Per-block damages ``m[b, k]`` of single swaps around ``center`` (and the teacher).
+
+        Mean and joint posterior samples of ``f(center with b=k) - f(center)``.
+        """
+        tables = []
+        centres = [np.zeros(self._nb, dtype=np.int64)]
+        if center.any():
+            centres.append(center)
+        for c in centres:
+            swaps = np.repeat(c[None], self._nb * self._kmax, axis=0)  # (B*Kmax, B)
+            bb, kk = np.divmod(np.arange(self._nb * self._kmax), self._kmax)
+            valid = kk < self._card[bb]
+            swaps[valid, bb[valid]] = kk[valid]
+            X = self._features(np.concatenate([c[None], swaps]))  # (1 + B*Kmax, d)
+            with torch.no_grad():
+                post = model.posterior(X)
+                mean = post.mean.squeeze(-1)  # (1 + B*Kmax,)
+                diff_mean = (mean[1:] - mean[0]).numpy()
+                tables.append(self._table(diff_mean, valid))
+                t = self.options.posterior_tables
+                if t:
+                    cov = post.distribution.covariance_matrix
+                    eye = torch.eye(cov.shape[0], dtype=DTYPE)
+                    chol = torch.linalg.cholesky_ex(cov + 1e-8 * eye)[0]
+                    z = torch.randn(cov.shape[0], t, generator=gen, dtype=DTYPE)
+                    samples = (mean[:, None] + chol @ z).numpy()  # (1 + B*Kmax, t)
+                    for s in range(t):
+                        tables.append(self._table(samples[1:, s] - samples[0, s], valid))
+        if self._features.has_prior:
+            tables.append(self._features.prior_table.copy())
+        return tables
+
+    def _table(self, flat: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        table = np.where(valid, flat, 0.0).reshape(self._nb, self._kmax)
+        return table
+
+    def _frontiers(self, model, center: np.ndarray, np_rng: np.random.Generator, gen: torch.Generator) -> np.ndarray:
+        """Lagrangian solutions ``x_b = argmin_k dc[b, k] + lambda * m[b, k]`` for many (m, lambda)."""
+        dc = self._dc  # (B, Kmax), inf where invalid
+        rows = []
+        for m in self._damage_tables(model, center, gen):
+            save = -(dc - dc[:, :1])  # cost saving vs choice 0
+            dm = m - m[:, :1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where((save > 0) & (dm > 1e-12) & self._valid_k, save / dm, np.nan)
+            lams = ratio[np.isfinite(ratio)]
+            if lams.size == 0:
+                lams = np.array([1.0])
+            lams = np.unique(np.concatenate([np.quantile(lams, np.linspace(0, 1, 24)), [0.0, lams.max() * 10]]))
+            lams = lams * np.exp(np_rng.normal(0.0, 0.05, size=lams.shape))  # jitter between breakpoints
+            score = dc[None] + lams[:, None, None] * m[None]  # (L, B, Kmax)
+            rows.append(np.argmin(score, axis=2))  # (L, B)
+        return np.concatenate(rows)
+
+    def _single_swaps(self, idx: np.ndarray) -> np.ndarray:
+        """Every configuration one block away from each row of ``idx`` ``(E, B)`` -> ``(E * S, B)``."""
+        bb, kk = np.divmod(np.arange(self._nb * self._kmax), self._kmax)
+        valid = kk < self._card[bb]
+        bb, kk = bb[valid], kk[valid]
+        out = np.repeat(idx[:, None, :], len(bb), axis=1)  # (E, S, B)
+        out[:, np.arange(len(bb)), bb] = kk[None, :]
+        return out.reshape(-1, self._nb)
+
+    def _random_swaps(self, idx: np.ndarray, np_rng: np.random.Generator, k: int) -> np.ndarray:
+        out = idx.copy()
+        for _ in range(k):
+            b = np_rng.integers(self._nb, size=len(out))
+            out[np.arange(len(out)), b] = np.floor(np_rng.random(len(out)) * self._card[b]).astype(np.int64)
+        return out
+
+    def _uniform(self, np_rng: np.random.Generator, m: int) -> np.ndarray:
+        return np.floor(np_rng.random((m, self._nb)) * self._card[None, :]).astype(np.int64)
+
+    def _cost_biased(self, np_rng: np.random.Generator, m: int) -> np.ndarray:
+        """Per block, candidate ``k`` with probability proportional to ``exp(-beta * dc_norm[b, k])``."""
+        if m == 0:
+            return np.zeros((0, self._nb), dtype=np.int64)
+        dc = np.where(self._valid_k, self._dc, np.nan)
+        lo, hi = np.nanmin(dc, axis=1, keepdims=True), np.nanmax(dc, axis=1, keepdims=True)
+        norm = np.where(self._valid_k, (dc - lo) / np.maximum(hi - lo, 1e-12), np.inf)  # (B, Kmax) in [0, 1]
+        beta = np_rng.uniform(0.0, 6.0, size=(m, 1, 1))
+        logits = -beta * norm[None]  # (m, B, Kmax)
+        gumbel = -np.log(-np.log(np_rng.random(logits.shape).clip(1e-300)))
+        return np.argmax(logits + gumbel, axis=2)
+
+    @staticmethod
+    def _unseen_rows(idx: np.ndarray, seen: set) -> np.ndarray:
+        keep = [i for i, r in enumerate(idx.tolist()) if tuple(r) not in seen]
+        return idx[keep]
