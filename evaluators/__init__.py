@@ -12,6 +12,17 @@ from tocsr_nas.evaluators.complexity import (
     count_params,
 )
 from tocsr_nas.evaluators.cost_table import TEACHER, BlockCost, CostTable, CostTableError
+from tocsr_nas.evaluators.quality import (
+    DenoisingLossIncrease,
+    QualityEvaluator,
+    TeacherAgreement,
+    ValidationSet,
+    ValidationSetError,
+    available_qualities,
+    get_quality,
+    make_quality,
+    register_quality,
+)
 
 __all__ = [
     "BlockCost",
@@ -24,4 +35,13 @@ __all__ = [
     "count_complexity",
     "count_macs",
     "count_params",
+    "DenoisingLossIncrease",
+    "QualityEvaluator",
+    "TeacherAgreement",
+    "ValidationSet",
+    "ValidationSetError",
+    "available_qualities",
+    "get_quality",
+    "make_quality",
+    "register_quality",
 ]
