@@ -1,0 +1,131 @@
+"""``tocsr-nas space``: the searchable blocks of a teacher, their candidates and costs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from tocsr_nas.errors import UserInputError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "space",
+        help="show the search space of a teacher: blocks, candidates, params and GMACs",
+        description="Resolve a search space against a teacher UNet and print every block with its "
+        "candidates' params and GMACs (fvcore, attention counted), the teacher's totals, the space size "
+        "and the smallest params/GMACs reachable.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="teacher preset (tiny, sd21-vae16); default: the shipped tiny teacher")
+    src.add_argument("--teacher", type=Path, help="a teacher folder (diffusers layout)")
+    p.add_argument("--space", help="search space YAML file (default: the packaged 'unet' space)")
+    p.add_argument("--resolution", type=int, help="image side in pixels (default: the preset's, 512 for sd21-vae16)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--no-cache", action="store_true", help="rebuild the cost table even if a cached one exists")
+    p.set_defaults(func=run)
+
+
+def load_teacher_arg(preset: str | None, teacher_dir: Path | None):
+    """The teacher named on the command line: a preset, a folder, or the shipped tiny teacher."""
+    from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
+
+    if preset:
+        return build_teacher(preset)
+    return Teacher.load(teacher_dir or default_teacher_dir())
+
+
+def space_report(teacher, space, table) -> dict:
+    """The JSON object ``tocsr-nas space --json`` prints."""
+    teacher_cost = table.teacher()
+    blocks = []
+    for block in space.blocks:
+        cands = []
+        for name in block.names:
+            cell = table.cell(block.path, name)
+            cands.append(
+                {
+                    "name": name,
+                    "params": cell.params,
+                    "gmacs": cell.macs / 1e9,
+                    "gmacs_no_attention": cell.macs_no_attention / 1e9,
+                }
+            )
+        blocks.append({"path": block.path, "type": block.module_type, "rule": block.rule, "candidates": cands})
+    min_p_cfg, min_p = table.min_cost("params")
+    min_g_cfg, min_g = table.min_cost("gmacs")
+    keep_cfg, keep = table.min_cost("params", exclude=("skip",))
+    return {
+        "space": space.name,
+        "space_hash": space.hash,
+        "resolution": table.resolution,
+        "size": space.size,
+        "num_blocks": len(space),
+        "teacher_params": teacher_cost.params,
+        "teacher_gmacs": teacher_cost.gmacs,
+        "teacher_gmacs_no_attention": table.teacher(count_attention=False).gmacs,
+        "min_params": min_p.params,
+        "min_gmacs": min_g.gmacs,
+        "min_params_config": min_p_cfg,
+        "min_gmacs_config": min_g_cfg,
+        "min_no_skip": {
+            "params": keep.params,
+            "gmacs": keep.gmacs,
+            "gmacs_no_attention": table.cost(keep_cfg, count_attention=False).gmacs,
+            "config": keep_cfg,
+        },
+        "base_params": table.base.params,
+        "base_gmacs": table.base.macs / 1e9,
+        "blocks": blocks,
+    }
+
+
+def _print_tables(report: dict, seconds: float) -> None:
+    import pandas as pd
+
+    rows = []
+    for b in report["blocks"]:
+        for c in b["candidates"]:
+            rows.append({"block": b["path"], "type": b["type"], "candidate": c["name"],
+                         "Mparams": c["params"] / 1e6, "GMACs": c["gmacs"]})
+    df = pd.DataFrame(rows)
+    with pd.option_context("display.max_rows", None, "display.width", 160, "display.float_format", "{:.4f}".format):
+        print(df.to_string(index=False))
+    keep = report["min_no_skip"]
+    print()
+    print(f"space {report['space']} ({report['space_hash']}): {report['num_blocks']} blocks, "
+          f"{report['size']:.4g} configurations, at {report['resolution']} px")
+    print(f"teacher:           {report['teacher_params'] / 1e6:10.2f} M params  {report['teacher_gmacs']:10.3f} GMACs "
+          f"({report['teacher_gmacs_no_attention']:.3f} without attention)")
+    print(f"smallest (params): {report['min_params'] / 1e6:10.2f} M params")
+    print(f"smallest (GMACs):  {report['min_gmacs']:25.3f} GMACs")
+    print(f"smallest keeping every block (no skip): {keep['params'] / 1e6:.2f} M params, {keep['gmacs']:.3f} GMACs")
+    print(f"({seconds:.1f} s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tocsr_nas.costs import cost_table_for
+    from tocsr_nas.model_space import CandidateCache, build_space
+
+    if args.resolution is not None and args.resolution <= 0:
+        raise UserInputError(f"--resolution must be positive, got {args.resolution}")
+    start = time.perf_counter()
+    teacher = load_teacher_arg(args.preset, args.teacher).eval()
+    resolution = args.resolution or teacher.default_resolution
+    teacher.latent_size(resolution)  # validates the resolution against the VAE factor
+    probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
+    candidates = CandidateCache()
+    space = build_space(teacher.unet, args.space, probe=probe, candidates=candidates)
+    table = cost_table_for(
+        teacher, space, resolution, cache=not args.no_cache, progress=not args.json, candidates=candidates
+    )
+    report = space_report(teacher, space, table)
+    seconds = time.perf_counter() - start
+    if args.json:
+        report["seconds"] = seconds
+        print(json.dumps(report, indent=1))
+    else:
+        _print_tables(report, seconds)
+    return 0
