@@ -194,8 +194,8 @@ class SearchResult:
         self.teacher = dict(teacher) if teacher else None
         if self.teacher and self.teacher.get("quality") is None and self.teacher.get("configuration") is not None:
             # the teacher's quality is known when it was one of the trials
-            h = Configuration(self.teacher["configuration"]).hash
-            hit = self.trials[self.trials["hash"] == h]
+            text = Configuration(self.teacher["configuration"]).to_json()
+            hit = self.trials[self.trials["config"] == text]
             if not hit.empty:
                 self.teacher["quality"] = float(hit["quality"].iloc[0])
         self.space_hash = space_hash
