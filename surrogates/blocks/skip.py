@@ -21,6 +21,7 @@ from torch import nn
 
 from tocsr_nas.surrogates.base import SurrogateBlock
 from tocsr_nas.surrogates.blocks.samplers import double, halve, init_pointwise_from_teacher
+from tocsr_nas.surrogates.errors import SurrogateParamError
 from tocsr_nas.surrogates.kinds import (
     KINDS,
     bind_call,
@@ -63,7 +64,7 @@ class Skip(SurrogateBlock):
     def __init__(self, *, kind: str, in_channels: int, out_channels: int, ceil_mode: bool = False) -> None:
         super().__init__()
         if kind not in KINDS:
-            raise ValueError(f"unknown block kind {kind!r}; kinds: {list(KINDS)}")
+            raise SurrogateParamError(f"surrogate 'skip': unknown block kind {kind!r}; kinds: {list(KINDS)}")
         self.proj = nn.Conv2d(in_channels, out_channels, kernel_size=1) if in_channels != out_channels else None
 
     @classmethod
