@@ -9,8 +9,6 @@ import torch
 from diffusers.models.downsampling import Downsample2D
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.resnet import ResnetBlock2D
-from diffusers.models.transformers.transformer_2d import Transformer2DModel
-from diffusers.models.upsampling import Upsample2D
 from torch import nn
 
 from tocsr_nas.errors import TocsrError
