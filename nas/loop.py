@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tocsr_nas.errors import TocsrError
@@ -61,7 +61,7 @@ def validate_epsilons(epsilon: float | Sequence[float]) -> tuple[float, ...]:
     Raises:
         TocsrError: an epsilon that is not a finite number > 0, or an empty sequence.
     """
-    values = [epsilon] if isinstance(epsilon, (int, float, str)) else list(epsilon)
+    values = [epsilon] if isinstance(epsilon, (str, bytes)) or not isinstance(epsilon, Iterable) else list(epsilon)
     if not values:
         raise TocsrError("epsilon out of range: give at least one epsilon (a finite number > 0)")
     out: list[float] = []
@@ -254,6 +254,9 @@ class SearchLoop:
         except (TypeError, ValueError):
             raise TocsrError("strategy_options must be JSON-serialisable (numbers, strings, booleans, lists)") from None
         if isinstance(strategy, str):
+            from tocsr_nas.strategies import get_strategy
+
+            get_strategy(strategy)  # an unknown name fails now, listing the valid ones
             self.strategy_name = strategy
             self._factory: Callable[..., Any] | None = None
         elif callable(strategy):
@@ -330,8 +333,8 @@ class SearchLoop:
         Returns:
             The :class:`SearchResult` of every trial (resumed ones included).
         """
+        strategy = self._make_strategy()  # before the journal: a bad option leaves no files behind
         journal, contents = self._open_journal()
-        strategy = self._make_strategy()
         self._rows: dict[int, dict[str, Any]] = {}  # trial id -> row of the trials table
         self._trials: dict[int, tuple[int, Configuration]] = {}  # trial id -> (batch, config)
         self._seen: set[Configuration] = set()
