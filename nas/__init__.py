@@ -18,6 +18,8 @@ _LAZY = {
     "Configuration": "tocsr_nas.searchspace",
     "Rule": "tocsr_nas.searchspace",
     "TocsrError": "tocsr_nas.errors",
+    "load_compact": "tocsr_nas.export",
+    "export_compact": "tocsr_nas.export",
     "search": "tocsr_nas.search_api",
     "SearchResult": "tocsr_nas.results",
     "load_search": "tocsr_nas.results",

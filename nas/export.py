@@ -1,0 +1,206 @@
+"""Export a searched configuration as a standalone compact UNet, and load it back.
+
+A compact folder holds everything a later stage needs, and nothing of the search machinery::
+
+    compact.json                 format, UNet config, per-block surrogate configs, the configuration,
+                                 its search figures (trial, quality, epsilon) and measured complexity
+    unet.safetensors             the assembled UNet's weights (teacher blocks + distilled surrogates)
+    vae/ scheduler/ context/     the teacher's VAE, noise scheduler and null context (diffusers layout)
+
+:func:`load_compact` rebuilds the UNet from ``compact.json`` + ``unet.safetensors`` alone: a
+diffusers ``UNet2DConditionModel`` built from its config, each searched block replaced by the
+surrogate its saved config describes (through the surrogate registry), then the weights loaded
+strictly. No teacher, search space or surrogate library is read.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import UNet2DConditionModel
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from tocsr_nas.errors import TocsrError, UserInputError
+from tocsr_nas.evaluators import count_complexity
+from tocsr_nas.searchspace import TEACHER, Configuration, SearchSpace
+from tocsr_nas.surrogates.registry import surrogate_from_config
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COMPACT_FILE", "WEIGHTS_FILE", "assemble_from_library", "export_compact", "load_compact", "load_compact_teacher"]
+
+COMPACT_FILE = "compact.json"
+WEIGHTS_FILE = "unet.safetensors"
+FORMAT = "tocsr-nas/compact-unet"
+VERSION = 1
+
+
+class CompactFormatError(TocsrError):
+    """A folder that is not a readable compact-UNet export."""
+
+
+def assemble_from_library(unet: nn.Module, space: SearchSpace, library: Any, config: Mapping[str, str]) -> nn.Module:
+    """A deep copy of ``unet`` with each chosen block replaced by its distilled surrogate.
+
+    Args:
+        unet: the teacher UNet (left unchanged).
+        space: the search space the library was distilled for.
+        library: a :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
+        config: the configuration (validated against ``space``).
+    """
+    cfg = space.validate(config)
+    model = copy.deepcopy(unet)
+    for path, name in cfg.items():
+        if name != TEACHER:
+            model.set_submodule(path, library.load(path, name, unet.get_submodule(path)))
+    return model.eval()
+
+
+def _block_entries(model: nn.Module, config: Configuration) -> dict[str, Any]:
+    entries = {}
+    for path, name in config.items():
+        if name == TEACHER:
+            continue
+        module = model.get_submodule(path)
+        entries[path] = {"candidate": name, "type": getattr(module, "type_name", None), "config": dict(module.config)}
+    return entries
+
+
+def export_compact(
+    teacher: Any,
+    space: SearchSpace,
+    library: Any,
+    config: Mapping[str, str],
+    out_dir: str | os.PathLike[str],
+    *,
+    resolution: int | None = None,
+    info: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the compact UNet of ``config`` to ``out_dir`` (atomically: a temp folder, then a rename).
+
+    Args:
+        teacher: the :class:`~tocsr_nas.teacher.Teacher` the library was distilled from.
+        space: the search space.
+        library: the surrogate library.
+        config: the configuration to export.
+        out_dir: the folder to create.
+        resolution: image side (px) at which params/GMACs are measured (default: the teacher's).
+        info: extra JSON fields to record (search folder, trial, epsilon, quality...).
+        overwrite: replace an existing export.
+
+    Returns:
+        The ``compact.json`` content (with ``measured`` params/GMACs of the rebuilt model).
+    """
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserInputError(f"{out} exists and is not empty; choose another --out or remove it")
+    cfg = space.validate(config)
+    model = assemble_from_library(teacher.unet, space, library, cfg)
+    resolution = resolution or teacher.default_resolution
+    args, kwargs = teacher.unet_example_inputs(1, resolution=resolution)
+    cost = count_complexity(model, args, kwargs)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "unet_class": type(teacher.unet).__name__,
+        "unet_config": {k: v for k, v in dict(teacher.unet.config).items() if not k.startswith("_")},
+        "configuration": cfg.to_dict(),
+        "configuration_hash": cfg.hash,
+        "blocks": _block_entries(model, cfg),
+        "resolution": resolution,
+        "measured": {"params": cost.params, "gmacs": cost.gmacs, "macs": cost.macs},
+        "teacher_fingerprint": teacher.fingerprint(),
+        **dict(info or {}),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        teacher.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        teacher.scheduler.save_config(tmp / "scheduler")
+        teacher.context.save_pretrained(tmp / "context", safe_serialization=True)
+        (tmp / COMPACT_FILE).write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s: %.2f M params, %.3f GMACs at %d px", out, cost.params / 1e6, cost.gmacs, resolution)
+    return meta
+
+
+def read_compact_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed ``compact.json`` of an export (a clear error when it is missing or foreign)."""
+    path = Path(directory) / COMPACT_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        raise CompactFormatError(f"{directory} is not a compact export (no {COMPACT_FILE}); create one with `tocsr-nas export`") from None
+    except json.JSONDecodeError as exc:
+        raise CompactFormatError(f"{path} is not valid JSON: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise CompactFormatError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    return meta
+
+
+def load_compact(directory: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild an exported compact UNet from its folder alone.
+
+    Args:
+        directory: a folder written by :func:`export_compact` / ``tocsr-nas export``.
+        device: where to put the model.
+
+    Returns:
+        A ``UNet2DConditionModel`` whose searched blocks are the exported surrogates, in eval mode.
+
+    Example:
+        >>> unet = load_compact("runs/demo/compact")  # doctest: +SKIP
+        >>> eps = unet(x_t, t, encoder_hidden_states=ctx, return_dict=False)[0]  # doctest: +SKIP
+    """
+    meta = read_compact_meta(directory)
+    if meta.get("unet_class") != UNet2DConditionModel.__name__:
+        raise CompactFormatError(f"unsupported UNet class {meta.get('unet_class')!r} in {directory}")
+    unet = UNet2DConditionModel.from_config(meta["unet_config"])
+    for path, entry in meta["blocks"].items():
+        unet.set_submodule(path, surrogate_from_config(entry["config"], type_name=entry["type"]))
+    try:
+        state = load_file(str(Path(directory) / WEIGHTS_FILE))
+    except (OSError, ValueError) as exc:
+        raise CompactFormatError(f"cannot read {Path(directory) / WEIGHTS_FILE}: {exc}") from None
+    missing, unexpected = unet.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CompactFormatError(
+            f"{directory}: weights do not match the architecture ({len(missing)} missing, {len(unexpected)} unexpected keys)"
+        )
+    return unet.to(device).eval()
+
+
+def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
+    """The compact UNet with the VAE, scheduler and null context exported beside it, as a
+    :class:`~tocsr_nas.teacher.Teacher` (for SR adaptation and evaluation)."""
+    from diffusers import AutoencoderKL, DDPMScheduler
+
+    from tocsr_nas.teacher import NullContext, Teacher
+
+    directory = Path(directory)
+    unet = load_compact(directory)
+    try:
+        vae = AutoencoderKL.from_pretrained(directory / "vae")
+        scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
+        context = NullContext.from_pretrained(directory / "context")
+    except (OSError, ValueError) as exc:
+        raise CompactFormatError(f"{directory}: incomplete export ({exc})") from None
+    return Teacher(vae=vae.eval(), unet=unet, scheduler=scheduler, context=context.eval(), preset="compact")
