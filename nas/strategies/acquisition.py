@@ -38,7 +38,28 @@ from botorch.models.model import Model
 from botorch.utils.transforms import t_batch_mode_transform
 from torch import Tensor
 
-__all__ = ["LogFeasibleImprovement"]
+__all__ = ["LogFeasibleImprovement", "log_feasible_improvement"]
+
+
+def log_feasible_improvement(mean: Tensor, sigma: Tensor, cost: Tensor, best_cost: float | None, threshold: float) -> Tensor:
+    """Eq. (3) from posterior moments: ``log (c* - c)^+ + log Phi((t - mu) / sigma)``, all ``(b,)``.
+
+    With ``best_cost=None`` (nothing feasible yet) it is ``log Phi(z)`` minus a tiny cost tie-breaker.
+
+    Example:
+        >>> import torch
+        >>> a = log_feasible_improvement(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 1.0]),
+        ...                              torch.tensor([1.0, 3.0]), best_cost=2.0, threshold=0.0)
+        >>> round(float(a[0].exp()), 3), float(a[1].exp())  # (2 - 1) * Phi(0); not cheaper than c*
+        (0.5, 0.0)
+    """
+    log_pof = torch.special.log_ndtr((threshold - mean) / sigma)  # log Phi(z), eq. (2)
+    if best_cost is None:
+        scale = cost.abs().max().clamp_min(1e-12)
+        return log_pof - 1e-6 * cost / scale
+    gain = best_cost - cost  # (b,)
+    log_gain = torch.where(gain > 0, gain.clamp_min(1e-300).log(), torch.full_like(gain, -torch.inf))
+    return log_pof + log_gain
 
 
 class LogFeasibleImprovement(AnalyticAcquisitionFunction):
@@ -70,14 +91,5 @@ class LogFeasibleImprovement(AnalyticAcquisitionFunction):
     def forward(self, X: Tensor) -> Tensor:
         """Evaluate on ``X`` of shape ``(b, 1, d)``; returns ``(b,)``."""
         mean, sigma = self._mean_and_sigma(X)  # (b,), (b,)
-        log_pof = torch.special.log_ndtr((self.threshold - mean) / sigma)  # log Phi(z), eq. (2)
-        return log_pof + self.log_improvement(X.squeeze(-2))
-
-    def log_improvement(self, X: Tensor) -> Tensor:
-        """``log (c* - c(x))^+`` of ``X`` ``(b, d)``; a tiny cost tie-breaker when ``c*`` is undefined."""
-        cost = self.cost(X).to(X)  # (b,)
-        if self.best_cost is None:
-            scale = cost.abs().max().clamp_min(1e-12)
-            return -1e-6 * cost / scale
-        gain = self.best_cost - cost
-        return torch.where(gain > 0, gain.clamp_min(1e-300).log(), torch.full_like(gain, -torch.inf))
+        cost = self.cost(X.squeeze(-2)).to(X)  # (b,)
+        return log_feasible_improvement(mean, sigma, cost, self.best_cost, self.threshold)

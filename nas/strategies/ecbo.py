@@ -43,10 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from tocsr_nas.searchspace import Configuration
-from tocsr_nas.strategies.acquisition import LogFeasibleImprovement
+from tocsr_nas.strategies.acquisition import log_feasible_improvement
 from tocsr_nas.strategies.base import Problem, Strategy, StrategyError, register_strategy
 from tocsr_nas.strategies.quality_model import DTYPE, ConfigFeatures, QualityWarp, fit_quality_gp
 
@@ -73,6 +72,9 @@ class ECBO(Strategy):
         local_steps: maximum hill-climbing steps.
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used).
+        threads: torch intra-op threads while proposing (restored afterwards; ``None`` leaves
+            torch's setting alone). The matrices are small (hundreds of rows), where one thread
+            is fastest and avoids oversubscribing a shared CPU.
 
     Example:
         >>> from tocsr_nas.searchspace import SearchSpace
@@ -102,6 +104,7 @@ class ECBO(Strategy):
         n_local_starts: int = 12
         local_steps: int = 8
         fail_quality: float = 3.0
+        threads: int | None = 1
 
         def __post_init__(self) -> None:
             if self.warp not in _WARPS:
@@ -113,6 +116,8 @@ class ECBO(Strategy):
                 value = getattr(self, name)
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise StrategyError(f"ecbo: {name} must be a nonnegative integer, got {value!r}")
+            if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+                raise StrategyError(f"ecbo: threads must be a positive integer or None, got {self.threads!r}")
             if not (isinstance(self.fail_quality, (int, float)) and self.fail_quality > 1):
                 raise StrategyError(f"ecbo: fail_quality must be a number > 1, got {self.fail_quality!r}")
 
@@ -162,22 +167,19 @@ class ECBO(Strategy):
             return self._c0 + self._dc[np.arange(self._nb)[None, :], idx].sum(axis=1)
         return np.array([self._cost_of(row) for row in idx])
 
-    def _cost_from_features(self, X: Tensor) -> Tensor:
-        """Known costs of feature rows ``(N, d)`` (the one-hot part identifies the configuration)."""
-        onehot = X[:, : self._features.d1]  # (N, D1)
-        idx = np.stack(
-            [
-                onehot[:, o : o + k].argmax(dim=1).numpy()
-                for o, k in zip(self._features.offsets, self._card)
-            ],
-            axis=1,
-        )  # (N, B)
-        return torch.as_tensor(self._costs(idx), dtype=DTYPE)
-
     # -- the proposal -----------------------------------------------------------------------------
     def _propose(self, n: int, rng: random.Random) -> Sequence[Configuration]:
         if not self.history:
             return self._random_unseen(rng, n)
+        threads = torch.get_num_threads()
+        if self.options.threads is not None:
+            torch.set_num_threads(self.options.threads)
+        try:
+            return self._propose_batch(n, rng)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _propose_batch(self, n: int, rng: random.Random) -> list[Configuration]:
         t_start = time.perf_counter()
         np_rng = np.random.default_rng(rng.getrandbits(63))
         gen = torch.Generator().manual_seed(rng.getrandbits(62))
@@ -194,7 +196,6 @@ class ECBO(Strategy):
             self._features,
             use_pairs=self.options.use_pairs,
             use_rbf=self.options.use_rbf,
-            seed=rng.getrandbits(31),
         )
         t_fit = time.perf_counter()
         seen = {tuple(r) for r in obs_idx.tolist()} | {tuple(self.space.encode(c)) for c in self._pending}
@@ -215,7 +216,7 @@ class ECBO(Strategy):
             if j + 1 < n:  # kriging believer: pretend we observed the posterior mean
                 q_believed = float(self._unwarp(mu))
                 believed.append((idx, float(self._costs(idx[None])[0]), q_believed))
-                model = model.condition_on_observations(self._features(idx[None]), torch.tensor([[mu]], dtype=DTYPE))
+                model = model.condition(self._features(idx[None]), torch.tensor([mu], dtype=DTYPE))
         self.last_timing = {"fit_s": t_fit - t_start, "total_s": time.perf_counter() - t_start, "n_obs": len(self.history)}
         return out
 
@@ -224,7 +225,7 @@ class ECBO(Strategy):
             return y * self._warp.e_ref
         return math.copysign(math.expm1(abs(y)), y) * self._warp.e_ref
 
-    def _propose_one(self, model, eps, believed, seen, np_rng, gen):
+    def _propose_one(self, gp, eps, believed, seen, np_rng, gen):
         threshold = float(self._warp(eps))
         feasible = sorted((c, i) for i, (_, c, q) in enumerate(believed) if q <= eps)
         best_cost = feasible[0][0] if feasible else None
@@ -233,23 +234,26 @@ class ECBO(Strategy):
         else:  # nothing feasible: start from the least infeasible configurations
             order = sorted(range(len(believed)), key=lambda i: believed[i][2])
             elites = [believed[i][0] for i in order[:5]] or [np.zeros(self._nb, dtype=np.int64)]
-        acq = LogFeasibleImprovement(model, cost=self._cost_from_features, best_cost=best_cost, threshold=threshold)
 
-        pool = self._pool(model, elites, np_rng, gen)
+        def score(idx: np.ndarray, best: float | None = best_cost) -> tuple[np.ndarray, np.ndarray]:
+            return self._score(gp, idx, best, threshold)
+
+        pool = self._pool(gp, elites, np_rng, gen)
         pool = self._unseen_rows(pool, seen)
         if len(pool) == 0:
             pool = self._unseen_rows(self._uniform(np_rng, 2000), seen)
             if len(pool) == 0:
                 return None
-        scores, mus = self._score(acq, pool)
-        pool, scores, mus = self._local_search(acq, pool, scores, mus, seen)
+        scores, mus = score(pool)
+        pool, scores, mus = self._local_search(score, pool, scores, mus, seen)
         if not np.isfinite(scores).any():  # nothing improves on c*: most likely feasible, then cheap
-            acq_pof = LogFeasibleImprovement(model, cost=self._cost_from_features, best_cost=None, threshold=threshold)
-            scores, mus = self._score(acq_pof, pool)
+            scores, mus = score(pool, None)
         for i in np.argsort(-scores, kind="stable"):
             row = pool[i]
+            if tuple(row.tolist()) in seen:
+                continue
             cfg = self.space.decode(row.tolist())
-            if tuple(row.tolist()) not in seen and self.problem.is_admissible(cfg) and not self.is_seen(cfg):
+            if self.problem.is_admissible(cfg) and not self.is_seen(cfg):
                 return row, cfg, float(mus[i])
         # the pool held no admissible configuration: fall back to random admissible ones
         exclude = [self.space.decode(list(r)) for r in seen]
@@ -258,23 +262,21 @@ class ECBO(Strategy):
             return None
         cfg = rand[0]
         row = np.array(self.space.encode(cfg), dtype=np.int64)
-        return row, cfg, float(model.posterior(self._features(row[None])).mean.item())
+        return row, cfg, float(gp.predict(self._features(row[None]))[0].item())
 
     # -- scoring ------------------------------------------------------------------------------
-    def _score(self, acq: LogFeasibleImprovement, idx: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def _score(self, gp, idx: np.ndarray, best_cost: float | None, threshold: float, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """Acquisition (eq. 3 of :mod:`~tocsr_nas.strategies.acquisition`) and posterior mean of index rows."""
         scores, mus = [], []
-        with torch.no_grad():
-            for s in range(0, len(idx), chunk):
-                X = self._features(idx[s : s + chunk])  # (N, d)
-                post = acq.model.posterior(X)
-                mu = post.mean.squeeze(-1)  # (N,)
-                sigma = post.variance.squeeze(-1).clamp_min(1e-12).sqrt()
-                log_pof = torch.special.log_ndtr((acq.threshold - mu) / sigma)
-                scores.append((log_pof + acq.log_improvement(X)).numpy())
-                mus.append(mu.numpy())
+        for s in range(0, len(idx), chunk):
+            rows = idx[s : s + chunk]
+            mean, var = gp.predict(self._features(rows))  # (N,), (N,)
+            cost = torch.as_tensor(self._costs(rows), dtype=DTYPE)
+            scores.append(log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold).numpy())
+            mus.append(mean.numpy())
         return np.concatenate(scores), np.concatenate(mus)
 
-    def _local_search(self, acq, pool, scores, mus, seen):
+    def _local_search(self, score, pool, scores, mus, seen):
         """Best-improvement hill climbing over single swaps from the best pool members."""
         k = min(self.options.n_local_starts, len(pool))
         if k == 0 or self.options.local_steps == 0:
@@ -288,7 +290,7 @@ class ECBO(Strategy):
             per = len(neigh) // len(current)
             rows = [tuple(r) for r in neigh.tolist()]
             keep = np.array([r not in seen for r in rows])
-            s, m = self._score(acq, neigh)
+            s, m = score(neigh)
             s = np.where(keep, s, -np.inf)
             for r, ok, sc, mu in zip(rows, keep, s, m):
                 if ok and r not in known:
@@ -343,20 +345,15 @@ class ECBO(Strategy):
             valid = kk < self._card[bb]
             swaps[valid, bb[valid]] = kk[valid]
             X = self._features(np.concatenate([c[None], swaps]))  # (1 + B*Kmax, d)
-            with torch.no_grad():
-                post = model.posterior(X)
-                mean = post.mean.squeeze(-1)  # (1 + B*Kmax,)
-                diff_mean = (mean[1:] - mean[0]).numpy()
-                tables.append(self._table(diff_mean, valid))
-                t = self.options.posterior_tables
-                if t:
-                    cov = post.distribution.covariance_matrix
-                    eye = torch.eye(cov.shape[0], dtype=DTYPE)
-                    chol = torch.linalg.cholesky_ex(cov + 1e-8 * eye)[0]
-                    z = torch.randn(cov.shape[0], t, generator=gen, dtype=DTYPE)
-                    samples = (mean[:, None] + chol @ z).numpy()  # (1 + B*Kmax, t)
-                    for s in range(t):
-                        tables.append(self._table(samples[1:, s] - samples[0, s], valid))
+            mean, cov = model.joint(X)  # (1 + B*Kmax,), (1 + B*Kmax, 1 + B*Kmax)
+            tables.append(self._table((mean[1:] - mean[0]).numpy(), valid))
+            t = self.options.posterior_tables
+            if t:
+                chol = torch.linalg.cholesky_ex(cov + 1e-8 * torch.eye(cov.shape[0], dtype=DTYPE))[0]
+                z = torch.randn(cov.shape[0], t, generator=gen, dtype=DTYPE)
+                samples = (mean[:, None] + chol @ z).numpy()  # (1 + B*Kmax, t)
+                for j in range(t):
+                    tables.append(self._table(samples[1:, j] - samples[0, j], valid))
         if self._features.has_prior:
             tables.append(self._features.prior_table.copy())
         return tables

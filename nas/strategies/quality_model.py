@@ -16,7 +16,7 @@ so the GP is::
 
 with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
 a constant mean and Gaussian noise (a nugget for model misfit). Hyperparameters are fitted by
-MAP (botorch's ``fit_gpytorch_mll``) under weak Gamma priors.
+MAP under weak Gamma priors (see :func:`fit_quality_gp`).
 
 Outputs are ``y = g(q) = sign(q) log1p(|q| / e_ref)`` (``warp="log1p"``) or ``q / e_ref``
 (``warp="linear"``), ``e_ref`` the largest epsilon: monotone, so ``q <= e <=> y <= g(e)``; the
@@ -25,26 +25,21 @@ log warp keeps wildly infeasible configurations from dominating the fit near the
 
 from __future__ import annotations
 
+import logging
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 
 import gpytorch
 import numpy as np
 import torch
-from botorch.fit import fit_gpytorch_mll
-from botorch.models import SingleTaskGP
 from gpytorch.constraints import GreaterThan
-from gpytorch.kernels import LinearKernel, RBFKernel, ScaleKernel
-from gpytorch.likelihoods import GaussianLikelihood
-from gpytorch.means import ConstantMean
-from gpytorch.mlls import ExactMarginalLogLikelihood
-from gpytorch.priors import GammaPrior
 from torch import Tensor
 
 from tocsr_nas.searchspace import SearchSpace
 
-__all__ = ["ConfigFeatures", "QualityWarp", "fit_quality_gp"]
+__all__ = ["ConfigFeatures", "QualityGP", "QualityWarp", "fit_quality_gp"]
+
+logger = logging.getLogger(__name__)
 
 DTYPE = torch.float64
 
@@ -114,28 +109,176 @@ class ConfigFeatures:
         return self.prior_table
 
 
-def _kernel(features: ConfigFeatures, use_pairs: bool, use_rbf: bool) -> gpytorch.kernels.Kernel:
-    def scaled(base: gpytorch.kernels.Kernel) -> ScaleKernel:
-        return ScaleKernel(base, outputscale_prior=GammaPrior(2.0, 4.0))
+#: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
+_HYPERS = ("additive", "pairs", "prior", "rbf", "lengthscale", "noise")
+_PRIORS = {
+    "additive": (2.0, 4.0),
+    "pairs": (2.0, 4.0),
+    "prior": (2.0, 4.0),
+    "rbf": (2.0, 4.0),
+    "lengthscale": (3.0, 6.0),
+    "noise": (1.1, 20.0),
+}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_MIN_NOISE = 1e-6
 
-    def linear(dims: Sequence[int]) -> LinearKernel:
-        kern = LinearKernel(active_dims=torch.tensor(dims))
-        kern.variance = 1.0
-        kern.raw_variance.requires_grad_(False)  # the ScaleKernel carries the scale
-        return kern
 
-    parts = [scaled(linear(features.slice1))]
-    if use_pairs and features.d2:
-        parts.append(scaled(linear(features.slice2)))
-    if features.has_prior:
-        parts.append(scaled(linear(features.slice_z)))
-    if use_rbf:
-        rbf = RBFKernel(active_dims=torch.tensor(features.slice1), lengthscale_prior=GammaPrior(3.0, 6.0))
-        parts.append(scaled(rbf))
-    kernel = parts[0]
-    for p in parts[1:]:
-        kernel = kernel + p
-    return kernel
+class StructuredKernel:
+    """``k = a1 <phi1, phi1'> + a2 <phi2, phi2'> + a3 z z' + a4 exp(-|phi1 - phi1'|^2 / (2 l^2))``.
+
+    ``|phi1|^2 = 1`` for every configuration, so ``|phi1 - phi1'|^2 = 2 - 2 <phi1, phi1'>`` (twice
+    the fraction of blocks that differ). Terms not in ``active`` are left out.
+    """
+
+    def __init__(self, features: ConfigFeatures, active: Sequence[str]) -> None:
+        self.features = features
+        self.active = tuple(active)
+
+    def parts(self, X1: Tensor, X2: Tensor) -> dict[str, Tensor]:
+        f = self.features
+        k1 = X1[:, : f.d1] @ X2[:, : f.d1].T  # (n1, n2)
+        out = {"additive": k1}
+        if "pairs" in self.active:
+            out["pairs"] = X1[:, f.d1 : f.d1 + f.d2] @ X2[:, f.d1 : f.d1 + f.d2].T
+        if "prior" in self.active:
+            out["prior"] = X1[:, -1:] @ X2[:, -1:].T
+        if "rbf" in self.active:
+            out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
+        return out
+
+    @staticmethod
+    def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
+        K = h["additive"] * parts["additive"]
+        for name in ("pairs", "prior"):
+            if name in parts:
+                K = K + h[name] * parts[name]
+        if "sqdist" in parts:
+            K = K + h["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * h["lengthscale"] ** 2))
+        return K
+
+    def __call__(self, X1: Tensor, X2: Tensor, h: Mapping[str, Tensor | float]) -> Tensor:
+        return self.combine(self.parts(X1, X2), h)
+
+    def diag(self, X: Tensor, h: Mapping[str, Tensor | float]) -> Tensor:
+        f = self.features
+        d = h["additive"] * (X[:, : f.d1] ** 2).sum(1)
+        if "pairs" in self.active:
+            d = d + h["pairs"] * (X[:, f.d1 : f.d1 + f.d2] ** 2).sum(1)
+        if "prior" in self.active:
+            d = d + h["prior"] * X[:, -1] ** 2
+        if "rbf" in self.active:
+            d = d + h["rbf"]
+        return d
+
+
+class QualityGP:
+    """An exact GP on configuration features, with hyperparameters fitted by MAP.
+
+    The marginal likelihood is written out (precomputed kernel parts, one Cholesky per
+    evaluation, autograd gradients, scipy L-BFGS-B), which is two orders of magnitude faster than
+    going through gpytorch's lazy kernel algebra for these small dense problems. Predictions use
+    the cached Cholesky factor ``L L^T = K(X, X) + s^2 I``::
+
+        mean(x) = c + k(X, x)^T alpha,   alpha = (K + s^2 I)^{-1} (y - c)
+        var(x)  = k(x, x) - |L^{-1} k(X, x)|^2
+
+    :meth:`to_botorch` returns an equivalent botorch ``SingleTaskGP`` (gpytorch kernels, same
+    hyperparameters) for use with botorch acquisition functions such as
+    :class:`~tocsr_nas.strategies.acquisition.LogFeasibleImprovement`.
+    """
+
+    def __init__(self, kernel: StructuredKernel, X: Tensor, y: Tensor, hypers: Mapping[str, float], mean: float) -> None:
+        self.kernel = kernel
+        self.X, self.y = X, y  # (n, d), (n,)
+        self.hypers = dict(hypers)
+        self.mean_const = float(mean)
+        with torch.no_grad():
+            K = kernel(X, X, self.hypers) + self.hypers["noise"] * torch.eye(len(X), dtype=DTYPE)  # (n, n)
+            self.L = _cholesky(K)
+            self.alpha = torch.cholesky_solve((y - self.mean_const)[:, None], self.L)  # (n, 1)
+
+    @torch.no_grad()
+    def predict(self, Xs: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean and variance of the latent function at ``Xs`` ``(N, d)`` -> ``(N,), (N,)``."""
+        Ks = self.kernel(self.X, Xs, self.hypers)  # (n, N)
+        mean = self.mean_const + (Ks * self.alpha).sum(0)
+        V = torch.linalg.solve_triangular(self.L, Ks, upper=False)  # (n, N)
+        var = self.kernel.diag(Xs, self.hypers) - (V * V).sum(0)
+        return mean, var.clamp_min(1e-12)
+
+    @torch.no_grad()
+    def joint(self, Xs: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean ``(N,)`` and covariance ``(N, N)`` (for small ``N``: joint samples)."""
+        Ks = self.kernel(self.X, Xs, self.hypers)
+        mean = self.mean_const + (Ks * self.alpha).sum(0)
+        V = torch.linalg.solve_triangular(self.L, Ks, upper=False)
+        return mean, self.kernel(Xs, Xs, self.hypers) - V.T @ V
+
+    def condition(self, Xn: Tensor, yn: Tensor) -> "QualityGP":
+        """The same GP with observations ``(Xn, yn)`` appended (kriging-believer fantasies)."""
+        return QualityGP(self.kernel, torch.cat([self.X, Xn]), torch.cat([self.y, yn.reshape(-1)]), self.hypers, self.mean_const)
+
+    def to_botorch(self):
+        """An equivalent botorch ``SingleTaskGP`` built from gpytorch kernels."""
+        from botorch.models import SingleTaskGP
+        from gpytorch.kernels import RBFKernel, ScaleKernel
+        from gpytorch.likelihoods import GaussianLikelihood
+        from gpytorch.means import ConstantMean
+
+        f = self.kernel.features
+        h = self.hypers
+
+        def scaled(base, scale):
+            k = ScaleKernel(base)
+            k.outputscale = scale
+            return k
+
+        parts = [scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice1)), h["additive"])]
+        if "pairs" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice2)), h["pairs"]))
+        if "prior" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z)), h["prior"]))
+        if "rbf" in self.kernel.active:
+            rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
+            rbf.lengthscale = h["lengthscale"]
+            parts.append(scaled(rbf, h["rbf"]))
+        covar = parts[0]
+        for p in parts[1:]:
+            covar = covar + p
+        likelihood = GaussianLikelihood(noise_constraint=GreaterThan(_MIN_NOISE / 2))
+        likelihood.noise = h["noise"]
+        mean = ConstantMean()
+        mean.constant = self.mean_const
+        model = SingleTaskGP(self.X, self.y[:, None], likelihood=likelihood, covar_module=covar.to(DTYPE),
+                             mean_module=mean.to(DTYPE), outcome_transform=None)
+        return model.eval()
+
+
+class _DenseLinearKernel(gpytorch.kernels.Kernel):
+    """``<x, x'>`` as a dense tensor (gpytorch's ``LinearKernel`` is a low-rank operator whose
+    sums trigger SVDs)."""
+
+    has_lengthscale = False
+
+    def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, last_dim_is_batch: bool = False, **params) -> Tensor:
+        if diag:
+            return (x1 * x2).sum(-1)
+        return x1 @ x2.transpose(-1, -2)
+
+
+def _cholesky(K: Tensor) -> Tensor:
+    jitter = 0.0
+    eye = torch.eye(K.shape[0], dtype=K.dtype)
+    for _ in range(8):
+        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
+        if int(info) == 0:
+            return L
+        jitter = max(jitter * 10, 1e-9 * float(K.diagonal().mean().clamp_min(1e-12)))
+    return torch.linalg.cholesky(K + jitter * eye)
+
+
+def _gamma_logpdf(x: Tensor, shape: float, rate: float) -> Tensor:
+    return (shape - 1.0) * torch.log(x) - rate * x
 
 
 def fit_quality_gp(
@@ -145,33 +288,63 @@ def fit_quality_gp(
     *,
     use_pairs: bool = True,
     use_rbf: bool = True,
-    seed: int = 0,
-) -> SingleTaskGP:
-    """Fit the GP of the module docstring by MAP; deterministic given the data and ``seed``.
+    maxiter: int = 100,
+) -> QualityGP:
+    """Fit the GP of the module docstring by MAP; deterministic given the data.
+
+    The objective is ``-log N(y | c, K + s^2 I) - sum log Gamma(hyper)`` over log-hyperparameters
+    (and the constant mean ``c``), minimised by L-BFGS-B from a fixed start.
 
     Args:
         X: features ``(n, d)``.
         y: warped qualities ``(n,)``.
         features: the feature map that produced ``X``.
-        seed: seeds the (rare) random restarts of the optimiser, inside a forked torch RNG.
+        use_pairs: include the neighbour-pair term.
+        use_rbf: include the residual RBF term.
+        maxiter: L-BFGS-B iterations.
     """
-    likelihood = GaussianLikelihood(noise_prior=GammaPrior(1.1, 20.0), noise_constraint=GreaterThan(1e-6))
-    model = SingleTaskGP(
-        X,
-        y.reshape(-1, 1),
-        likelihood=likelihood,
-        covar_module=_kernel(features, use_pairs, use_rbf),
-        mean_module=ConstantMean(),
-        outcome_transform=None,
-    )
-    if X.shape[0] >= 2:
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch.random.fork_rng(), warnings.catch_warnings():
-            torch.manual_seed(seed)
-            warnings.simplefilter("ignore")
-            try:
-                fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 200}})
-            except Exception:  # noqa: BLE001 - keep the prior-mode hyperparameters; the GP still conditions on data
-                pass
-    model.eval()
-    return model
+    from scipy.optimize import minimize
+
+    active = ["additive"] + (["pairs"] if use_pairs and features.d2 else []) + (["prior"] if features.has_prior else [])
+    active += ["rbf", "lengthscale"] if use_rbf else []
+    kernel = StructuredKernel(features, active)
+    names = [n for n in _HYPERS if n in active] + ["noise"]
+    parts = {k: v.detach() for k, v in kernel.parts(X, X).items()}
+    n = len(y)
+    eye = torch.eye(n, dtype=DTYPE)
+    y = y.to(DTYPE)
+
+    def unpack(theta: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        h = {name: torch.exp(theta[i]) for i, name in enumerate(names)}
+        h["noise"] = h["noise"] + _MIN_NOISE
+        return h, theta[-1]
+
+    def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = torch.tensor(theta_np, dtype=DTYPE, requires_grad=True)
+        h, c = unpack(theta)
+        K = StructuredKernel.combine(parts, h) + h["noise"] * eye
+        L, info = torch.linalg.cholesky_ex(K)
+        if int(info) != 0:
+            return 1e10, np.zeros_like(theta_np)
+        r = (y - c)[:, None]
+        a = torch.cholesky_solve(r, L)
+        nll = 0.5 * (r * a).sum() + torch.log(torch.diagonal(L)).sum() + 0.5 * n * math.log(2 * math.pi)
+        for name in names:
+            nll = nll - _gamma_logpdf(h[name], *_PRIORS[name])
+        nll.backward()
+        return float(nll.detach()), theta.grad.numpy().copy()
+
+    theta0 = np.array([math.log(_INIT[name]) for name in names] + [float(y.mean()) if n else 0.0])
+    theta = theta0
+    if n >= 2:
+        bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(None, None)]
+        bounds[names.index("noise")] = (math.log(1e-7), math.log(10.0))
+        try:
+            res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+            if np.all(np.isfinite(res.x)) and res.fun < objective(theta0)[0]:
+                theta = res.x
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):  # keep the prior-mode start
+            logger.debug("GP hyperparameter fit failed; keeping the initial values", exc_info=True)
+    with torch.no_grad():
+        h, c = unpack(torch.tensor(theta, dtype=DTYPE))
+    return QualityGP(kernel, X, y, {k: float(v) for k, v in h.items()}, float(c))
