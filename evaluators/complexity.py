@@ -46,6 +46,7 @@ __all__ = [
     "count_complexity",
     "count_macs",
     "count_params",
+    "trace_macs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -242,6 +243,12 @@ class _TraceAdapter(nn.Module):
     fvcore traces positional tensor inputs only, so the tensors inside ``args``/``kwargs``
     (nested in tuples, lists or dicts) become the traced inputs and every other leaf is a
     constant re-applied at call time; the output is flattened to a tuple of tensors.
+
+    The JIT tracer removes dead code, so a submodule whose output nobody reads (say the time
+    embedding of a UNet whose every ResNet was replaced by a skip) would silently drop out of
+    the count, although eager PyTorch still runs it. To count what actually runs, and to make
+    a block cost the same alone and in context, every submodule output is *anchored*: one
+    element of each is stacked into an extra output (``select`` and ``stack``: zero MACs).
     """
 
     def __init__(self, module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -251,29 +258,66 @@ class _TraceAdapter(nn.Module):
         self._tensor_at = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
         self._leaves = leaves
         self.tensors = tuple(leaves[i] for i in self._tensor_at)
+        self._anchors: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+
+    def _anchor_hook(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        for tensor in _tensors_in(output):
+            if tensor.numel() > 0:
+                self._anchors.setdefault((tensor.dtype, tensor.device), []).append(tensor.flatten()[0])
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         leaves = list(self._leaves)
         for i, tensor in zip(self._tensor_at, tensors):
             leaves[i] = tensor
         args, kwargs = pytree.tree_unflatten(leaves, self._spec)
-        return _flatten_output(self.module(*args, **kwargs))
+        handles = [m.register_forward_hook(self._anchor_hook) for m in self.module.modules()]
+        self._anchors = {}
+        try:
+            outputs = _flatten_output(self.module(*args, **kwargs))
+        finally:
+            for handle in handles:
+                handle.remove()
+        anchors = tuple(torch.stack(elements) for elements in self._anchors.values())
+        self._anchors = {}
+        return (*outputs, *anchors)
 
 
-def count_macs(
-    module: nn.Module, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
-) -> tuple[int, int]:
-    """Traces ``module(*args, **kwargs)`` once with fvcore and returns its MACs.
+def _tensors_in(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a module output (lenient: unknown containers hold none)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    to_tuple = getattr(value, "to_tuple", None)
+    if callable(to_tuple):
+        value = to_tuple()
+    if isinstance(value, Mapping):
+        value = tuple(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _tensors_in(item)]
+    return []
+
+
+def trace_macs(
+    module: nn.Module,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    submodules: Sequence[str] = (),
+) -> dict[str, tuple[int, int]]:
+    """Traces ``module(*args, **kwargs)`` once with fvcore; MACs of the module and of submodules.
+
+    An op counts towards a submodule when it runs inside that submodule's call (fvcore's
+    "owner" scopes), so a block's figure here equals a trace of the block alone on the same
+    inputs.
 
     Args:
         module: the module to trace (run under ``torch.no_grad``; its mode is left unchanged).
         args: positional call arguments.
         kwargs: keyword call arguments.
+        submodules: dotted paths (relative to ``module``) whose share is wanted as well.
 
     Returns:
-        ``(macs, attention_macs)``: all MACs with attention counted, and the part of them that
-        comes from ``scaled_dot_product_attention`` (``macs - attention_macs`` is fvcore's
-        default figure).
+        ``{"": (macs, attention_macs), path: (macs, attention_macs), ...}``: MACs with
+        attention counted and the part of them that comes from ``scaled_dot_product_attention``
+        (``macs - attention_macs`` is fvcore's default figure).
 
     Raises:
         UnsupportedOpError: an op without a handle that is not in :data:`ZERO_COST_OPS` ran.
@@ -296,13 +340,42 @@ def count_macs(
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            by_op = analysis.by_operator()
+            counts = analysis.by_module_and_operator()
     finally:
         fvcore_logger.setLevel(previous)
     unsupported = {op: n for op, n in analysis.unsupported_ops().items() if op not in ZERO_COST_OPS}
     if unsupported:
         raise UnsupportedOpError(unsupported)
-    return int(sum(by_op.values())), int(by_op.get(ATTENTION_OP, 0))
+
+    def total(name: str) -> tuple[int, int]:
+        by_op = counts[analysis.canonical_module_name(name)]
+        return int(sum(by_op.values())), int(by_op.get(ATTENTION_OP, 0))
+
+    result = {"": total("")}
+    for path in submodules:
+        result[path] = total(f"module.{path}" if path else "module")
+    return result
+
+
+def count_macs(
+    module: nn.Module, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+) -> tuple[int, int]:
+    """Traces ``module(*args, **kwargs)`` once with fvcore and returns its MACs.
+
+    Args:
+        module: the module to trace (run under ``torch.no_grad``; its mode is left unchanged).
+        args: positional call arguments.
+        kwargs: keyword call arguments.
+
+    Returns:
+        ``(macs, attention_macs)``: all MACs with attention counted, and the part of them that
+        comes from ``scaled_dot_product_attention`` (``macs - attention_macs`` is fvcore's
+        default figure).
+
+    Raises:
+        UnsupportedOpError: an op without a handle that is not in :data:`ZERO_COST_OPS` ran.
+    """
+    return trace_macs(module, args, kwargs)[""]
 
 
 def count_params(module: nn.Module) -> int:
