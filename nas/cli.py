@@ -4,16 +4,25 @@ Each sub-command lives in its own module under ``tocsr_nas.commands`` and expose
 ``add_parser(subparsers)`` (which registers the parser and sets ``func``). Errors a user can
 cause (:class:`~tocsr_nas.errors.TocsrError` and its subclasses, bad arguments) print one line
 to stderr and exit with code 2; nothing else is caught, so real bugs keep their traceback.
+
+``--plugin MODULE`` (before the command, repeatable) imports a module - a dotted name on
+``sys.path`` or a ``.py`` file - before the command runs, so the strategies, surrogate types and
+quality evaluators it registers (``@register_strategy`` ...) can be named on the command line::
+
+    tocsr-nas --plugin examples/custom_strategy.py search ... --strategy greedy-prior
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
+from pathlib import Path
+from types import ModuleType
 
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.errors import TocsrError, UserInputError
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = ("search", "space", "teacher", "distill", "export", "sr", "upscale", "evaluate", "run")
@@ -26,9 +35,45 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(f"{self.prog}: error: {message}")
 
 
+def load_plugin(name: str) -> ModuleType:
+    """Import a plugin: a ``.py`` file path or a dotted module name (its registrations run on import).
+
+    Raises:
+        UserInputError: the file or module does not exist.
+    """
+    if name.endswith(".py") or "/" in name or "\\" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise UserInputError(f"--plugin {name}: no such file")
+        module_name = f"tocsr_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses and pickling look classes up here
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        return module
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise UserInputError(f"--plugin {name}: no module named {exc.name!r} (give a .py path or a module on sys.path)") from None
+        raise
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tocsr-nas", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a .py file or module first, so the strategies, surrogates and qualities it registers "
+        "can be named (repeatable; goes before the command)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
@@ -55,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        for plugin in args.plugin:
+            load_plugin(plugin)
         return int(args.func(args) or 0)
     except TocsrError as exc:
         print(f"tocsr-nas {args.command}: error: {exc}", file=sys.stderr)
