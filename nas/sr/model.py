@@ -1,0 +1,481 @@
+"""The super-resolution model: a denoising backbone conditioned on the low-resolution image.
+
+**Conditioning.** For a low-resolution image ``y`` (``h x w``) and scale ``s`` (4), the
+conditioning latent is the VAE latent of the bicubic upsampling of ``y`` back to ``sh x sw``::
+
+    z_lr = E(bicubic_s(y))                      # (B, C, sh/f, sw/f), C = 16 latent channels
+
+It is concatenated with the noisy latent ``z_t`` along the channels, so the backbone's first
+convolution sees ``2C`` input channels. :func:`widen_conv_in` widens ``conv_in`` from ``C`` to
+``2C`` input channels and sets the new weights to **zero**: with ``W = [W_z | W_lr]``::
+
+    conv_in([z_t ; z_lr]) = W_z * z_t + W_lr * z_lr + b = W_z * z_t + b     (W_lr = 0)
+
+so an untrained :class:`SRUNet` computes exactly what its backbone computes, and fine-tuning
+starts from the backbone's behaviour instead of from noise.
+
+**Backbones.** Any module with the call signature of diffusers'
+:class:`~diffusers.UNet2DConditionModel` (``unet(sample, timestep, encoder_hidden_states=...,
+return_dict=False)[0]``) whose first layer is a :class:`torch.nn.Conv2d` at ``.conv_in``: the
+teacher's own UNet or a compact UNet exported by the search. :func:`load_backbone` opens either
+folder kind.
+
+**The SR folder** (:meth:`SRModel.save` / :meth:`SRModel.load`) is self-contained: ``upscale``
+and ``evaluate`` need nothing else::
+
+    sr.json               kind ("multistep" | "onestep"), geometry, sampler, provenance, metrics
+    backbone/             the backbone's architecture (a diffusers UNet config.json, or a copy
+                          of the compact folder)
+    weights.safetensors   the SRUNet's weights (backbone with the widened conv_in + null context)
+    vae/                  the frozen VAE (diffusers save_pretrained, safetensors)
+    scheduler/            the teacher's DDPM scheduler config (training noise schedule)
+
+Example:
+    >>> import torch
+    >>> conv = torch.nn.Conv2d(16, 8, 3, padding=1)
+    >>> wide = widen_conv_in(conv, 16)
+    >>> x, c = torch.randn(1, 16, 4, 4), torch.randn(1, 16, 4, 4)
+    >>> torch.allclose(wide(torch.cat([x, c], 1)), conv(x))
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+from torch import nn
+
+from tocsr_nas.checkpoint import atomic_write_json, load_safetensors, read_json, replace_dir, save_safetensors
+from tocsr_nas.errors import TocsrError
+from tocsr_nas.teacher import NullContext, Teacher, TeacherLoadError
+
+__all__ = [
+    "SRModelError",
+    "Backbone",
+    "SRUNet",
+    "SRModel",
+    "widen_conv_in",
+    "load_backbone",
+    "bicubic_upsample",
+    "SR_FORMAT",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``format`` field of ``sr.json``
+SR_FORMAT = "tocsr-sr"
+_SR_VERSION = 1
+_WEIGHTS = "weights.safetensors"
+KINDS = ("multistep", "onestep")
+
+
+class SRModelError(TocsrError):
+    """A backbone or SR model folder that is missing, incomplete or of the wrong kind."""
+
+
+# ---------------------------------------------------------------------- conditioning
+def widen_conv_in(conv: nn.Conv2d, extra_channels: int) -> nn.Conv2d:
+    """A copy of ``conv`` with ``extra_channels`` more input channels whose weights are zero.
+
+    Args:
+        conv: the backbone's first convolution (``C_in -> C_out``).
+        extra_channels: input channels to add (the conditioning latent's channels).
+
+    Returns:
+        A new :class:`~torch.nn.Conv2d` ``(C_in + extra) -> C_out``: ``weight[:, :C_in]`` and
+        ``bias`` copied from ``conv``, ``weight[:, C_in:] = 0``; same kernel, stride, padding,
+        dilation, groups (must be 1), device and dtype.
+
+    Raises:
+        SRModelError: if ``conv`` is not a plain ``Conv2d`` with ``groups == 1``.
+    """
+    if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
+        raise SRModelError(f"the backbone's conv_in must be a torch.nn.Conv2d with groups=1, got {conv!r}")
+    wide = nn.Conv2d(
+        conv.in_channels + extra_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:, : conv.in_channels].copy_(conv.weight)  # (C_out, C_in, k, k)
+        if conv.bias is not None:
+            wide.bias.copy_(conv.bias)
+    return wide
+
+
+def bicubic_upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bicubic upsampling ``(B, 3, h, w) -> (B, 3, s h, s w)``, clamped to ``[-1, 1]``."""
+    h, w = lr.shape[-2:]
+    up = F.interpolate(lr, size=(h * scale, w * scale), mode="bicubic", align_corners=False)
+    return up.clamp(-1.0, 1.0)
+
+
+class SRUNet(nn.Module):
+    """A backbone UNet conditioned on the LR latent by channel concatenation.
+
+    Args:
+        backbone: a UNet-like module (see the module docstring); its ``conv_in`` is replaced.
+        context: the null context feeding the backbone's cross-attention.
+        cond_channels: channels of the conditioning latent (the VAE's latent channels).
+        widen: widen ``conv_in`` now (``False`` when ``backbone`` already has the wide conv_in).
+
+    Attributes:
+        latent_channels: channels ``C`` of ``z_t`` (the backbone's original input channels).
+        cond_channels: channels of ``z_lr``.
+
+    Example:
+        >>> from tocsr_nas.sr.testing import micro_unet
+        >>> from tocsr_nas.teacher import NullContext
+        >>> net = SRUNet(micro_unet(), NullContext(num_tokens=2, dim=8))
+        >>> z = torch.randn(2, 16, 8, 8)
+        >>> net(z, torch.tensor([10, 500]), z).shape
+        torch.Size([2, 16, 8, 8])
+    """
+
+    def __init__(self, backbone: nn.Module, context: NullContext, cond_channels: int = 16, *, widen: bool = True):
+        super().__init__()
+        conv = getattr(backbone, "conv_in", None)
+        if not isinstance(conv, nn.Conv2d):
+            raise SRModelError(f"the backbone {type(backbone).__name__} has no torch.nn.Conv2d at .conv_in")
+        self.cond_channels = int(cond_channels)
+        if widen:
+            self.latent_channels = int(conv.in_channels)
+            backbone.conv_in = widen_conv_in(conv, self.cond_channels)
+        else:
+            self.latent_channels = int(conv.in_channels) - self.cond_channels
+        self.backbone = backbone
+        self.context = context
+
+    def forward(self, z_t: torch.Tensor, timestep: torch.Tensor | int, z_lr: torch.Tensor) -> torch.Tensor:
+        """The backbone's prediction for ``z_t`` at ``timestep`` given ``z_lr``.
+
+        Args:
+            z_t: noisy latent ``(B, C, h, w)``.
+            timestep: ``(B,)``, a 0-d tensor or an int.
+            z_lr: conditioning latent ``(B, C, h, w)``.
+
+        Returns:
+            The backbone's output ``(B, C, h, w)`` (epsilon for the presets' schedulers).
+        """
+        b = z_t.shape[0]
+        t = torch.as_tensor(timestep, device=z_t.device)
+        t = t.expand(b) if t.ndim == 0 else t  # (B,)
+        x = torch.cat([z_t, z_lr.to(z_t.dtype)], dim=1)  # (B, 2C, h, w)
+        return self.backbone(x, t, encoder_hidden_states=self.context(b).to(z_t.dtype), return_dict=False)[0]
+
+
+# ---------------------------------------------------------------------- backbones
+@dataclass
+class Backbone:
+    """A denoising backbone and the teacher parts an SR model needs around it.
+
+    Attributes:
+        unet: the UNet-like module (conv_in not yet widened).
+        vae: the teacher's VAE.
+        scheduler: the teacher's training scheduler (DDPM).
+        context: the teacher's null context.
+        format: ``"diffusers-unet"`` (a teacher's UNet) or ``"compact"`` (an exported compact UNet).
+        source: provenance written into ``sr.json`` (folders, teacher fingerprint).
+    """
+
+    unet: nn.Module
+    vae: AutoencoderKL
+    scheduler: Any
+    context: NullContext
+    format: str
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_teacher(cls, teacher: Teacher, source: dict[str, Any] | None = None) -> Backbone:
+        """The teacher's own UNet as the backbone (deep copies: the teacher is left untouched)."""
+        return cls(
+            unet=copy.deepcopy(teacher.unet),
+            vae=copy.deepcopy(teacher.vae),
+            scheduler=DDPMScheduler.from_config(teacher.scheduler.config)
+            if isinstance(teacher.scheduler, DDPMScheduler)
+            else type(teacher.scheduler).from_config(teacher.scheduler.config),
+            context=copy.deepcopy(teacher.context),
+            format="diffusers-unet",
+            source=dict(source or {}, teacher_fingerprint=teacher.fingerprint()),
+        )
+
+
+def _is_teacher_folder(d: Path) -> bool:
+    return (d / "teacher.json").is_file() or ((d / "unet" / "config.json").is_file() and (d / "vae").is_dir())
+
+
+def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -> Backbone:
+    """Open a backbone folder: a teacher folder (its UNet) or an exported compact UNet folder.
+
+    Which kind is decided by the files present: a teacher folder has ``teacher.json`` (or the
+    diffusers layout ``unet/`` + ``vae/``); anything else is handed to
+    :func:`tocsr_nas.load_compact`. A compact UNet carries no VAE, scheduler or null context:
+    they come from ``teacher`` (default: the folder the compact model records, else the shipped
+    tiny teacher).
+
+    Args:
+        directory: the folder.
+        teacher: the teacher folder for a compact backbone's VAE, scheduler and context.
+
+    Returns:
+        The :class:`Backbone`.
+
+    Raises:
+        SRModelError: a missing folder, or a folder that is neither kind.
+        TeacherLoadError: an unreadable teacher folder.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SRModelError(f"backbone folder not found: {directory}")
+    if _is_teacher_folder(directory):
+        t = Teacher.load(directory)
+        return Backbone.from_teacher(t, {"backbone": str(directory.resolve()), "teacher": str(directory.resolve())})
+    unet = _load_compact(directory)
+    teacher_dir = Path(teacher) if teacher is not None else _compact_teacher_dir(directory)
+    t = Teacher.load(teacher_dir)
+    if getattr(unet, "conv_in", None) is None or t.latent_channels != int(unet.conv_in.in_channels):
+        raise SRModelError(
+            f"compact backbone {directory} does not fit the teacher {teacher_dir}: its conv_in takes "
+            f"{getattr(getattr(unet, 'conv_in', None), 'in_channels', '?')} channels, the VAE gives {t.latent_channels}"
+        )
+    backbone = Backbone.from_teacher(t, {"backbone": str(directory.resolve()), "teacher": str(teacher_dir.resolve())})
+    backbone.unet, backbone.format = unet, "compact"
+    return backbone
+
+
+def _load_compact(directory: Path) -> nn.Module:
+    try:
+        from tocsr_nas.export import load_compact
+    except ImportError as exc:
+        raise SRModelError(
+            f"{directory} is not a teacher folder (no teacher.json, unet/, vae/), and compact UNet "
+            f"folders cannot be read by this installation: {exc}"
+        ) from exc
+    try:
+        return load_compact(directory)
+    except TocsrError as exc:
+        raise SRModelError(f"{directory} is neither a teacher folder nor a compact UNet folder: {exc}") from exc
+
+
+def _compact_teacher_dir(directory: Path) -> Path:
+    """The teacher folder a compact model records (``teacher`` in any of its JSON files), if it exists."""
+    from tocsr_nas.teacher import default_teacher_dir
+
+    for path in sorted(directory.glob("*.json")):
+        try:
+            meta = read_json(path)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(meta, dict):
+            for key in ("teacher", "teacher_dir"):
+                value = meta.get(key)
+                if isinstance(value, str) and _is_teacher_folder(Path(value)):
+                    return Path(value)
+    return default_teacher_dir()
+
+
+# ---------------------------------------------------------------------- the SR model
+@dataclass
+class SRModel:
+    """A super-resolution model: the conditioned denoiser, the VAE and the noise schedule.
+
+    Attributes:
+        net: the :class:`SRUNet`.
+        vae: the frozen VAE.
+        scheduler: the training noise schedule (a diffusers ``DDPMScheduler``).
+        config: the ``sr.json`` content: ``kind`` (``"multistep"`` or ``"onestep"``), ``scale``,
+            ``sampler`` (``{"steps", "eta", "seed"}``), ``onestep`` (``{"timestep", "start"}``,
+            one-step models), ``tile`` (latent tile side), ``backbone`` (format and architecture
+            files), ``source`` (provenance) and ``metrics``.
+        backbone_dir: where the backbone's architecture files are (for :meth:`save`).
+    """
+
+    net: SRUNet
+    vae: AutoencoderKL
+    scheduler: Any
+    config: dict[str, Any]
+    backbone_dir: Path | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, *, scale: int = 4, sampler_steps: int = 20, tile: int = 32) -> SRModel:
+        """A new multi-step SR model around ``backbone`` (conv_in widened, zero-initialised)."""
+        latent = int(backbone.vae.config.latent_channels)
+        net = SRUNet(backbone.unet, backbone.context, cond_channels=latent)
+        config = {
+            "format": SR_FORMAT,
+            "version": _SR_VERSION,
+            "kind": "multistep",
+            "scale": int(scale),
+            "latent_channels": latent,
+            "sampler": {"name": "ddim", "steps": int(sampler_steps), "eta": 0.0, "seed": 0},
+            "tile": int(tile),
+            "context": {"num_tokens": int(backbone.context.config.num_tokens), "dim": int(backbone.context.config.dim)},
+            "backbone": {"format": backbone.format},
+            "source": dict(backbone.source),
+            "metrics": {},
+        }
+        model = cls(net=net, vae=backbone.vae, scheduler=backbone.scheduler, config=config)
+        model._backbone_src = backbone  # architecture source for save()
+        return model.eval()
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def kind(self) -> str:
+        return str(self.config["kind"])
+
+    @property
+    def scale(self) -> int:
+        return int(self.config["scale"])
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def unet_multiple(self) -> int:
+        """The latent side must be a multiple of this (``2 ** number of downsamplers``)."""
+        unet = self.net.backbone
+        blocks = getattr(getattr(unet, "config", None), "down_block_types", None)
+        if blocks is not None:
+            return 2 ** (len(blocks) - 1)
+        n = sum(1 for name, _ in unet.named_modules() if name.endswith("downsamplers.0"))
+        return 2 ** max(n, 0)
+
+    @property
+    def pixel_multiple(self) -> int:
+        """The HR image side (after padding) must be a multiple of this."""
+        return self.vae_scale_factor * self.unet_multiple
+
+    # ------------------------------------------------------------------ VAE
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (posterior mode)."""
+        z = self.vae.encode(images.to(self.vae.dtype)).latent_dist.mode()
+        shift = self.vae.config.get("shift_factor") or 0.0
+        return (z - shift) * self.vae.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``(B, C, h, w)`` -> images ``(B, 3, h f, w f)`` (about ``[-1, 1]``)."""
+        shift = self.vae.config.get("shift_factor") or 0.0
+        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor + shift).sample
+
+    def lr_latent(self, lr: torch.Tensor) -> torch.Tensor:
+        """``z_lr = E(bicubic_s(lr))``: ``(B, 3, h, w) -> (B, C, s h / f, s w / f)`` (untiled)."""
+        return self.encode(bicubic_upsample(lr, self.scale))
+
+    # ------------------------------------------------------------------ modes
+    def eval(self) -> SRModel:
+        self.net.eval()
+        self.vae.eval().requires_grad_(False)
+        return self
+
+    def parameters(self):
+        """The trainable parameters (the SRUNet's; the VAE is frozen)."""
+        return self.net.parameters()
+
+    # ------------------------------------------------------------------ disk
+    def save(self, directory: str | Path) -> Path:
+        """Write the SR folder (see the module docstring), replacing ``directory``'s SR files.
+
+        Files are staged in a temporary folder next to ``directory`` and each part is renamed into
+        place; ``sr.json`` is written last, so a folder with a readable ``sr.json`` is complete.
+        Other files in ``directory`` (checkpoints, reports) are kept.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".sr.tmp-", dir=directory))
+        try:
+            self._save_backbone_arch(staging / "backbone")
+            self.vae.save_pretrained(staging / "vae", safe_serialization=True)
+            self.scheduler.save_config(staging / "scheduler")
+            save_safetensors(staging / _WEIGHTS, self.net.state_dict(), metadata={"format": SR_FORMAT})
+            (directory / "sr.json").unlink(missing_ok=True)
+            for name in ("backbone", "vae", "scheduler"):
+                replace_dir(staging / name, directory / name)
+            (staging / _WEIGHTS).replace(directory / _WEIGHTS)
+            config = dict(self.config, diffusers_version=diffusers.__version__)
+            atomic_write_json(directory / "sr.json", config)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.backbone_dir = directory / "backbone"
+        return directory
+
+    def _save_backbone_arch(self, target: Path) -> None:
+        fmt = self.config["backbone"]["format"]
+        if self.backbone_dir is not None and self.backbone_dir.is_dir():
+            shutil.copytree(self.backbone_dir, target)
+            return
+        src: Backbone | None = getattr(self, "_backbone_src", None)
+        if fmt == "diffusers-unet":
+            # the config of the backbone as built (conv_in is widened after building it)
+            self.net.backbone.save_config(target)
+        elif fmt == "compact" and src is not None and src.source.get("backbone"):
+            shutil.copytree(src.source["backbone"], target)
+        else:
+            raise SRModelError(f"cannot save a backbone of format {fmt!r} without its source folder")
+
+    @classmethod
+    def load(cls, directory: str | Path, *, kind: str | None = None) -> SRModel:
+        """Open an SR folder written by :meth:`save`.
+
+        Args:
+            directory: the folder.
+            kind: require this kind (``"multistep"`` or ``"onestep"``).
+
+        Raises:
+            SRModelError: a missing or incomplete folder, or one of another kind.
+        """
+        directory = Path(directory)
+        meta_path = directory / "sr.json"
+        if not meta_path.is_file():
+            hint = " (it is a teacher folder; train an SR model with `tocsr-nas sr train`)" if _is_teacher_folder(directory) else ""
+            raise SRModelError(f"not an SR model folder (no sr.json): {directory}{hint}")
+        try:
+            config = read_json(meta_path)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SRModelError(f"cannot read {meta_path}: {exc}") from exc
+        if config.get("format") != SR_FORMAT or config.get("kind") not in KINDS:
+            raise SRModelError(f"{meta_path} is not a {SR_FORMAT} model description")
+        if kind is not None and config["kind"] != kind:
+            raise SRModelError(f"{directory} holds a {config['kind']} model, expected a {kind} model")
+        missing = [n for n in ("backbone", "vae", "scheduler", _WEIGHTS) if not (directory / n).exists()]
+        if missing:
+            raise SRModelError(f"SR model folder {directory} is incomplete: missing {', '.join(missing)}")
+        try:
+            unet = _build_backbone_arch(directory / "backbone", config["backbone"]["format"])
+            vae = AutoencoderKL.from_pretrained(directory / "vae", low_cpu_mem_usage=False)
+            scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
+            ctx = NullContext(num_tokens=config["context"]["num_tokens"], dim=config["context"]["dim"], init_std=0.0)
+            net = SRUNet(unet, ctx, cond_channels=int(config["latent_channels"]))
+            net.load_state_dict(load_safetensors(directory / _WEIGHTS))
+        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+            raise SRModelError(f"cannot load the SR model in {directory}: {exc}") from exc
+        return cls(net=net, vae=vae, scheduler=scheduler, config=config, backbone_dir=directory / "backbone").eval()
+
+
+def _build_backbone_arch(folder: Path, fmt: str) -> nn.Module:
+    if fmt == "diffusers-unet":
+        cfg = read_json(folder / "config.json")
+        return UNet2DConditionModel.from_config(cfg)
+    if fmt == "compact":
+        return _load_compact(folder)
+    raise SRModelError(f"unknown backbone format {fmt!r} in {folder}")

@@ -1,0 +1,281 @@
+"""One-step distillation: a single evaluation of the SR backbone replaces the multi-step sampler.
+
+Symbols (code variable -> symbol; the full derivation is ``docs/onestep.md``):
+
+=====================  ==========================================================
+``z_hr``               ``x_0``, the HR latent ``E(x_hr)``
+``z_lr``               ``c``, the conditioning latent ``E(bicubic_s(x_lr))``
+``abar``               ``abar_t = prod_{i<=t} (1 - beta_i)`` (``scheduler.alphas_cumprod``)
+``timestep``           ``t*``, the one fixed timestep
+``x_start``            ``x_t*``, the generator's input
+``model_output``       ``eps_theta(x_t*, t*, c)``, the SR backbone's epsilon prediction
+``x0_hat``             ``G_theta(c)``, the generator's output (a clean latent)
+``z_ddim``             ``x_0^DDIM(c)``, the deterministic multi-step sampler's output
+``hr``                 ``x_hr``, the HR pixels; ``D`` is the frozen VAE decoder
+=====================  ==========================================================
+
+**Parameterisation.** The forward process is ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``;
+solving for ``x_0`` with the network's estimate of ``eps`` gives the clean-latent prediction::
+
+    G_theta(c) = x0_hat = (x_t* - sqrt(1 - abar_t*) eps_theta(x_t*, t*, c)) / sqrt(abar_t*)
+
+so the generator *is* the SR model read at one timestep (weights initialised from it, nothing
+added), and its output is a latent the frozen decoder turns into pixels. The input ``x_t*`` is
+either ``c`` itself (``start="lr"``: the LR latent read as a noisy HR latent) or
+``sqrt(abar_t*) c + sqrt(1 - abar_t*) eps_fix`` (``start="noise"``, fixed noise).
+
+**Choice of t\\*.** Write ``c = x_0 + d``: ``d`` is the detail the LR latent lacks. Dividing the
+forward process by ``sqrt(abar_t)`` gives ``x_t / sqrt(abar_t) = x_0 + sigma_t eps`` with
+``sigma_t = sqrt((1 - abar_t) / abar_t)``; the LR latent looks like a noisy latent at the
+timestep whose noise level matches the missing detail, so ``timestep="auto"`` picks::
+
+    t* = argmin_t | sigma_t - rms(d) |,   rms(d) = sqrt(mean((z_lr - z_hr)^2)) over the pool
+
+(``start="noise"`` defaults to ``t* = T - 1``, the sampler's own starting point).
+
+**Loss.** With ``x0_hat = G_theta(c)`` on a batch of latent crops::
+
+    L = w_d |x0_hat - x_0^DDIM(c)|^2 + w_z |x0_hat - x_0|^2 + w_x |D(x0_hat) - x_hr|^2
+
+the first term distils the deterministic sampler (its outputs are computed once for the pool,
+from fixed noise, and cached), the other two are reconstruction losses in latent and pixel space
+(the decoder is frozen; the pixel term is applied to ``pixel_items`` crops of each batch to bound
+its cost).
+
+Example:
+    >>> import tempfile
+    >>> from tocsr_nas.sr.testing import micro_teacher
+    >>> from tocsr_nas.sr.train import SRTrainConfig, train_sr
+    >>> tmp = tempfile.mkdtemp()
+    >>> teacher_dir = micro_teacher().save(tmp + "/teacher")
+    >>> small = dict(steps=1, batch_size=2, pool_size=2, pool_patch=32, crop=4)
+    >>> _ = train_sr(teacher_dir, tmp + "/sr", SRTrainConfig(**small, val_patches=2, sampler_steps=2), progress=False)
+    >>> g = distill_onestep(tmp + "/sr", tmp + "/onestep", DistillConfig(**small, pixel_items=1, val_patches=2), progress=False)
+    >>> g.kind, g.config["onestep"]["start"]
+    ('onestep', 'lr')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from tocsr_nas.checkpoint import atomic_write_json
+from tocsr_nas.data import psnr
+from tocsr_nas.errors import TocsrError
+from tocsr_nas.sr.loop import Checkpoints, Stopped, open_run, run_steps, step_seed
+from tocsr_nas.sr.model import SRModel
+from tocsr_nas.sr.pool import LatentPool
+from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample
+from tocsr_nas.sr.train import load_photos, validation_latents
+
+__all__ = ["DistillConfig", "distill_onestep", "auto_timestep", "sigma"]
+
+logger = logging.getLogger(__name__)
+
+_RESUMABLE = ("steps", "checkpoint_every")
+_POOL_FILE = "pool.safetensors"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Hyper-parameters of :func:`distill_onestep` (all keyword, validated).
+
+    Attributes:
+        steps: optimisation steps.
+        batch_size: latent crops per step.
+        lr: peak AdamW learning rate.
+        warmup: warm-up steps.
+        seed: seed of the pool, the fixed noise, the batches.
+        timestep: ``t*``; ``None`` = automatic (see the module docstring).
+        start: ``"lr"`` or ``"noise"``.
+        target_steps: DDIM steps of the distilled sampler (``None``: the SR model's default).
+        pool_size: HR patches encoded once, with their DDIM outputs.
+        pool_patch: side of those patches in px.
+        crop: latent crop side per training item.
+        w_distill: weight ``w_d`` of the sampler-matching term.
+        w_latent: weight ``w_z`` of the latent reconstruction term.
+        w_pixel: weight ``w_x`` of the pixel reconstruction term.
+        pixel_items: crops per batch decoded for the pixel term (0 disables it).
+        checkpoint_every: steps between checkpoints.
+        images: a folder of training images instead of the scikit-image photos.
+        val_fraction: fraction of the images held out.
+        val_patches: held-out 64 px patches for the validation PSNR.
+    """
+
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-4
+    warmup: int = 10
+    seed: int = 0
+    timestep: int | None = None
+    start: str = "lr"
+    target_steps: int | None = None
+    pool_size: int = 32
+    pool_patch: int = 128
+    crop: int = 16
+    w_distill: float = 1.0
+    w_latent: float = 1.0
+    w_pixel: float = 10.0
+    pixel_items: int = 4
+    checkpoint_every: int = 50
+    images: str | None = None
+    val_fraction: float = 0.25
+    val_patches: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "warmup", "pixel_items"):
+            if getattr(self, name) < 0:
+                raise TocsrError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "pool_size", "pool_patch", "crop", "checkpoint_every", "val_patches"):
+            if getattr(self, name) < 1:
+                raise TocsrError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.target_steps is not None and self.target_steps < 1:
+            raise TocsrError(f"--target-steps must be >= 1, got {self.target_steps}")
+        if self.start not in ("lr", "noise"):
+            raise TocsrError(f"--start must be 'lr' or 'noise', got {self.start!r}")
+        if min(self.w_distill, self.w_latent, self.w_pixel) < 0 or self.lr <= 0:
+            raise TocsrError("loss weights must be >= 0 and --lr > 0")
+
+
+def sigma(model: SRModel) -> torch.Tensor:
+    """``sigma_t = sqrt((1 - abar_t) / abar_t)`` for every training timestep, ``(T,)``."""
+    abar = model.scheduler.alphas_cumprod.double()
+    return ((1 - abar) / abar).sqrt()
+
+
+def auto_timestep(model: SRModel, z_hr: torch.Tensor, z_lr: torch.Tensor) -> int:
+    """``t* = argmin_t |sigma_t - rms(z_lr - z_hr)|`` (noise-level matching, module docstring)."""
+    rms = float((z_lr - z_hr).double().pow(2).mean().sqrt())
+    return int((sigma(model) - rms).abs().argmin())
+
+
+@torch.no_grad()
+def _val_psnr(model: SRModel, z_lr: torch.Tensor, hr: torch.Tensor, noise: torch.Tensor | None) -> float:
+    outs = []
+    for i, c in enumerate(z_lr.split(16)):
+        n = None if noise is None else noise.split(16)[i]
+        outs.append(model.decode(onestep_sample(model, c, noise=n)))
+    return psnr(torch.cat(outs), hr)
+
+
+def distill_onestep(
+    sr_model: str | Path,
+    out: str | Path,
+    config: DistillConfig | None = None,
+    *,
+    resume: bool = False,
+    keep_checkpoints: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> SRModel | None:
+    """Distil the multi-step SR model in ``sr_model`` into a one-step model saved in ``out``.
+
+    Args:
+        sr_model: a multi-step SR model folder (``tocsr-nas sr train``).
+        out: output folder; empty or absent unless ``resume``.
+        config: hyper-parameters (default :class:`DistillConfig`).
+        resume: continue ``out/checkpoints`` (the pool and its DDIM outputs are cached there).
+        keep_checkpoints: keep ``out/checkpoints`` after success.
+        progress: tqdm bars with the loss.
+        stop_after: stop abruptly after this many steps (a simulated crash, for tests).
+
+    Returns:
+        The one-step model (``kind == "onestep"``; ``config["source"]["sr_model"]`` names the
+        SR folder), or ``None`` when stopped by ``stop_after``.
+    """
+    config = config or DistillConfig()
+    out, sr_dir = Path(out), Path(sr_model)
+    model = SRModel.load(sr_dir, kind="multistep")
+    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
+    ckpt = Checkpoints(out)
+    ckpt.dir.mkdir(parents=True, exist_ok=True)
+    f, s = model.vae_scale_factor, model.scale
+    if config.crop * f > config.pool_patch:
+        raise TocsrError(f"--crop {config.crop} latents ({config.crop * f} px) exceeds --pool-patch {config.pool_patch}")
+    target_steps = int(config.target_steps or model.config["sampler"]["steps"])
+    min_size = max(config.pool_patch, 64)
+    val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
+
+    # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
+    pool_path = ckpt.dir / _POOL_FILE
+    if pool_path.is_file():
+        pool = LatentPool.load(pool_path)
+    else:
+        train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
+        logger.info("one-step: encoding %d patches and sampling them with %d DDIM steps", config.pool_size, target_steps)
+        pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 1))
+        noise = initial_noise(tuple(pool.z_lr.shape), step_seed(config.seed, "noise", 0))  # (N, C, p, p)
+        z_ddim = torch.cat(
+            [ddim_sample(model, c, steps=target_steps, noise=n) for c, n in zip(pool.z_lr.split(8), noise.split(8))]
+        )  # (N, C, p, p)
+        pool.extra.update(noise=noise, z_ddim=z_ddim)
+        pool.save(pool_path)
+
+    # ---- the one-step parameterisation
+    T = model.scheduler.config.num_train_timesteps
+    if config.timestep is not None:
+        if not 0 <= config.timestep < T:
+            raise TocsrError(f"--timestep must be in [0, {T - 1}], got {config.timestep}")
+        t_star = int(config.timestep)
+    elif config.start == "noise":
+        t_star = T - 1
+    else:
+        t_star = auto_timestep(model, pool.z_hr, pool.z_lr)
+    model.config = dict(model.config, kind="onestep")
+    model.config["onestep"] = {"timestep": t_star, "start": config.start, "seed": int(model.config["sampler"].get("seed", 0))}
+    logger.info("one-step generator: t* = %d (sigma = %.3f), start = %s", t_star, float(sigma(model)[t_star]), config.start)
+
+    # ---- validation: held-out patches, one step from the (initial) SR weights
+    per_image = max(1, math.ceil(config.val_patches / len(val)))
+    val_hr = val.grid_patches(64, max_per_image=per_image)[: config.val_patches]  # (N, 3, 64, 64)
+    _, val_lr = validation_latents(model, val, config.val_patches)
+    val_noise = initial_noise(tuple(val_lr.shape), step_seed(config.seed, "noise", 1)) if config.start == "noise" else None
+    metrics = state.setdefault("metrics", {})
+    if "val_psnr_init" not in metrics:
+        metrics["val_psnr_init"] = _val_psnr(model, val_lr, val_hr, val_noise)
+
+    net = model.net
+    params = list(net.parameters())
+
+    def step_fn(step: int) -> torch.Tensor:
+        b = pool.batch(config.batch_size, config.crop, seed=step_seed(config.seed, "onestep", step))
+        x0_hat = onestep_sample(model, b["z_lr"], noise=b["noise"])  # (B, C, c, c)
+        loss = config.w_distill * F.mse_loss(x0_hat, b["z_ddim"]) + config.w_latent * F.mse_loss(x0_hat, b["z_hr"])
+        k = min(config.pixel_items, x0_hat.shape[0])
+        if k and config.w_pixel:
+            loss = loss + config.w_pixel * F.mse_loss(model.decode(x0_hat[:k]), b["hr"][:k])  # (k, 3, c f, c f)
+        return loss
+
+    try:
+        run_steps(
+            out=out, state=state, module=net, parameters=params, step_fn=step_fn, steps=config.steps, lr=config.lr,
+            warmup=config.warmup, checkpoint_every=config.checkpoint_every, desc="one-step", progress=progress,
+            stop_after=stop_after,
+        )  # fmt: skip
+    except Stopped:
+        return None
+    model.eval()
+    metrics["val_psnr"] = _val_psnr(model, val_lr, val_hr, val_noise)
+    metrics["seconds"] = state["seconds"]
+    metrics["target_steps"] = target_steps
+    metrics["sr_metrics"] = dict(model.config.get("metrics", {}))
+    model.config["metrics"] = dict(metrics)
+    model.config["distill"] = dataclasses.asdict(config)
+    model.config["source"] = dict(model.config.get("source", {}), sr_model=str(sr_dir.resolve()))
+    model.save(out)
+    state["done"] = True
+    atomic_write_json(ckpt.state_path, state)
+    if not keep_checkpoints:
+        ckpt.remove()
+    logger.info(
+        "one-step model saved to %s: held-out patch PSNR %.2f dB -> %.2f dB (%.0f s)",
+        out, metrics["val_psnr_init"], metrics["val_psnr"], metrics["seconds"],
+    )  # fmt: skip
+    return model
