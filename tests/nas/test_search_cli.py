@@ -139,3 +139,17 @@ def test_same_seed_same_trials(micro, tmp_path):
     pd.testing.assert_frame_equal(runs[0].drop(columns="seconds"), runs[1].drop(columns="seconds"))
     assert (runs[0]["quality"] >= 0).all() and runs[0].loc[0, "quality"] == 0.0
     shutil.rmtree(tmp_path / "b")
+
+
+def test_prior_is_the_library_losses_scaled_into_unit_interval(micro):
+    from tocsr_nas.commands.search import normalised_prior
+    from tocsr_nas.surrogates.library import SurrogateLibrary
+
+    library = SurrogateLibrary.open(micro["surrogates"])
+    prior, raw = normalised_prior(library), library.prior()
+    values = [v for row in prior.values() for v in row.values()]
+    assert set(prior) == set(raw) and max(values) == 1.0 and min(values) >= 0.0
+    assert all(row["teacher"] == 0.0 for row in prior.values())
+    block = next(iter(raw))
+    top = max(v for row in raw.values() for v in row.values())
+    assert prior[block] == pytest.approx({k: v / top for k, v in raw[block].items()})
