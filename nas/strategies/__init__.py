@@ -23,7 +23,7 @@ from tocsr_nas.strategies.base import (
     register_strategy,
 )
 # the built-in strategies register themselves on import
-from tocsr_nas.strategies import ecbo, evolution, exhaustive, random_search  # noqa: F401,E402
+from tocsr_nas.strategies import ecbo, evolution, exhaustive, nni_tuners, random_search  # noqa: F401,E402
 
 __all__ = [
     "Observation",

@@ -41,10 +41,14 @@ from torch import Tensor
 __all__ = ["LogFeasibleImprovement", "log_feasible_improvement"]
 
 
-def log_feasible_improvement(mean: Tensor, sigma: Tensor, cost: Tensor, best_cost: float | None, threshold: float) -> Tensor:
+def log_feasible_improvement(
+    mean: Tensor, sigma: Tensor, cost: Tensor, best_cost: float | None, threshold: float, pof_power: float = 1.0
+) -> Tensor:
     """Eq. (3) from posterior moments: ``log (c* - c)^+ + log Phi((t - mu) / sigma)``, all ``(b,)``.
 
     With ``best_cost=None`` (nothing feasible yet) it is ``log Phi(z)`` minus a tiny cost tie-breaker.
+    ``pof_power`` = ``gamma`` tempers eq. (2) to ``(c* - c)^+ * Phi(z)^gamma``: ``gamma > 1`` trades
+    long, unlikely jumps for likely-feasible steps (``gamma = 1`` is the exact expectation).
 
     Example:
         >>> import torch
@@ -53,7 +57,7 @@ def log_feasible_improvement(mean: Tensor, sigma: Tensor, cost: Tensor, best_cos
         >>> round(float(a[0].exp()), 3), float(a[1].exp())  # (2 - 1) * Phi(0); not cheaper than c*
         (0.5, 0.0)
     """
-    log_pof = torch.special.log_ndtr((threshold - mean) / sigma)  # log Phi(z), eq. (2)
+    log_pof = pof_power * torch.special.log_ndtr((threshold - mean) / sigma)  # gamma log Phi(z), eq. (2)
     if best_cost is None:
         scale = cost.abs().max().clamp_min(1e-12)
         return log_pof - 1e-6 * cost / scale

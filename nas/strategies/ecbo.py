@@ -105,6 +105,10 @@ class ECBO(Strategy):
         local_steps: int = 8
         fail_quality: float = 3.0
         threads: int | None = 1
+        pof_power: float = 1.0
+        trust_region: bool = True
+        tr_init: int = 4
+        tr_fail_tolerance: int = 3
 
         def __post_init__(self) -> None:
             if self.warp not in _WARPS:
@@ -197,6 +201,7 @@ class ECBO(Strategy):
             use_pairs=self.options.use_pairs,
             use_rbf=self.options.use_rbf,
         )
+        self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
         seen = {tuple(r) for r in obs_idx.tolist()} | {tuple(self.space.encode(c)) for c in self._pending}
         costs = self._costs(obs_idx)
@@ -240,12 +245,25 @@ class ECBO(Strategy):
 
         pool = self._pool(gp, elites, np_rng, gen)
         pool = self._unseen_rows(pool, seen)
+        radius = self._trust_radius(eps) if (self.options.trust_region and feasible) else self._nb
+        if radius < self._nb:
+            centre = elites[0]
+            pool = np.concatenate([pool, self._project(pool, centre, radius, np_rng)])
+            pool = self._unseen_rows(np.unique(pool, axis=0), seen)
+            inside = (pool != centre[None]).sum(1) <= radius
+            if inside.any():
+                pool = pool[inside]
+                outside = lambda rows: (rows != centre[None]).sum(1) > radius  # noqa: E731
+            else:
+                outside = None
+        else:
+            outside = None
         if len(pool) == 0:
             pool = self._unseen_rows(self._uniform(np_rng, 2000), seen)
             if len(pool) == 0:
                 return None
         scores, mus = score(pool)
-        pool, scores, mus = self._local_search(score, pool, scores, mus, seen)
+        pool, scores, mus = self._local_search(score, pool, scores, mus, seen, outside)
         if not np.isfinite(scores).any():  # nothing improves on c*: most likely feasible, then cheap
             scores, mus = score(pool, None)
         for i in np.argsort(-scores, kind="stable"):
@@ -264,6 +282,40 @@ class ECBO(Strategy):
         row = np.array(self.space.encode(cfg), dtype=np.int64)
         return row, cfg, float(gp.predict(self._features(row[None]))[0].item())
 
+    # -- trust region -----------------------------------------------------------------------------
+    def _trust_radius(self, eps: float) -> int:
+        """Hamming radius around the incumbent, replayed from the history (CASMOPOLITAN-style).
+
+        Starts at ``tr_init``; a new feasible incumbent doubles it; ``tr_fail_tolerance``
+        evaluations in a row without one halve it (never below 1).
+        """
+        radius, fails, best = self.options.tr_init, 0, math.inf
+        for obs in self.history:
+            if obs.feasible(eps) and obs.cost < best:
+                if best < math.inf:
+                    radius = min(self._nb, radius * 2)
+                best, fails = obs.cost, 0
+            else:
+                fails += 1
+                if fails >= self.options.tr_fail_tolerance:
+                    radius, fails = max(1, radius // 2), 0
+        return radius
+
+    def _project(self, pool: np.ndarray, centre: np.ndarray, radius: int, np_rng: np.random.Generator, copies: int = 2) -> np.ndarray:
+        """Pull far pool members into the trust region: keep a random ``radius`` of their changes."""
+        diff = pool != centre[None]  # (N, B)
+        far = diff.sum(1) > radius
+        rows = pool[far]
+        if len(rows) == 0:
+            return np.zeros((0, self._nb), dtype=np.int64)
+        out = []
+        for _ in range(copies):
+            keys = np.where(diff[far], np_rng.random(rows.shape), np.inf)  # random order of the changed blocks
+            rank = keys.argsort(axis=1).argsort(axis=1)
+            keep = rank < radius
+            out.append(np.where(keep, rows, centre[None]))
+        return np.concatenate(out)
+
     # -- scoring ------------------------------------------------------------------------------
     def _score(self, gp, idx: np.ndarray, best_cost: float | None, threshold: float, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """Acquisition (eq. 3 of :mod:`~tocsr_nas.strategies.acquisition`) and posterior mean of index rows."""
@@ -272,11 +324,11 @@ class ECBO(Strategy):
             rows = idx[s : s + chunk]
             mean, var = gp.predict(self._features(rows))  # (N,), (N,)
             cost = torch.as_tensor(self._costs(rows), dtype=DTYPE)
-            scores.append(log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold).numpy())
+            scores.append(log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold, self.options.pof_power).numpy())
             mus.append(mean.numpy())
         return np.concatenate(scores), np.concatenate(mus)
 
-    def _local_search(self, score, pool, scores, mus, seen):
+    def _local_search(self, score, pool, scores, mus, seen, outside=None):
         """Best-improvement hill climbing over single swaps from the best pool members."""
         k = min(self.options.n_local_starts, len(pool))
         if k == 0 or self.options.local_steps == 0:
@@ -290,6 +342,8 @@ class ECBO(Strategy):
             per = len(neigh) // len(current)
             rows = [tuple(r) for r in neigh.tolist()]
             keep = np.array([r not in seen for r in rows])
+            if outside is not None:
+                keep &= ~outside(neigh)
             s, m = score(neigh)
             s = np.where(keep, s, -np.inf)
             for r, ok, sc, mu in zip(rows, keep, s, m):
