@@ -246,8 +246,7 @@ def train_pair(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = get_surrogate(candidate.type).from_teacher(teacher_block, **dict(candidate.params))
-    ref = train.target
-    module = module.to(device=ref.device, dtype=ref.dtype)
+    module = _to_like(module, train.target)
     energy = output_energy(train)
     initial = evaluate_loss(module, val, energy, batch=settings.eval_batch)
     params = [p for p in module.parameters() if p.requires_grad]
@@ -287,6 +286,14 @@ def train_pair(
         extra={"energy": energy, "train_samples": len(train), "val_samples": len(val)},
     )
     return module, record
+
+
+def _to_like(module: nn.Module, ref: torch.Tensor) -> nn.Module:
+    """Move ``module`` to ``ref``'s device and dtype (only when needed: diffusers warns on every ``to``)."""
+    first = next(iter(module.parameters()), None)
+    if first is not None and (first.device != ref.device or first.dtype != ref.dtype):
+        module = module.to(device=ref.device, dtype=ref.dtype)
+    return module
 
 
 def run_job(job: PairJob) -> dict[str, Any]:
@@ -331,6 +338,7 @@ def distill(
     resolution: int | None = None,
     settings: TrainSettings | None = None,
     workers: int = 1,
+    threads: int = 1,
     resume: bool = False,
     progress: bool = True,
     extra_header: Mapping[str, Any] | None = None,
@@ -346,8 +354,10 @@ def distill(
         teacher_fingerprint: recorded in the manifest; a resumed library must match it.
         resolution: image side (pixels) the features were captured at, for the record.
         settings: training settings (default :class:`TrainSettings`).
-        workers: ``1`` runs jobs in this process; ``N > 1`` in a pool of ``N`` spawned processes
-            (one torch thread each).
+        workers: ``1`` runs jobs in this process; ``N > 1`` in a pool of ``N`` spawned processes.
+        threads: torch threads per job (in this process while it trains, or per worker). One is
+            fastest for small blocks: their ops are too small for intra-op parallelism, and extra
+            threads contend with the other workers.
         resume: continue a library at ``out``: finished pairs are not retrained.
         progress: show a tqdm progress bar.
         extra_header: more manifest header fields (e.g. data settings).
@@ -361,8 +371,8 @@ def distill(
             a library for another teacher or space.
     """
     settings = settings or TrainSettings()
-    if workers < 1:
-        raise SurrogateError(f"workers must be >= 1, got {workers}")
+    if workers < 1 or threads < 1:
+        raise SurrogateError(f"workers and threads must be >= 1, got workers={workers}, threads={threads}")
     cache = features if isinstance(features, FeatureCache) else FeatureCache(features)
     out = Path(out)
     header = library_header(
@@ -417,14 +427,16 @@ def distill(
         if on_pair is not None:
             on_pair(record)
 
+    old_threads = torch.get_num_threads()
     try:
         if workers == 1 or len(jobs) <= 1:
+            torch.set_num_threads(threads)
             for job in jobs:
                 finish(run_job(job))
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(1,)
+                max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,)
             ) as pool:
                 pending: set[Future[dict[str, Any]]] = {pool.submit(run_job, job) for job in jobs}
                 try:
@@ -437,5 +449,6 @@ def distill(
                         fut.cancel()
                     raise
     finally:
+        torch.set_num_threads(old_threads)
         bar.close()
     return SurrogateLibrary.open(out, teacher_fingerprint=teacher_fingerprint, space_hash=space.hash)

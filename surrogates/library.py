@@ -339,12 +339,12 @@ class SurrogateLibrary:
                 f"not for this one ({space_hash}); distill it for this space with "
                 "`tocsr-nas distill --space FILE --out NEW_DIR`"
             )
-        records: dict[tuple[str, str], PairRecord] = {}
-        for entry in data.get("pairs", []):
-            rec = PairRecord.from_dict(entry)
-            records[rec.key] = rec
-        lib = cls(root, header, records)
-        lib.records.update(finished_pairs(root, lib.space))  # sidecars are the truth
+        lib = cls(root, header, {})
+        lib.records = finished_pairs(root, lib.space)  # the sidecars are the truth, the manifest a summary
+        stale = [(e.get("block"), e.get("candidate")) for e in data.get("pairs", [])]
+        stale = [k for k in stale if k not in lib.records]
+        if stale:
+            logger.warning("%s: %d pairs listed in the manifest have no files; they count as missing", root, len(stale))
         missing = lib.missing()
         if require_complete and missing:
             total = len(missing) + len(lib.records)
@@ -459,7 +459,8 @@ class SurrogateLibrary:
             )
         if teacher_block is not None:
             ref = next(iter(teacher_block.parameters()), None)
-            if ref is not None:
+            first = next(iter(module.parameters()), None)
+            if ref is not None and first is not None and (first.device, first.dtype) != (ref.device, ref.dtype):
                 module = module.to(device=ref.device, dtype=ref.dtype)
         return module.eval()
 
