@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -178,9 +179,14 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def load_skimage_photo(name: str) -> np.ndarray:
-    """One of :data:`SKIMAGE_PHOTOS` as ``(H, W, 3)`` uint8."""
+    """One of :data:`SKIMAGE_PHOTOS` as ``(H, W, 3)`` uint8 (decoded once per process, then copied)."""
     if name not in SKIMAGE_PHOTOS:
         raise ImageDataError(f"unknown scikit-image photo {name!r}; valid: {', '.join(SKIMAGE_PHOTOS)}")
+    return _decoded_skimage_photo(name).copy()
+
+
+@functools.lru_cache(maxsize=None)
+def _decoded_skimage_photo(name: str) -> np.ndarray:
     return _as_rgb(SKIMAGE_PHOTOS[name](), name)
 
 

@@ -6,7 +6,10 @@ posterior ``q(z|x) = N(mu, sigma^2)``; with ``z ~ q(z|x)`` and ``x_hat = D(z)``:
     L_vae = mean|x - x_hat| + mean(x - x_hat)^2 + w_kl * KL(q(z|x) || N(0, I)) / (3 H W)
 
 (the KL is summed over the latent and divided by the number of pixel values, so ``w_kl`` has
-Stable Diffusion's meaning; default ``1e-6``). After this phase the VAE's ``scaling_factor`` is
+Stable Diffusion's meaning; default ``1e-6``). Before the first step the posterior's log-variance
+bias is set to ``-8`` (``sigma ~ 0.02``): with diffusers' zero bias the initial sampling noise
+(``sigma = 1``) swamps the untrained encoder's signal and slows early training; the KL term is
+free to raise it again. After this phase the VAE's ``scaling_factor`` is
 set to ``1 / std(mu)`` over training patches so that scaled latents have unit variance.
 
 **Phase 2, UNet.** The VAE is frozen. With ``z_0 = scaling_factor * z`` (``z ~ q(z|x)``),
@@ -34,7 +37,7 @@ shared machine the CPU seconds are the figure that does not depend on other user
 Example:
     >>> import tempfile
     >>> out = tempfile.mkdtemp() + "/teacher"
-    >>> cfg = TrainConfig(steps=2, vae_steps=2, batch_size=2, vae_batch_size=2, val_patches=2)
+    >>> cfg = TrainConfig(steps=2, vae_steps=2, batch_size=2, vae_batch_size=2, val_patches=2, calibration_patches=2)
     >>> metrics = train_teacher(out, cfg, progress=False)
     >>> sorted(metrics["cpu_seconds"])
     ['total', 'unet', 'vae']
@@ -75,6 +78,8 @@ logger = logging.getLogger(__name__)
 _CHECKPOINTS = "checkpoints"
 #: config fields that may change when resuming (they extend or re-pace the run)
 _RESUMABLE_CHANGES = ("steps", "vae_steps", "checkpoint_every")
+#: initial bias of the VAE posterior's log-variance channels (see the module docstring)
+_INIT_LOGVAR = -8.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class TrainConfig:
         images: folder of images to train on instead of the scikit-image photos.
         val_fraction: fraction of images held out.
         val_patches: at most this many validation patches (spread evenly over the grid).
+        calibration_patches: training patches whose latents set the VAE's ``scaling_factor``.
     """
 
     preset: str = "tiny"
@@ -117,12 +123,13 @@ class TrainConfig:
     images: str | None = None
     val_fraction: float = 0.25
     val_patches: int = 128
+    calibration_patches: int = 64
 
     def __post_init__(self) -> None:
         for name in ("steps", "vae_steps", "warmup"):
             if getattr(self, name) < 0:
                 raise TocsrError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "vae_batch_size", "patch_size", "vae_patch_size", "checkpoint_every", "val_patches"):
+        for name in ("batch_size", "vae_batch_size", "patch_size", "vae_patch_size", "checkpoint_every", "val_patches", "calibration_patches"):
             if getattr(self, name) < 1:
                 raise TocsrError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.vae_lr <= 0 or self.unet_lr <= 0 or self.kl_weight < 0:
@@ -248,6 +255,8 @@ class _Run:
             self.restore(optimizer)
             start = self.state["step"]
         else:
+            with torch.no_grad():  # quant_conv outputs (mu, log sigma^2) along channels
+                vae.quant_conv.bias[self.teacher.latent_channels :] = _INIT_LOGVAR
             metrics["vae_psnr_db_init"] = vae_psnr(self.teacher, self.val_hr)
         vae.train()
         bar = tqdm(total=cfg.vae_steps, initial=start, desc="vae", disable=not self.progress, dynamic_ncols=True)
@@ -275,7 +284,7 @@ class _Run:
         vae.eval()
         # calibrate: scaled latents get unit variance, z_0 = mu / std(mu)
         with torch.no_grad():
-            sample = self.train.random_batch(64, cfg.patch_size, seed=_seed(cfg.seed, "scale", 0))
+            sample = self.train.random_batch(cfg.calibration_patches, cfg.patch_size, seed=_seed(cfg.seed, "scale", 0))
             mu = torch.cat([vae.encode(b).latent_dist.mode() for b in sample.split(16)])
         metrics["scaling_factor"] = float(1.0 / mu.std())
         vae.register_to_config(scaling_factor=metrics["scaling_factor"])

@@ -40,6 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, default=None, help="UNet peak learning rate (default 5e-4)")
     train.add_argument("--vae-lr", type=float, default=None, help="VAE peak learning rate (default 1e-3)")
     train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 100)")
+    train.add_argument("--val-patches", type=int, default=None, help="held-out patches for the metrics (default 128)")
+    train.add_argument(
+        "--calibration-patches", type=int, default=None, help="patches that set the VAE scaling factor (default 64)"
+    )
     train.add_argument("--images", type=Path, default=None, help="train on this folder of images instead")
     train.add_argument("--resume", action="store_true", help="continue OUT from its last checkpoint")
     train.add_argument(
@@ -76,6 +80,8 @@ def run_train(args: argparse.Namespace) -> int:
         "unet_lr": args.lr,
         "vae_lr": args.vae_lr,
         "checkpoint_every": args.checkpoint_every,
+        "val_patches": args.val_patches,
+        "calibration_patches": args.calibration_patches,
         "images": str(args.images) if args.images is not None else None,
     }
     given = {k: v for k, v in given.items() if v is not None}

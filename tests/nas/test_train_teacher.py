@@ -21,6 +21,7 @@ MICRO = TrainConfig(
     vae_patch_size=32,
     checkpoint_every=2,
     val_patches=4,
+    calibration_patches=4,
     warmup=1,
 )
 
@@ -63,20 +64,9 @@ def test_crash_then_resume_matches_an_uninterrupted_run(uninterrupted, tmp_path,
     assert metrics["unet_val_loss"] == uninterrupted[1]["unet_val_loss"]
 
 
-def test_resume_of_a_finished_run_returns_its_metrics_or_extends_it(tmp_path):
-    out = tmp_path / "t"
-    first = train_teacher(out, MICRO, progress=False, keep_checkpoints=True)
-    assert read_json(out / "checkpoints" / "state.json")["phase"] == "done"
-    assert train_teacher(out, MICRO, resume=True, progress=False) == json.loads(json.dumps(first))
-    longer = TrainConfig(**{**MICRO.__dict__, "steps": 4})
-    extended = train_teacher(out, longer, resume=True, progress=False)
-    assert extended["config"]["steps"] == 4 and extended["fingerprint"] != first["fingerprint"]
-    assert extended["fingerprint"] == Teacher.load(out).fingerprint()
-
-
 def test_resume_refuses_changed_settings_and_missing_checkpoint(tmp_path):
     out = tmp_path / "t"
-    train_teacher(out, MICRO, progress=False, stop_after=1)
+    train_teacher(out, MICRO, progress=False, stop_after=3)
     with pytest.raises(TocsrError, match="batch_size=3"):
         train_teacher(out, TrainConfig(**{**MICRO.__dict__, "batch_size": 3}), resume=True, progress=False)
     with pytest.raises(TocsrError, match="nothing to resume"):
@@ -102,14 +92,18 @@ def test_cli_non_empty_out_exits_2(tmp_path, capsys):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
-def test_cli_trains_and_resumes(tmp_path, capsys):
+def test_cli_trains_resumes_a_finished_run_and_extends_it(tmp_path, capsys):
     out = tmp_path / "t"
     args = ["teacher", "train", "--out", str(out), "--steps", "1", "--vae-steps", "1", "--batch-size", "2",
-            "--vae-batch-size", "2", "--no-progress", "--keep-checkpoints", "--threads", "1"]
+            "--vae-batch-size", "2", "--no-progress", "--keep-checkpoints", "--threads", "1", "--val-patches", "4",
+            "--calibration-patches", "4"]
     assert main(args) == 0
     assert "teacher saved to" in capsys.readouterr().out
-    first = Teacher.load(out).fingerprint()
+    first = read_json(out / "metrics.json")
+    assert read_json(out / "checkpoints" / "state.json")["phase"] == "done"
+    assert main(["teacher", "train", "--out", str(out), "--resume", "--no-progress"]) == 0  # nothing left to do
+    assert read_json(out / "metrics.json") == first
     assert main(["teacher", "train", "--out", str(out), "--resume", "--steps", "2", "--no-progress"]) == 0
     metrics = read_json(out / "metrics.json")
     assert metrics["config"]["steps"] == 2 and metrics["config"]["batch_size"] == 2  # unset: the checkpoint's
-    assert Teacher.load(out).fingerprint() == metrics["fingerprint"] != first
+    assert Teacher.load(out).fingerprint() == metrics["fingerprint"] != first["fingerprint"]
