@@ -109,6 +109,9 @@ def open_run(out: Path, config: Any, *, resume: bool, resumable: tuple[str, ...]
         resumable: config fields that may differ from the checkpoint's.
         done_file: the file a finished run leaves in ``out`` (to explain why nothing resumes).
 
+    A fresh run writes ``checkpoints/state.json`` (step 0) at once, so ``out`` can be resumed
+    even when it is interrupted before its first checkpoint.
+
     Raises:
         TocsrError: a non-empty ``out`` without ``resume``, nothing to resume, or changed settings.
     """
@@ -133,7 +136,9 @@ def open_run(out: Path, config: Any, *, resume: bool, resumable: tuple[str, ...]
         return state
     if out.exists() and any(out.iterdir()):
         raise TocsrError(f"output folder {out} is not empty: choose a new --out, or pass --resume to continue it")
-    return {"config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}, "seconds": 0.0}
+    state = {"config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}, "seconds": 0.0}
+    atomic_write_json(ckpt.state_path, state)  # from now on the folder is resumable, even before step 1
+    return state
 
 
 def run_steps(

@@ -17,15 +17,15 @@ starts from the backbone's behaviour instead of from noise.
 **Backbones.** Any module with the call signature of diffusers'
 :class:`~diffusers.UNet2DConditionModel` (``unet(sample, timestep, encoder_hidden_states=...,
 return_dict=False)[0]``) whose first layer is a :class:`torch.nn.Conv2d` at ``.conv_in``: the
-teacher's own UNet or a compact UNet exported by the search. :func:`load_backbone` opens either
-folder kind.
+teacher's own UNet or a compact UNet exported by the search (:func:`tocsr_nas.load_compact`).
+:func:`load_backbone` opens either folder kind.
 
 **The SR folder** (:meth:`SRModel.save` / :meth:`SRModel.load`) is self-contained: ``upscale``
 and ``evaluate`` need nothing else::
 
     sr.json               kind ("multistep" | "onestep"), geometry, sampler, provenance, metrics
-    backbone/             the backbone's architecture (a diffusers UNet config.json, or a copy
-                          of the compact folder)
+    backbone/             the backbone's architecture (a diffusers UNet config.json, or the
+                          compact export's compact.json + unet.safetensors)
     weights.safetensors   the SRUNet's weights (backbone with the widened conv_in + null context)
     vae/                  the frozen VAE (diffusers save_pretrained, safetensors)
     scheduler/            the teacher's DDPM scheduler config (training noise schedule)
@@ -77,6 +77,9 @@ logger = logging.getLogger(__name__)
 SR_FORMAT = "tocsr-sr"
 _SR_VERSION = 1
 _WEIGHTS = "weights.safetensors"
+#: files of a compact UNet export (``tocsr_nas.export``) that rebuild its architecture
+_COMPACT_FILE = "compact.json"
+_COMPACT_WEIGHTS = "unet.safetensors"
 KINDS = ("multistep", "onestep")
 
 
@@ -227,70 +230,49 @@ def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -
     """Open a backbone folder: a teacher folder (its UNet) or an exported compact UNet folder.
 
     Which kind is decided by the files present: a teacher folder has ``teacher.json`` (or the
-    diffusers layout ``unet/`` + ``vae/``); anything else is handed to
-    :func:`tocsr_nas.load_compact`. A compact UNet carries no VAE, scheduler or null context:
-    they come from ``teacher`` (default: the folder the compact model records, else the shipped
-    tiny teacher).
+    diffusers layout ``unet/`` + ``vae/``); a compact folder has ``compact.json`` (written by
+    ``tocsr-nas export``) and carries the teacher's VAE, scheduler and null context beside the
+    UNet (:func:`tocsr_nas.export.load_compact_teacher`).
 
     Args:
         directory: the folder.
-        teacher: the teacher folder for a compact backbone's VAE, scheduler and context.
+        teacher: a teacher folder whose VAE, scheduler and null context replace a compact
+            folder's own (they must match the UNet's channels).
 
     Returns:
-        The :class:`Backbone`.
+        The :class:`Backbone` (deep copies; nothing on disk is modified).
 
     Raises:
         SRModelError: a missing folder, or a folder that is neither kind.
-        TeacherLoadError: an unreadable teacher folder.
+        TocsrError: an unreadable teacher or compact folder.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise SRModelError(f"backbone folder not found: {directory}")
+    where = str(directory.resolve())
     if _is_teacher_folder(directory):
-        t = Teacher.load(directory)
-        return Backbone.from_teacher(t, {"backbone": str(directory.resolve()), "teacher": str(directory.resolve())})
-    unet = _load_compact(directory)
-    teacher_dir = Path(teacher) if teacher is not None else _compact_teacher_dir(directory)
-    t = Teacher.load(teacher_dir)
-    if getattr(unet, "conv_in", None) is None or t.latent_channels != int(unet.conv_in.in_channels):
+        return Backbone.from_teacher(Teacher.load(directory), {"backbone": where, "teacher": where})
+    if not (directory / _COMPACT_FILE).is_file():
         raise SRModelError(
-            f"compact backbone {directory} does not fit the teacher {teacher_dir}: its conv_in takes "
-            f"{getattr(getattr(unet, 'conv_in', None), 'in_channels', '?')} channels, the VAE gives {t.latent_channels}"
+            f"{directory} is neither a teacher folder (teacher.json, unet/, vae/) nor a compact UNet folder "
+            f"({_COMPACT_FILE}, from `tocsr-nas export`)"
         )
-    backbone = Backbone.from_teacher(t, {"backbone": str(directory.resolve()), "teacher": str(teacher_dir.resolve())})
-    backbone.unet, backbone.format = unet, "compact"
-    return backbone
+    from tocsr_nas.export import load_compact_teacher
 
-
-def _load_compact(directory: Path) -> nn.Module:
-    try:
-        from tocsr_nas.export import load_compact
-    except ImportError as exc:
+    t = load_compact_teacher(directory)
+    source = {"backbone": where, "teacher": where}
+    if teacher is not None:
+        other = Teacher.load(teacher)
+        t = Teacher(vae=other.vae, unet=t.unet, scheduler=other.scheduler, context=other.context, preset=other.preset)
+        source["teacher"] = str(Path(teacher).resolve())
+    if t.latent_channels != int(t.unet.conv_in.in_channels):
         raise SRModelError(
-            f"{directory} is not a teacher folder (no teacher.json, unet/, vae/), and compact UNet "
-            f"folders cannot be read by this installation: {exc}"
-        ) from exc
-    try:
-        return load_compact(directory)
-    except TocsrError as exc:
-        raise SRModelError(f"{directory} is neither a teacher folder nor a compact UNet folder: {exc}") from exc
-
-
-def _compact_teacher_dir(directory: Path) -> Path:
-    """The teacher folder a compact model records (``teacher`` in any of its JSON files), if it exists."""
-    from tocsr_nas.teacher import default_teacher_dir
-
-    for path in sorted(directory.glob("*.json")):
-        try:
-            meta = read_json(path)
-        except (OSError, json.JSONDecodeError):
-            continue
-        if isinstance(meta, dict):
-            for key in ("teacher", "teacher_dir"):
-                value = meta.get(key)
-                if isinstance(value, str) and _is_teacher_folder(Path(value)):
-                    return Path(value)
-    return default_teacher_dir()
+            f"compact backbone {directory} does not fit its VAE: conv_in takes {t.unet.conv_in.in_channels} "
+            f"channels, the VAE's latent has {t.latent_channels}"
+        )
+    backbone = Backbone.from_teacher(t, source)
+    backbone.format = "compact"
+    return backbone
 
 
 # ---------------------------------------------------------------------- the SR model
@@ -429,7 +411,9 @@ class SRModel:
             # the config of the backbone as built (conv_in is widened after building it)
             self.net.backbone.save_config(target)
         elif fmt == "compact" and src is not None and src.source.get("backbone"):
-            shutil.copytree(src.source["backbone"], target)
+            target.mkdir(parents=True)  # compact.json + unet.safetensors rebuild the architecture
+            for name in (_COMPACT_FILE, _COMPACT_WEIGHTS):
+                shutil.copy2(Path(src.source["backbone"]) / name, target / name)
         else:
             raise SRModelError(f"cannot save a backbone of format {fmt!r} without its source folder")
 
@@ -477,5 +461,7 @@ def _build_backbone_arch(folder: Path, fmt: str) -> nn.Module:
         cfg = read_json(folder / "config.json")
         return UNet2DConditionModel.from_config(cfg)
     if fmt == "compact":
-        return _load_compact(folder)
+        from tocsr_nas.export import load_compact
+
+        return load_compact(folder)
     raise SRModelError(f"unknown backbone format {fmt!r} in {folder}")

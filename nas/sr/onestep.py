@@ -193,15 +193,16 @@ def distill_onestep(
     config = config or DistillConfig()
     out, sr_dir = Path(out), Path(sr_model)
     model = SRModel.load(sr_dir, kind="multistep")
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
-    ckpt = Checkpoints(out)
-    ckpt.dir.mkdir(parents=True, exist_ok=True)
-    f, s = model.vae_scale_factor, model.scale
+    f, T = model.vae_scale_factor, model.scheduler.config.num_train_timesteps
     if config.crop * f > config.pool_patch:
         raise TocsrError(f"--crop {config.crop} latents ({config.crop * f} px) exceeds --pool-patch {config.pool_patch}")
+    if config.timestep is not None and not 0 <= config.timestep < T:
+        raise TocsrError(f"--timestep must be in [0, {T - 1}], got {config.timestep}")
     target_steps = int(config.target_steps or model.config["sampler"]["steps"])
     min_size = max(config.pool_patch, 64)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
+    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
+    ckpt = Checkpoints(out)
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
     pool_path = ckpt.dir / _POOL_FILE
@@ -219,10 +220,7 @@ def distill_onestep(
         pool.save(pool_path)
 
     # ---- the one-step parameterisation
-    T = model.scheduler.config.num_train_timesteps
     if config.timestep is not None:
-        if not 0 <= config.timestep < T:
-            raise TocsrError(f"--timestep must be in [0, {T - 1}], got {config.timestep}")
         t_star = int(config.timestep)
     elif config.start == "noise":
         t_star = T - 1

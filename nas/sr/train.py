@@ -183,7 +183,6 @@ def train_sr(
     """
     config = config or SRTrainConfig()
     out = Path(out)
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, teacher=teacher)
     model = SRModel.from_backbone(bb, scale=config.scale, sampler_steps=config.sampler_steps, tile=config.tile)
     f = model.vae_scale_factor
@@ -194,13 +193,13 @@ def train_sr(
     min_size = max(config.pool_patch, 64)
     train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
+    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
     logger.info("SR training: encoding %d training patches of %d px", config.pool_size, config.pool_patch)
     pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 0))
     val_hr, val_lr = validation_latents(model, val, config.val_patches)
     metrics = state.setdefault("metrics", {})
     if "val_loss_init" not in metrics:
         metrics["val_loss_init"] = sr_validation_loss(model, val_hr, val_lr, seed=config.seed)
-    Checkpoints(out).dir.mkdir(parents=True, exist_ok=True)
 
     net, scheduler = model.net, model.scheduler
     T = scheduler.config.num_train_timesteps

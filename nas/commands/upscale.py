@@ -1,0 +1,43 @@
+"""``tocsr-nas upscale``: super-resolve image files with an SR model folder (multi-step or one-step)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``upscale``."""
+    p = subparsers.add_parser(
+        "upscale",
+        help="upscale PNG/JPEG images with an SR model (multi-step or one-step)",
+        description=(
+            "Upscale each input image (any size; padded to the model's multiple and cropped back; tiled with "
+            "overlap blending when large) and write OUT/<name>.png. Works with the folder of `sr train` "
+            "(multi-step DDIM) and of `sr distill` (one step)."
+        ),
+    )
+    p.add_argument("--model", required=True, type=Path, help="SR model folder")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="input images (PNG, JPEG, ...)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--scale", type=int, default=None, help="upscaling factor (must be the model's; default: the model's)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps of a multi-step model (default: the model's)")
+    p.add_argument("--seed", type=int, default=None, help="sampler seed (default: the model's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``upscale``."""
+    from tocsr_nas.commands.sr import set_threads
+    from tocsr_nas.data import load_image
+    from tocsr_nas.sr.model import SRModel
+    from tocsr_nas.sr.upscale import upscale_files
+
+    set_threads(args.threads)
+    for path in args.inputs:  # fail on an unreadable input before loading the model
+        load_image(path)
+    model = SRModel.load(args.model)
+    for path in upscale_files(model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed):
+        print(path)
+    return 0

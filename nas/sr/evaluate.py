@@ -1,0 +1,252 @@
+"""Evaluate bicubic, the multi-step SR model and the one-step model on held-out photos.
+
+For every image ``x_hr`` (cropped to a multiple of ``s``, optionally to a centred window of at
+most ``max_side`` px), ``x_lr = downscale_s(x_hr)`` (antialiased bicubic, as in training) and each
+method upscales ``x_lr`` back. Reported per method: PSNR and SSIM on the Y channel with a border
+crop of ``s`` pixels (:mod:`tocsr_nas.sr.metrics`) averaged over the images, and the wall-clock
+seconds per image (the whole pipeline: bicubic upsampling, VAE encoder, denoiser, VAE decoder).
+
+**Complexity** (fvcore via :func:`~tocsr_nas.evaluators.count_complexity`; one fused
+multiply-add = one MAC) of one denoiser call, the VAE encoder and the VAE decoder at a reference
+HR size (the model's denoiser tile: ``tile * f`` px square), and the totals per reference image:
+``steps x UNet + encoder + decoder`` (multi-step), ``UNet + encoder + decoder`` (one step), with
+the VAE's share of each.
+
+Outputs in ``out``: ``evaluation.json`` (the report) and ``comparison.png`` (a grid: LR-bicubic |
+multi-step | one-step | HR, centre crops, PSNR in the titles).
+
+Example:
+    >>> [(name, tuple(x.shape)) for name, x in eval_images(None, scale=4, max_side=64)]
+    [('ihc', (3, 64, 64)), ('motorcycle_left', (3, 64, 64))]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tocsr_nas.checkpoint import atomic_path, atomic_write_json
+from tocsr_nas.data import PhotoDataset, downscale, to_uint8
+from tocsr_nas.errors import TocsrError
+from tocsr_nas.evaluators.complexity import count_complexity
+from tocsr_nas.sr.metrics import sr_metrics
+from tocsr_nas.sr.model import SRModel, SRModelError, bicubic_upsample
+from tocsr_nas.sr.upscale import super_resolve
+
+__all__ = ["evaluate", "resolve_models", "model_complexity", "eval_images", "plot_comparison"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_models(model_dir: str | Path, multistep_dir: str | Path | None = None) -> dict[str, SRModel]:
+    """The models to compare: ``{"multistep": ..., "onestep": ...}`` (either may be absent).
+
+    ``model_dir`` may hold either kind. For a one-step model the multi-step model is
+    ``multistep_dir``, else the SR folder the one-step model records (if it still exists).
+    """
+    model = SRModel.load(model_dir)
+    models = {model.kind: model}
+    if model.kind == "onestep":
+        source = multistep_dir or model.config.get("source", {}).get("sr_model")
+        if source and (Path(source) / "sr.json").is_file():
+            models["multistep"] = SRModel.load(source, kind="multistep")
+        elif multistep_dir:
+            raise SRModelError(f"--multistep {multistep_dir} is not an SR model folder")
+        else:
+            logger.warning("the one-step model's SR folder %s is gone: evaluating without the multi-step model", source)
+    elif multistep_dir is not None:
+        raise TocsrError("--multistep is for a one-step --model; this --model is already the multi-step model")
+    return models
+
+
+def eval_images(images: str | Path | None, scale: int, max_side: int | None = None) -> list[tuple[str, torch.Tensor]]:
+    """``(name, HR (3, H, W))`` pairs: a folder's images, or the held-out scikit-image photos.
+
+    Each image is centre-cropped to at most ``max_side`` px per side and to a multiple of ``scale``.
+    """
+    photos = PhotoDataset.from_folder(images, "all", min_size=4 * scale) if images else PhotoDataset.from_skimage("val")
+    out = []
+    for i, name in enumerate(photos.names):
+        x = photos.image(i)  # (3, H, W)
+        h, w = x.shape[-2:]
+        th, tw = (min(h, max_side), min(w, max_side)) if max_side else (h, w)
+        th, tw = th - th % scale, tw - tw % scale
+        top, left = (h - th) // 2, (w - tw) // 2
+        out.append((name, x[:, top : top + th, left : left + tw].contiguous()))
+    return out
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: SRModel) -> None:
+        super().__init__()
+        self.vae = model.vae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(x).latent_dist.mode()
+
+
+class _Decoder(nn.Module):
+    def __init__(self, model: SRModel) -> None:
+        super().__init__()
+        self.vae = model.vae
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(z).sample
+
+
+def model_complexity(model: SRModel, steps: int) -> dict[str, Any]:
+    """Params and GMACs of the denoiser, VAE encoder and decoder at the reference size, and totals."""
+    f, c = model.vae_scale_factor, int(model.config["latent_channels"])
+    side = int(model.config.get("tile", 32))
+    px = side * f
+    z = torch.zeros(1, c, side, side)
+    with torch.no_grad():
+        unet = count_complexity(model.net, (z, torch.tensor([500]), z))
+        enc = count_complexity(_Encoder(model), (torch.zeros(1, 3, px, px),))
+        dec = count_complexity(_Decoder(model), (z,))
+    vae = enc.gmacs + dec.gmacs
+    multi, one = steps * unet.gmacs + vae, unet.gmacs + vae
+    return {
+        "reference_px": [px, px],
+        "unet": {"params": unet.params, "gmacs": unet.gmacs},
+        "vae_encoder": {"params": enc.params, "gmacs": enc.gmacs},
+        "vae_decoder": {"params": dec.params, "gmacs": dec.gmacs},
+        "multistep_gmacs_per_image": multi,
+        "onestep_gmacs_per_image": one,
+        "vae_share_multistep": vae / multi,
+        "vae_share_onestep": vae / one,
+    }
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    finite = [r["psnr_y"] for r in rows if math.isfinite(r["psnr_y"])]
+    return {
+        "psnr_y": float(np.mean(finite)) if finite else float("inf"),
+        "ssim_y": float(np.mean([r["ssim_y"] for r in rows])),
+        "seconds_per_image": float(np.mean([r["seconds"] for r in rows])),
+        "per_image": rows,
+    }
+
+
+def plot_comparison(panels: list[dict[str, Any]], path: str | Path, crop: int = 128) -> Path:
+    """Draw the comparison grid (one row per image, one column per method) to ``path`` (PNG).
+
+    Args:
+        panels: per image ``{"name": str, "columns": [(title, (H, W, 3) uint8), ...]}``.
+        path: the PNG file (written atomically).
+        crop: side of the centred window shown (details stay visible on large images).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    rows, cols = len(panels), max(len(p["columns"]) for p in panels)
+    fig = Figure(figsize=(2.6 * cols, 2.8 * rows), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for r, panel in enumerate(panels):
+        for k, ax in enumerate(axes[r]):
+            ax.set_axis_off()
+            if k >= len(panel["columns"]):
+                continue
+            title, img = panel["columns"][k]
+            h, w = img.shape[:2]
+            top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+            ax.imshow(img[top : top + crop, left : left + crop], interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+        axes[r][0].text(-0.05, 0.5, panel["name"], transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def _timed(fn):  # noqa: ANN001, ANN202 - tiny helper
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def evaluate(
+    model_dir: str | Path,
+    *,
+    multistep_dir: str | Path | None = None,
+    images: str | Path | None = None,
+    scale: int = 4,
+    steps: int | None = None,
+    max_side: int | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Compare bicubic, the multi-step and the one-step model on ``images`` (see the module docstring).
+
+    Args:
+        model_dir: an SR folder (one-step or multi-step).
+        multistep_dir: the multi-step folder when ``model_dir`` is one-step and does not record it.
+        images: a folder of HR images (default: the held-out scikit-image photos).
+        scale: the upscaling factor (must be the models').
+        steps: DDIM steps of the multi-step model (default: its own).
+        max_side: centre-crop each HR image to at most this many px per side.
+        out: folder for ``evaluation.json`` and ``comparison.png`` (none written when ``None``).
+
+    Returns:
+        The report: ``scale``, ``images``, ``methods`` (``bicubic``, ``multistep``, ``onestep``:
+        ``psnr_y``, ``ssim_y``, ``seconds_per_image``, ``per_image``), ``complexity``, ``speedup``
+        (multi-step over one-step seconds per image) and ``outputs``.
+    """
+    models = resolve_models(model_dir, multistep_dir)
+    for m in models.values():
+        if m.scale != scale:
+            raise TocsrError(f"the model upscales x{m.scale}; --scale {scale} is not supported")
+    multi_steps = int(steps or models.get("multistep", next(iter(models.values()))).config["sampler"]["steps"])
+    data = eval_images(images, scale, max_side)
+    rows: dict[str, list[dict[str, Any]]] = {"bicubic": [], **{k: [] for k in ("multistep", "onestep") if k in models}}
+    panels = []
+    for name, hr in data:
+        lr = downscale(hr[None], scale)  # (1, 3, h, w)
+        ref = to_uint8(hr)
+        outputs = {}
+        outputs["bicubic"], secs = _timed(lambda: bicubic_upsample(lr, scale))
+        rows["bicubic"].append({"name": name, **sr_metrics(ref, to_uint8(outputs["bicubic"][0]), scale), "seconds": secs})
+        for kind in ("multistep", "onestep"):
+            if kind in models:
+                outputs[kind], secs = _timed(lambda: super_resolve(models[kind], lr, steps=multi_steps))
+                rows[kind].append({"name": name, **sr_metrics(ref, to_uint8(outputs[kind][0]), scale), "seconds": secs})
+        logger.info(
+            "%s %dx%d: %s", name, hr.shape[-1], hr.shape[-2],
+            ", ".join(f"{k} {rows[k][-1]['psnr_y']:.2f} dB / {rows[k][-1]['ssim_y']:.4f}" for k in rows),
+        )  # fmt: skip
+        columns = [(f"{k} {rows[k][-1]['psnr_y']:.2f} dB", to_uint8(outputs[k][0])) for k in rows]
+        panels.append({"name": name, "columns": [*columns, ("HR", ref)]})
+    methods = {k: _summary(v) for k, v in rows.items()}
+    if "multistep" in methods:
+        methods["multistep"]["steps"] = multi_steps
+    if "onestep" in methods:
+        methods["onestep"]["timestep"] = models["onestep"].config["onestep"]["timestep"]
+    report: dict[str, Any] = {
+        "scale": scale,
+        "images": [{"name": n, "hr_size": [int(x.shape[-1]), int(x.shape[-2])]} for n, x in data],
+        "methods": methods,
+        "complexity": model_complexity(next(iter(models.values())), multi_steps),
+        "speedup": (
+            methods["multistep"]["seconds_per_image"] / methods["onestep"]["seconds_per_image"]
+            if {"multistep", "onestep"} <= set(methods)
+            else None
+        ),
+        "models": {k: str(Path(m.backbone_dir).parent) if m.backbone_dir else None for k, m in models.items()},
+        "torch_threads": torch.get_num_threads(),
+        "outputs": {},
+    }
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        report["outputs"] = {"json": str(out / "evaluation.json"), "grid": str(out / "comparison.png")}
+        plot_comparison(panels, out / "comparison.png")
+        atomic_write_json(out / "evaluation.json", report)
+    return report
