@@ -131,6 +131,54 @@ def _io_signature(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     return repr((str(spec), described))
 
 
+@dataclass
+class _Call:
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class _CallRecorder:
+    """Counts (and optionally records) the calls of the blocks during the whole-model trace.
+
+    A block must run exactly once per forward pass: its share of the whole-model trace is then
+    one call, like a candidate traced alone.
+    """
+
+    def __init__(self, model: nn.Module, paths: Sequence[str], *, record: bool) -> None:
+        self.model, self.paths, self.record = model, list(paths), record
+        self.counts: dict[str, int] = {p: 0 for p in self.paths}
+        self.calls: dict[str, _Call] = {}
+        self.handles: list[Any] = []
+
+    def _hook(self, path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            self.counts[path] += 1
+            if self.record and path not in self.calls:
+                keep = lambda x: x.detach().clone() if isinstance(x, torch.Tensor) else x  # noqa: E731
+                self.calls[path] = _Call(pytree.tree_map(keep, tuple(args)), pytree.tree_map(keep, dict(kwargs)))
+
+        return hook
+
+    def __enter__(self) -> _CallRecorder:
+        for path in self.paths:
+            module = self.model.get_submodule(path)
+            self.handles.append(module.register_forward_pre_hook(self._hook(path), with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def check(self) -> None:
+        wrong = {p: n for p, n in self.counts.items() if n != 1}
+        if wrong:
+            listed = ", ".join(f"{p!r} ran {n} times" for p, n in wrong.items())
+            raise CostTableError(
+                f"every block must run exactly once per forward pass for an exact cost table: {listed}"
+            )
+
+
 def _candidate_type(name: str) -> str:
     return name.split("(", 1)[0]
 
@@ -186,7 +234,7 @@ class CostTable:
         kwargs: Mapping[str, Any] | None,
         choices: Mapping[str, Sequence[str]],
         instantiate: Callable[[str, str, nn.Module], nn.Module],
-        block_io: Mapping[str, BlockIOLike],
+        block_io: Mapping[str, BlockIOLike] | None = None,
         *,
         count_attention: bool = True,
         progress: bool = False,
@@ -209,7 +257,8 @@ class CostTable:
             instantiate: ``(path, candidate name, teacher block) -> module`` building a
                 candidate with the block's call signature and output shape.
             block_io: ``{block path: captured call}`` (objects with ``.args`` and ``.kwargs``,
-                e.g. from ``tocsr_nas.surrogates.capture_block_io`` on the same call).
+                e.g. from ``tocsr_nas.surrogates.capture_block_io`` on the same call). ``None``
+                (the default, and the fastest) records them during the whole-model trace.
             count_attention: default counting mode of the returned table (both are stored).
             progress: show a tqdm progress bar.
             resolution: the image resolution in pixels, stored with the table.
@@ -229,7 +278,7 @@ class CostTable:
                 model.get_submodule(path)
             except AttributeError:
                 raise CostTableError(f"no block at path {path!r} in {type(model).__name__}") from None
-            if path not in block_io:
+            if block_io is not None and path not in block_io:
                 raise CostTableError(f"no captured inputs for block {path!r}; capture every block")
         for outer in paths:
             for inner in paths:
@@ -251,7 +300,11 @@ class CostTable:
         try:
             # One trace of the whole model gives the model's total and, through fvcore's module
             # scopes, every teacher block's share (the ops run inside that block's call).
-            counted = trace_macs(model, args, kwargs, submodules=paths)
+            with _CallRecorder(model, paths, record=block_io is None) as recorder:
+                counted = trace_macs(model, args, kwargs, submodules=paths)
+            recorder.check()
+            if block_io is None:
+                block_io = recorder.calls
             traces += 1
             if bar is not None:
                 bar.update()

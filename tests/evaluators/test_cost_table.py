@@ -265,3 +265,26 @@ def test_block_table_lists_every_cell(table, choices):
     cell = table.cell("mid_block.attentions.0", "teacher")
     assert row.gmacs == cell.macs / 1e9 and row.params == cell.params
     assert cell.macs > cell.macs_no_attention  # attention is stored in both modes
+
+
+def test_inputs_recorded_during_the_trace_give_the_same_table(table, tiny_unet, unet_call, choices):
+    args, kwargs = unet_call
+    own = CostTable.build(
+        tiny_unet, args, kwargs, choices, instantiate, resolution=64,
+        metadata={"teacher": "tiny-test", "space": "stand-ins"},
+    )
+    assert own.to_dict() == table.to_dict()
+    assert own.traces == table.traces
+
+
+def test_block_running_twice_is_an_error():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.block(self.block(x))
+
+    with pytest.raises(CostTableError, match="'block' ran 2 times"):
+        CostTable.build(Twice(), (torch.randn(1, 3),), {}, {"block": ["teacher"]}, instantiate)
