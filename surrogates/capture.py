@@ -7,9 +7,9 @@ returned. :func:`capture_block_io` runs one forward pass with hooks on those mod
 :func:`iter_capture` does the same over a stream of batches.
 
 The forward pass stops as soon as every requested block is recorded (the rest of the model is
-not needed). Captured tensors are detached references (no copy). A model that later modifies one of them in
-place would corrupt the capture; this is detected through the tensors' version counters and
-reported, and ``clone=True`` stores copies instead.
+not needed). Captured tensors are detached references (no copy). A model that later modifies
+one of them in place would corrupt the capture; this is detected through the tensors' version
+counters and reported, and ``clone=True`` stores copies instead.
 """
 
 from __future__ import annotations
