@@ -165,7 +165,10 @@ class ValidationSet:
         if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise ValidationSetError(f"validation set: chunk_size must be a positive integer, got {self.chunk_size!r}")
         # L(eps_T) = sum (eps_T - eps)^2 / n: the teacher's own denoising loss, computed once
-        sse = _sse(self.teacher_eps, self.noise)
+        # summed chunk by chunk, in the order QualityEvaluator.sums adds, so the teacher scores exactly 0
+        sse = 0.0
+        for chunk in self.chunks():
+            sse += _sse(self.teacher_eps[chunk], self.noise[chunk])
         if not (math.isfinite(sse) and sse > 0):
             raise ValidationSetError(
                 f"validation set: the teacher's squared error on it is {sse}; it must be finite and > 0 "

@@ -195,3 +195,15 @@ def test_evaluators_import_neither_surrogates_nor_nas():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_teacher_is_exactly_zero_over_many_chunks():
+    # the teacher's own error is summed in the evaluator's chunk order: no last-bit rounding residue
+    gen = torch.Generator().manual_seed(3)
+    n = 96
+    eps, eps_t = torch.randn(n, 16, 8, 8, generator=gen), torch.randn(n, 16, 8, 8, generator=gen)
+    x_t = torch.randn(n, 16, 8, 8, generator=gen)
+    t = torch.arange(n)
+    vs = ValidationSet(x0=x_t, timesteps=t, noise=eps, x_t=x_t, context=torch.zeros(1, 1, 1), teacher_eps=eps_t,
+                       chunk_size=5)
+    assert DenoisingLossIncrease(vs)(lambda x, tt, c: eps_t[tt]) == 0.0
