@@ -104,39 +104,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "trace the Pareto front. Writes trials.csv, pareto.csv, best.json and plots/ to --out; --resume "
         "continues an interrupted search without repeating or losing a trial.",
     )
-    p.add_argument("--teacher", type=Path, required=True, help="teacher folder (diffusers layout)")
-    p.add_argument("--surrogates", type=Path, required=True, help="surrogate library folder (tocsr-nas distill --out)")
-    p.add_argument("--space", help="search space YAML the library was distilled with (default: the library's own)")
+    p.add_argument("--teacher", type=Path, required=True, metavar="DIR", help="teacher folder (diffusers layout)")
+    p.add_argument("--surrogates", type=Path, required=True, metavar="DIR", help="surrogate library folder (tocsr-nas distill --out)")
+    p.add_argument("--space", metavar="FILE", help="search space YAML the library was distilled with (default: the library's own)")
     p.add_argument(
         "--epsilon",
         type=parse_epsilons,
         required=True,
+        metavar="E[,E...]",
         help="quality limit(s), comma-separated, each in (0, 10); the first is the primary one (best.json)",
     )
     p.add_argument("--objective", choices=("gmacs", "params"), default="gmacs", help="what to minimise (default gmacs)")
-    p.add_argument("--strategy", default="ecbo", help="search strategy (default ecbo; see the list in the error for others)")
-    p.add_argument("--budget", type=_positive_int, help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
+    p.add_argument("--strategy", default="ecbo", metavar="NAME", help="search strategy: ecbo (default), random, evolution, exhaustive, nni-* ...")
+    p.add_argument("--budget", type=_positive_int, metavar="N", help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
     p.add_argument("--time-budget", type=_positive_float, metavar="S", help="wall seconds (checked before each batch)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the strategy (default 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the strategy (default 0)")
     p.add_argument(
         "--quality",
         default="denoising",
+        metavar="NAME",
         help="quality evaluator: denoising (relative loss increase over the teacher, default) or agreement "
         "(squared distance to the teacher in units of its own error)",
     )
     p.add_argument("--batch-size", type=_positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
-    p.add_argument("--max-gmacs", type=_positive_float, help="hard bound: never evaluate anything above these GMACs")
-    p.add_argument("--max-params", type=_positive_float, help="hard bound: never evaluate anything above these parameters")
+    p.add_argument("--max-gmacs", type=_positive_float, metavar="X", help="hard bound: never evaluate anything above these GMACs")
+    p.add_argument("--max-params", type=_positive_float, metavar="X", help="hard bound: never evaluate anything above these parameters")
     p.add_argument("--resolution", type=_positive_int, metavar="PX", help="image side in pixels (default: the library's)")
-    p.add_argument("--val-samples", type=_positive_int, default=32, help="validation samples (default 32)")
-    p.add_argument("--val-seed", type=int, default=0, help="seed of the validation timesteps and noise (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (new or empty, or the one to --resume)")
+    p.add_argument("--val-samples", type=_positive_int, default=32, metavar="N", help="validation samples (default 32)")
+    p.add_argument("--val-seed", type=int, default=0, metavar="S", help="seed of the validation timesteps and noise (default 0)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty, or the one to --resume)")
     p.add_argument("--resume", action="store_true", help="continue the search journalled in --out")
     p.add_argument("--no-prior", action="store_true", help="do not give the strategy the library's distillation losses")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--threads",
         type=_positive_int,
+        metavar="N",
         help="torch CPU threads (default: torch's choice; 1 is much faster on a busy shared machine)",
     )
     p.set_defaults(func=run)
