@@ -17,7 +17,6 @@ from tocsr_nas.evaluators import CostTable
 from tocsr_nas.evaluators.cost_table import CostTableError
 from tocsr_nas.model_space import CandidateCache
 from tocsr_nas.searchspace import SearchSpace
-from tocsr_nas.surrogates.capture import capture_block_io
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,6 @@ def cost_table_for(
                 log.warning("ignoring cached cost table: %s", exc)
     unet = teacher.unet.eval()
     args, kwargs = teacher.unet_example_inputs(batch=1, resolution=resolution)
-    ios = capture_block_io(unet, space.paths, args, kwargs, outputs=False)
     choices = {b.path: b.names for b in space.blocks}
     candidates = candidates if candidates is not None else CandidateCache()
 
@@ -82,7 +80,7 @@ def cost_table_for(
         return candidates(block, space[block_path].choices[space[block_path].index(name)])
 
     table = CostTable.build(
-        unet, args, kwargs, choices, instantiate, ios, progress=progress, resolution=resolution, metadata=meta
+        unet, args, kwargs, choices, instantiate, None, progress=progress, resolution=resolution, metadata=meta
     )
     if path is not None:
         try:
