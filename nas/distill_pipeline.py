@@ -37,9 +37,9 @@ import torch
 from tocsr_nas.data import PhotoDataset
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.searchspace import SearchSpace
-from tocsr_nas.surrogates.distill import TrainSettings, distill
+from tocsr_nas.surrogates.distill import TrainSettings, check_resumable, distill, plan_jobs
 from tocsr_nas.surrogates.features import FeatureCache, capture_features
-from tocsr_nas.surrogates.library import MANIFEST, SurrogateLibrary
+from tocsr_nas.surrogates.library import MANIFEST, SurrogateLibrary, finished_pairs
 from tocsr_nas.teacher import Teacher
 
 __all__ = ["DistillConfig", "noisy_unet_batches", "capture_teacher_features", "distill_teacher", "FEATURES_DIR"]
@@ -65,6 +65,8 @@ class DistillConfig:
         resolution: patch side in pixels (default: the teacher's ``default_resolution``).
         capture_batch: samples per teacher forward pass when capturing.
         workers: parallel jobs (``1``: in-process).
+        threads: torch threads of the teacher capture and of each job; ``None``: torch's default
+            for the capture and one per job (small blocks train fastest on one thread).
         keep_features: keep ``OUT/features/`` after the library is complete.
     """
 
@@ -77,6 +79,7 @@ class DistillConfig:
     resolution: int | None = None
     capture_batch: int = 32
     workers: int = 1
+    threads: int | None = None
     keep_features: bool = False
 
     def __post_init__(self) -> None:
@@ -85,6 +88,8 @@ class DistillConfig:
                 raise TocsrError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:
             raise TocsrError(f"steps must be >= 0, got {self.steps}")
+        if self.threads is not None and self.threads < 1:
+            raise TocsrError(f"threads must be >= 1, got {self.threads}")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
@@ -158,14 +163,20 @@ def capture_teacher_features(
     train_photos = train_photos or PhotoDataset.from_skimage("train", seed=0, min_size=resolution)
     val_photos = val_photos or PhotoDataset.from_skimage("val", seed=0, min_size=resolution)
     teacher.unet.eval()
-    for split, photos, n, seed in (
-        ("train", train_photos, config.samples, config.seed),
-        ("val", val_photos, config.val_samples, config.seed + 1),
-    ):
-        images = photos.random_batch(n, resolution, seed=seed)  # (N, 3, P, P)
-        batches = noisy_unet_batches(teacher, images, seed=seed + 1000, batch=config.capture_batch)
-        capture_features(teacher.unet, space.paths, batches, cache, split)
-        logger.debug("captured %d %s samples for %d blocks", n, split, len(space))
+    old_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        for split, photos, n, seed in (
+            ("train", train_photos, config.samples, config.seed),
+            ("val", val_photos, config.val_samples, config.seed + 1),
+        ):
+            images = photos.random_batch(n, resolution, seed=seed)  # (N, 3, P, P)
+            batches = noisy_unet_batches(teacher, images, seed=seed + 1000, batch=config.capture_batch)
+            capture_features(teacher.unet, space.paths, batches, cache, split)
+            logger.debug("captured %d %s samples for %d blocks", n, split, len(space))
+    finally:
+        torch.set_num_threads(old_threads)
 
 
 def distill_teacher(
@@ -213,11 +224,16 @@ def distill_teacher(
     resolution = config.resolution or teacher.default_resolution
     fingerprint = teacher.fingerprint()
     start = time.perf_counter()
+    todo = len(plan_jobs(space))
+    if resume and (out / MANIFEST).is_file():
+        # refuse another teacher or space BEFORE the expensive capture; nothing to do -> no capture
+        check_resumable(out, teacher_fingerprint=fingerprint, space=space)
+        todo = len(plan_jobs(space, finished_pairs(out, space)))
     out.mkdir(parents=True, exist_ok=True)
     cache = FeatureCache(out / FEATURES_DIR)
     meta = _features_meta(fingerprint, space, config, resolution)
     meta_path = cache.root / _FEATURES_META
-    reuse = meta_path.is_file() and json.loads(meta_path.read_text()) == meta
+    reuse = todo == 0 or (meta_path.is_file() and json.loads(meta_path.read_text()) == meta)
     if not reuse:
         # an old or partial cache is never mixed with new features
         shutil.rmtree(cache.root, ignore_errors=True)
@@ -225,7 +241,7 @@ def distill_teacher(
         meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True))
         logger.info("captured block features in %.1f s", time.perf_counter() - start)
     blocks = {path: teacher.unet.get_submodule(path) for path in space.paths}
-    data = {k: v for k, v in asdict(config).items() if k not in ("steps", "batch_size", "lr", "seed", "workers", "keep_features")}
+    data = {k: v for k, v in asdict(config).items() if k not in ("steps", "batch_size", "lr", "seed", "workers", "threads", "keep_features")}
     library = distill(
         blocks,
         space,
@@ -235,6 +251,7 @@ def distill_teacher(
         resolution=resolution,
         settings=config.train_settings(),
         workers=config.workers,
+        threads=config.threads or 1,
         resume=resume,
         progress=progress,
         extra_header={"data": data},

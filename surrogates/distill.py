@@ -82,6 +82,7 @@ __all__ = [
     "train_pair",
     "run_job",
     "plan_jobs",
+    "check_resumable",
     "distill",
 ]
 
@@ -328,6 +329,25 @@ def plan_jobs(space: SearchSpace, done: Mapping[tuple[str, str], Any] = ()) -> l
     ]
 
 
+def check_resumable(out: str | os.PathLike[str], *, teacher_fingerprint: str, space: SearchSpace) -> dict[str, Any]:
+    """Check that the library at ``out`` was started for this teacher and space; return its manifest.
+
+    Raises:
+        LibraryMismatchError: not a library, or another teacher or space.
+    """
+    old = read_manifest(out)
+    for key, now, what in (
+        ("teacher_fingerprint", teacher_fingerprint, "teacher"),
+        ("space_hash", space.hash, "search space"),
+    ):
+        if old.get(key) != now:
+            raise LibraryMismatchError(
+                f"cannot resume {out}: it was distilled for another {what} ({old.get(key)}, now {now}); "
+                "choose a new --out"
+            )
+    return old
+
+
 def distill(
     blocks: Mapping[str, nn.Module],
     space: SearchSpace,
@@ -387,13 +407,7 @@ def distill(
             raise LibraryMismatchError(
                 f"{out} already holds a surrogate library; pass --resume to finish it, or choose a new --out"
             )
-        old = read_manifest(out)
-        for key, what in (("teacher_fingerprint", "teacher"), ("space_hash", "search space")):
-            if old.get(key) != header[key]:
-                raise LibraryMismatchError(
-                    f"cannot resume {out}: it was distilled for another {what} ({old.get(key)}, now "
-                    f"{header[key]}); choose a new --out"
-                )
+        old = check_resumable(out, teacher_fingerprint=teacher_fingerprint, space=space)
         if old.get("settings", {}).get("steps") != settings.steps:
             logger.warning(
                 "resuming with steps=%s; finished pairs were trained with steps=%s",
