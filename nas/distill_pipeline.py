@@ -65,8 +65,10 @@ class DistillConfig:
         resolution: patch side in pixels (default: the teacher's ``default_resolution``).
         capture_batch: samples per teacher forward pass when capturing.
         workers: parallel jobs (``1``: in-process).
-        threads: torch threads of the teacher capture and of each job; ``None``: torch's default
-            for the capture and one per job (small blocks train fastest on one thread).
+        threads: torch threads of the teacher capture and of each job. One is the default: small
+            blocks gain nothing from intra-op threads, and on a busy machine extra threads
+            contend (the tiny teacher's capture ran 4x slower on 2 threads than on 1 with the other
+            core busy).
         keep_features: keep ``OUT/features/`` after the library is complete.
     """
 
@@ -79,7 +81,7 @@ class DistillConfig:
     resolution: int | None = None
     capture_batch: int = 32
     workers: int = 1
-    threads: int | None = None
+    threads: int = 1
     keep_features: bool = False
 
     def __post_init__(self) -> None:
@@ -88,7 +90,7 @@ class DistillConfig:
                 raise TocsrError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:
             raise TocsrError(f"steps must be >= 0, got {self.steps}")
-        if self.threads is not None and self.threads < 1:
+        if self.threads < 1:
             raise TocsrError(f"threads must be >= 1, got {self.threads}")
 
     def train_settings(self) -> TrainSettings:
@@ -164,8 +166,7 @@ def capture_teacher_features(
     val_photos = val_photos or PhotoDataset.from_skimage("val", seed=0, min_size=resolution)
     teacher.unet.eval()
     old_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    torch.set_num_threads(config.threads)
     try:
         for split, photos, n, seed in (
             ("train", train_photos, config.samples, config.seed),
@@ -251,7 +252,7 @@ def distill_teacher(
         resolution=resolution,
         settings=config.train_settings(),
         workers=config.workers,
-        threads=config.threads or 1,
+        threads=config.threads,
         resume=resume,
         progress=progress,
         extra_header={"data": data},

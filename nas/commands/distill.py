@@ -66,8 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=_positive, metavar="PX", help="patch side in pixels (default: the teacher's)")
     p.add_argument("--workers", type=_positive, default=d.workers, help=f"parallel jobs (processes; default {d.workers})")
     p.add_argument(
-        "--threads", type=_positive,
-        help="torch threads of the teacher capture and of each job (default: torch's for the capture, 1 per job)",
+        "--threads", type=_positive, default=d.threads,
+        help=f"torch threads of the teacher capture and of each job (default {d.threads}: small blocks gain "
+        "nothing from more)",
     )
     p.add_argument("--resume", action="store_true", help="finish the library in OUT; finished pairs are kept")
     p.add_argument("--keep-features", action="store_true", help="keep OUT/features (the captured block features)")
