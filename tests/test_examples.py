@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_custom_strategy(tmp_path):
 
 def test_custom_surrogate(tmp_path):
     stdout = run_example("custom_surrogate.py", tmp_path)
-    assert "conformance kit: 6 cases passed" in stdout
+    assert re.search(r"conformance kit: [1-9]\d* cases passed", stdout), stdout
     manifest = json.loads((tmp_path / "library" / "manifest.json").read_text())
     assert any(p["type"] == "lowrank_linear_attention" for p in manifest["pairs"])
     check_search_folder(tmp_path / "search", trials=6)
