@@ -19,7 +19,7 @@ Run::
     python examples/search_tiny_unet.py --quick --out /tmp/tiny            # 3 steps/pair, budget 6 (tests)
     python examples/search_tiny_unet.py --space my_space.yaml --out ...    # your own rules
 
-Time on a laptop CPU: about 6 minutes (documented setting; distillation of 51 pairs dominates),
+Time on a laptop CPU: about 2 minutes (documented setting; distillation of 51 pairs dominates),
 about 1 minute with ``--quick``. Every stage is resumable: rerun the same command to continue.
 """
 
