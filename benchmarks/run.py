@@ -1,0 +1,271 @@
+"""Search-efficiency benchmark: every strategy on landscapes with a known constrained optimum.
+
+One command::
+
+    .venv/bin/python benchmarks/run.py                       # landscapes A and B, defaults below
+    .venv/bin/python benchmarks/run.py --quick               # toy landscapes, seconds (the smoke test)
+    .venv/bin/python benchmarks/run.py --landscapes B --seeds 10 --budgets 20,40,80,160
+
+Landscapes (see ``benchmarks/landscapes.py``):
+
+* ``A``: the committed tiny teacher + its distilled library (``--library``), a 1024-configuration
+  subspace evaluated exhaustively with SupernetQuality (cached in
+  ``benchmarks/results/landscape_a_evaluations.csv``); epsilon = a quantile of all qualities.
+* ``B``: the sd21-vae16 cost table at 512 px (GMACs, attention counted) with a synthetic quality
+  model (per-block sensitivities + neighbour interactions + hash noise), optimum by dynamic
+  programme, checked by local search. One landscape per seed (``--landscape-seed`` fixes one).
+
+Every strategy gets the same :class:`~tocsr_nas.strategies.Problem` (known cost, the epsilon,
+the prior where the landscape has one) and proposes the teacher configuration first (the
+strategies' contract). One configuration is asked and told at a time. Outputs in ``--out``:
+``runs.csv`` (one row per landscape x strategy x seed), ``summary.csv`` (median and IQR of the
+regret per budget, median evaluations to within 1%, feasible fraction, seconds per ask),
+``curves.csv`` (median regret per evaluation) and ``regret_<landscape>.png``.
+
+Regret = best feasible cost found / optimum - 1 (``inf`` while nothing feasible was found;
+the teacher is feasible, so after the first evaluation it is finite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from landscapes import (  # noqa: E402
+    build_tiny_landscape,
+    make_problem,
+    paper_landscape,
+    toy_chain_landscape,
+    toy_enumerated_landscape,
+)
+
+from tocsr_nas.strategies import Observation, available_strategies, make_strategy  # noqa: E402
+
+logger = logging.getLogger("benchmarks.run")
+
+PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe", "optuna-nsga2", "optuna-gp"]
+
+
+def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True) -> dict:
+    """One search of ``budget`` evaluations: best-feasible-cost curve, feasibility flags, ask times."""
+    strategy = make_strategy(name, make_problem(land, with_prior=with_prior), seed=seed)
+    best, curve, feasible, times = math.inf, [], [], []
+    while len(curve) < budget:
+        t0 = time.perf_counter()
+        configs = strategy.ask(1)
+        times.append(time.perf_counter() - t0)
+        if not configs:
+            break
+        cfg = configs[0]
+        q, c = land.quality(cfg), land.cost(cfg)
+        strategy.tell([Observation(cfg, q, c)])
+        ok = q <= land.epsilon
+        feasible.append(ok)
+        if ok:
+            best = min(best, c)
+        curve.append(best)
+    curve += [best] * (budget - len(curve))
+    return {"curve": curve, "feasible": feasible, "times": times}
+
+
+def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
+    """The landscape(s) named ``label`` for ``seed`` (one per epsilon)."""
+    if label == "A":
+        base = build_tiny_landscape(args.library, args.a_cache, quality=args.quality)
+        return [_named(base.with_epsilon(base.epsilon_at_quantile(f)), f"A@q{f:g}") for f in args.a_quantiles]
+    if label == "B":
+        lseed = args.landscape_seed if args.landscape_seed is not None else seed
+        land, _ = paper_landscape(seed=lseed)
+        return [_named(land, "B")]
+    if label == "toyA":
+        return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
+    if label == "toyB":
+        return [_named(toy_chain_landscape(seed=seed), "toyB")]
+    raise SystemExit(f"unknown landscape {label!r}; choose from A, B, toyA, toyB")
+
+
+def _named(land, name: str):
+    land.name = name
+    return land
+
+
+def summarise(rows: list[dict], budgets: list[int]) -> list[dict]:
+    """Median and IQR of the regret per budget, evaluations to 1%, feasible fraction, per landscape x strategy."""
+    out = []
+    keys = list(dict.fromkeys((r["landscape"], r["strategy"]) for r in rows))
+    for land, strat in keys:
+        mine = [r for r in rows if r["landscape"] == land and r["strategy"] == strat]
+        row = {"landscape": land, "strategy": strat, "seeds": len(mine)}
+        for b in budgets:
+            vals = np.array([r[f"regret@{b}"] for r in mine], dtype=float)
+            row[f"median@{b}"] = float(np.median(vals))
+            row[f"q25@{b}"] = float(np.quantile(vals, 0.25))
+            row[f"q75@{b}"] = float(np.quantile(vals, 0.75))
+        hits = [r["evals_to_1pct"] if r["evals_to_1pct"] != "" else math.inf for r in mine]
+        row["median_evals_to_1pct"] = float(np.median(hits))
+        row["solved_fraction"] = float(np.mean([math.isfinite(h) for h in hits]))
+        row["feasible_fraction"] = float(np.mean([r["feasible_fraction"] for r in mine]))
+        row["mean_ask_s"] = float(np.mean([r["mean_ask_s"] for r in mine]))
+        out.append(row)
+    return out
+
+
+def format_table(summary: list[dict], budgets: list[int], landscape: str) -> str:
+    """A markdown table of one landscape's summary."""
+    head = "| strategy | " + " | ".join(f"regret@{b} median [IQR]" for b in budgets) + " | evals to 1% (median) | solved | feasible | s/ask |"
+    lines = [head, "|" + "---|" * (len(budgets) + 5)]
+    for r in summary:
+        if r["landscape"] != landscape:
+            continue
+        cells = [f"{_pct(r[f'median@{b}'])} [{_pct(r[f'q25@{b}'])}, {_pct(r[f'q75@{b}'])}]" for b in budgets]
+        e = r["median_evals_to_1pct"]
+        lines.append(
+            f"| {r['strategy']} | " + " | ".join(cells)
+            + f" | {'>' + str(max(budgets)) if not math.isfinite(e) else f'{e:g}'} | {r['solved_fraction']:.0%}"
+            + f" | {r['feasible_fraction']:.2f} | {r['mean_ask_s']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return "inf" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def plot(curves: dict[str, dict[str, list[list[float]]]], out: Path) -> list[Path]:
+    """One PNG per landscape: median regret (IQR shaded) against evaluations, per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for land, per in curves.items():
+        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        for label, runs in per.items():
+            arr = np.array(runs, dtype=float)  # (seeds, budget)
+            x = np.arange(1, arr.shape[1] + 1)
+            med = np.median(arr, axis=0)
+            lo, hi = np.quantile(arr, 0.25, axis=0), np.quantile(arr, 0.75, axis=0)
+            fin = lambda a: np.where(np.isfinite(a), a, np.nan)  # noqa: E731
+            ax.plot(x, fin(med), label=label, lw=2.2 if label == "ecbo" else 1.2)
+            ax.fill_between(x, fin(lo), fin(hi), alpha=0.12)
+        ax.axhline(0.01, color="k", ls=":", lw=0.8)
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_xlabel("evaluations (teacher first)")
+        ax.set_ylabel("regret = best feasible cost / optimum - 1")
+        ax.set_title(f"landscape {land}: median over seeds, IQR shaded")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out / f"regret_{land}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="toy landscapes, 2 seeds, budgets 5,10, three strategies (seconds)")
+    p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB (default A,B)")
+    p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--budgets", default="20,40,80,160")
+    p.add_argument("--landscape-seed", type=int, default=None, help="landscape B: one landscape for all seeds")
+    p.add_argument("--library", default="/tmp/tiny-surrogates", help="landscape A: the tiny teacher's surrogate library")
+    p.add_argument("--a-cache", default=str(Path(__file__).parent / "results" / "landscape_a_evaluations.csv"))
+    p.add_argument("--a-quantiles", default="0.2", help="landscape A: epsilons as quantiles of all qualities")
+    p.add_argument("--quality", default="denoising")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.landscapes, args.seeds, args.budgets = "toyA,toyB", min(args.seeds, 2), "5,10"
+        if args.strategies == ",".join(PEERS):
+            args.strategies = "ecbo,random,evolution"
+    args.a_quantiles = [float(f) for f in args.a_quantiles.split(",")]
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("nni", "optuna", "botorch", "gpytorch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    except ImportError:
+        pass
+    import torch
+
+    torch.set_num_threads(1)
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    budget = budgets[-1]
+    labels = args.strategies.split(",")
+    known = set(available_strategies())
+    labels = [s for s in labels if s.removesuffix("-noprior") in known or logger.warning("skipping %s: not registered", s)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = "_".join(args.landscapes.split(","))
+    rows, curves, optima = [], {}, {}
+    for seed in range(args.seeds):
+        for llabel in args.landscapes.split(","):
+            for land in landscapes_for(llabel, seed, args):
+                opt, opt_cfg = land.optimum()
+                teacher_cost = land.cost(land.space.default_config())
+                optima.setdefault(land.name, []).append({"seed": seed, "optimum": opt, "teacher": teacher_cost,
+                                                         "epsilon": land.epsilon, "config": opt_cfg.to_json()})
+                logger.info("[%s seed %d] optimum %.4g (teacher %.4g, %.1f%%), epsilon %.4g", land.name, seed, opt,
+                            teacher_cost, 100 * opt / teacher_cost, land.epsilon)
+                for label in labels:
+                    name, with_prior = (label.removesuffix("-noprior"), not label.endswith("-noprior"))
+                    t0 = time.perf_counter()
+                    res = run_search(land, name, seed, budget, with_prior=with_prior)
+                    regret = [c / opt - 1.0 for c in res["curve"]]
+                    curves.setdefault(land.name, {}).setdefault(label, []).append(regret)
+                    within = next((i + 1 for i, r in enumerate(regret) if r <= 0.01), "")
+                    row = {"landscape": land.name, "strategy": label, "seed": seed, "epsilon": land.epsilon,
+                           "optimum": opt, "teacher_cost": teacher_cost, "evals_to_1pct": within,
+                           "feasible_fraction": float(np.mean(res["feasible"])) if res["feasible"] else 0.0,
+                           "mean_ask_s": float(np.mean(res["times"])), "max_ask_s": float(np.max(res["times"])),
+                           "wall_s": time.perf_counter() - t0}
+                    row.update({f"regret@{b}": regret[b - 1] for b in budgets})
+                    rows.append(row)
+                    logger.info("  %-14s %s  to1%%=%s  (%.1fs)", label,
+                                "  ".join(f"@{b}: {_pct(row[f'regret@{b}'])}" for b in budgets), within, row["wall_s"])
+                # partial results survive an interrupted run
+                _write_csv(out / f"runs_{tag}.csv", rows)
+    summary = summarise(rows, budgets)
+    _write_csv(out / f"summary_{tag}.csv", summary)
+    with open(out / f"curves_{tag}.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["landscape", "strategy", "evaluation", "median_regret", "q25", "q75"])
+        for land, per in curves.items():
+            for label, runs in per.items():
+                arr = np.array(runs, dtype=float)
+                for i in range(arr.shape[1]):
+                    w.writerow([land, label, i + 1, *(float(v) for v in (np.median(arr[:, i]), *np.quantile(arr[:, i], [0.25, 0.75])))])
+    (out / f"optima_{tag}.json").write_text(json.dumps(optima, indent=1))
+    for land in curves:
+        print(f"\nlandscape {land} ({args.seeds} seeds, budgets {budgets})")
+        print(format_table(summary, budgets, land))
+    plot(curves, out)
+    return 0
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
