@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="benchmarks/results/synthetic")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("nni").setLevel(logging.WARNING)
+    import torch
+
+    torch.set_num_threads(1)  # small matrices: one thread is fastest, and fair to every strategy
     budgets = [int(b) for b in args.budgets.split(",")]
     budget = max(budgets)
     out = Path(args.out)

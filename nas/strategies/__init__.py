@@ -25,6 +25,11 @@ from tocsr_nas.strategies.base import (
 # the built-in strategies register themselves on import
 from tocsr_nas.strategies import ecbo, evolution, exhaustive, nni_tuners, random_search  # noqa: F401,E402
 
+try:  # optional: Optuna's samplers register only where optuna is installed
+    from tocsr_nas.strategies import optuna_samplers  # noqa: F401
+except ImportError:  # pragma: no cover - depends on the environment
+    pass
+
 __all__ = [
     "Observation",
     "Problem",

@@ -94,6 +94,7 @@ class LogFeasibleImprovement(AnalyticAcquisitionFunction):
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: Tensor) -> Tensor:
         """Evaluate on ``X`` of shape ``(b, 1, d)``; returns ``(b,)``."""
-        mean, sigma = self._mean_and_sigma(X)  # (b,), (b,)
+        mean, sigma = self._mean_and_sigma(X)  # (b, 1), (b, 1): one output
+        mean, sigma = mean.squeeze(-1), sigma.squeeze(-1)  # (b,), (b,)
         cost = self.cost(X.squeeze(-2)).to(X)  # (b,)
         return log_feasible_improvement(mean, sigma, cost, self.best_cost, self.threshold)

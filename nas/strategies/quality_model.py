@@ -87,10 +87,14 @@ class ConfigFeatures:
             worst = self.prior_table.max(axis=1).sum()
             if worst > 0:
                 self.prior_table /= worst  # z in [0, 1]
-        self.dim = self.d1 + self.d2 + 1
+        # the prior-scaled one-hot has |phi_p|^2 <= 1, like phi1
+        sq = float((self.prior_table.max(axis=1) ** 2).sum())
+        self.scaled_norm = 1.0 / math.sqrt(sq) if sq > 0 else 1.0
+        self.dim = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
         self.slice1 = list(range(0, self.d1))
         self.slice2 = list(range(self.d1, self.d1 + self.d2))
         self.slice_z = [self.d1 + self.d2]
+        self.slice_p = list(range(self.d1 + self.d2 + 1, self.dim))  # prior-scaled one-hot
 
     def __call__(self, idx: np.ndarray) -> Tensor:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1, self.n_blocks)  # (N, B)
@@ -101,7 +105,10 @@ class ConfigFeatures:
         if self.n_blocks > 1:
             pair = idx[:, :-1] * self.card[None, 1:] + idx[:, 1:]  # (N, B-1)
             out[rows, self.d1 + self.pair_offsets[None, :] + pair] = 1.0 / math.sqrt(self.n_blocks - 1)
-        out[:, -1] = self.prior_table[np.arange(self.n_blocks)[None, :], idx].sum(axis=1)
+        per_block = self.prior_table[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
+        out[:, self.slice_z[0]] = per_block.sum(axis=1)
+        if self.has_prior:  # one-hot weighted by the prior damage: weights w = p * (s + noise)
+            out[rows, self.slice_p[0] + self.offsets[None, :] + idx] = per_block * self.scaled_norm
         return torch.as_tensor(out, dtype=DTYPE)
 
     def prior_damage(self, idx: np.ndarray) -> np.ndarray:
@@ -110,16 +117,17 @@ class ConfigFeatures:
 
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
-_HYPERS = ("additive", "pairs", "prior", "rbf", "lengthscale", "noise")
+_HYPERS = ("additive", "pairs", "prior", "scaled", "rbf", "lengthscale", "noise")
 _PRIORS = {
     "additive": (2.0, 4.0),
     "pairs": (2.0, 4.0),
     "prior": (2.0, 4.0),
+    "scaled": (2.0, 4.0),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
-_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "scaled": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
 
@@ -141,7 +149,10 @@ class StructuredKernel:
         if "pairs" in self.active:
             out["pairs"] = X1[:, f.d1 : f.d1 + f.d2] @ X2[:, f.d1 : f.d1 + f.d2].T
         if "prior" in self.active:
-            out["prior"] = X1[:, -1:] @ X2[:, -1:].T
+            z = f.slice_z[0]
+            out["prior"] = X1[:, z : z + 1] @ X2[:, z : z + 1].T
+        if "scaled" in self.active:
+            out["scaled"] = X1[:, f.slice_p[0] :] @ X2[:, f.slice_p[0] :].T
         if "rbf" in self.active:
             out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
         return out
@@ -149,7 +160,7 @@ class StructuredKernel:
     @staticmethod
     def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
         K = h["additive"] * parts["additive"]
-        for name in ("pairs", "prior"):
+        for name in ("pairs", "prior", "scaled"):
             if name in parts:
                 K = K + h[name] * parts[name]
         if "sqdist" in parts:
@@ -165,7 +176,9 @@ class StructuredKernel:
         if "pairs" in self.active:
             d = d + h["pairs"] * (X[:, f.d1 : f.d1 + f.d2] ** 2).sum(1)
         if "prior" in self.active:
-            d = d + h["prior"] * X[:, -1] ** 2
+            d = d + h["prior"] * X[:, f.slice_z[0]] ** 2
+        if "scaled" in self.active:
+            d = d + h["scaled"] * (X[:, f.slice_p[0] :] ** 2).sum(1)
         if "rbf" in self.active:
             d = d + h["rbf"]
         return d
@@ -238,6 +251,8 @@ class QualityGP:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice2)), h["pairs"]))
         if "prior" in self.kernel.active:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z)), h["prior"]))
+        if "scaled" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_p)), h["scaled"]))
         if "rbf" in self.kernel.active:
             rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
             rbf.lengthscale = h["lengthscale"]
@@ -305,7 +320,8 @@ def fit_quality_gp(
     """
     from scipy.optimize import minimize
 
-    active = ["additive"] + (["pairs"] if use_pairs and features.d2 else []) + (["prior"] if features.has_prior else [])
+    active = ["additive"] + (["pairs"] if use_pairs and features.d2 else [])
+    active += ["prior", "scaled"] if features.has_prior else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
     names = [n for n in _HYPERS if n in active] + ["noise"]

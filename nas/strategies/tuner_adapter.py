@@ -61,6 +61,14 @@ class TunerAdapter(Strategy):
             violation = min((obs.quality - e) / max(abs(e), 1e-12), MAX_VIOLATION)
         return self.cost_max * (1.0 + violation)
 
+    def _value(self, obs: Observation) -> Any:
+        """What is reported to the tuner for ``obs`` (JSON-serialisable): :meth:`scalar` by default."""
+        return self.scalar(obs)
+
+    def _penalty(self, config: Configuration) -> Any:
+        """What is reported for a suggestion that is skipped (inadmissible or pending twice)."""
+        return self.cost_max * (1.0 + MAX_VIOLATION)
+
     # -- replayable tuner calls -------------------------------------------------------------------
     def _reset_tuner(self) -> None:
         self._py_state = random.Random(f"{self.name}|{self.seed}|py").getstate()
@@ -115,7 +123,7 @@ class TunerAdapter(Strategy):
                 ticket, cfg = got
                 if cfg in out or self.is_seen(cfg) or not self.problem.is_admissible(cfg):
                     told = self._told.get(cfg)
-                    penalty = self.scalar(told) if told is not None else self.cost_max * (1.0 + MAX_VIOLATION)
+                    penalty = self._value(told) if told is not None else self._penalty(cfg)
                     self._report(ticket, cfg, penalty)  # teach the tuner at once, then retry
                     continue
                 chosen = cfg
@@ -133,9 +141,9 @@ class TunerAdapter(Strategy):
         for obs in observations:
             ticket = self._ticket_of.pop(obs.config, None)
             if ticket is not None:
-                self._report(ticket, obs.config, self.scalar(obs))
+                self._report(ticket, obs.config, self._value(obs))
             else:
-                self._import(obs.config, self.scalar(obs))
+                self._import(obs.config, self._value(obs))
 
     def _extra_state(self) -> dict[str, Any]:
         return {"events": self._events}
@@ -171,10 +179,10 @@ class TunerAdapter(Strategy):
         """A ticket (an integer identifying the suggestion to the tuner) and NNI-format parameters."""
         raise NotImplementedError
 
-    def _tuner_report(self, ticket: Any, config: Configuration, value: float) -> None:
+    def _tuner_report(self, ticket: Any, config: Configuration, value: Any) -> None:
         raise NotImplementedError
 
-    def _tuner_import(self, config: Configuration, value: float) -> None:
+    def _tuner_import(self, config: Configuration, value: Any) -> None:
         """Tell the tuner about a configuration it did not suggest (may be a no-op)."""
         raise NotImplementedError
 

@@ -22,6 +22,18 @@ FAST = {"ecbo": {"pool_random": 200, "pool_local": 100, "posterior_tables": 4, "
 STRATEGIES = available_strategies()
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """GP-based strategies (ecbo, optuna-gp) work on tiny matrices: one thread avoids
+    oversubscribing a shared CPU (tens of times faster there)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def build(name, problem, seed=0):
     return make_strategy(name, problem, seed=seed, **FAST.get(name, {}))
 
