@@ -39,6 +39,8 @@ def format_report(report: dict) -> str:
     for name, m in report["methods"].items():
         extra = f"  ({m['steps']} DDIM steps)" if "steps" in m else (f"  (t* = {m['timestep']})" if "timestep" in m else "")
         lines.append(f"{name:<10} {m['psnr_y']:>10.2f} {m['ssim_y']:>8.4f} {m['seconds_per_image']:>9.2f}{extra}")
+    vb = report["vae_bound"]
+    lines.append(f"{'(VAE HR)':<10} {vb['psnr_y']:>10.2f} {vb['ssim_y']:>8.4f} {'':>9}  (D(E(HR)): the VAE's own ceiling)")
     c = report["complexity"]
     px = "x".join(map(str, c["reference_px"]))
     lines.append(
@@ -51,7 +53,10 @@ def format_report(report: dict) -> str:
         f"one-step {c['onestep_gmacs_per_image']:.2f} GMACs (VAE {100 * c['vae_share_onestep']:.0f} %)"
     )
     if report.get("speedup"):
-        lines.append(f"one-step speed-up over multi-step: {report['speedup']:.1f}x (seconds per image)")
+        lines.append(
+            f"one-step speed-up over multi-step: {report['speedup']:.1f}x per image, "
+            f"{report['denoise_speedup']:.1f}x for the denoising alone (the VAE encoder/decoder cost both the same)"
+        )
     if report["outputs"]:
         lines.append(f"wrote {report['outputs']['json']} and {report['outputs']['grid']}")
     return "\n".join(lines)

@@ -36,6 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--pool-size", type=int, default=None, help="training patches encoded once (default 96)")
     train.add_argument("--trainable", choices=("all", "unet"), default=None, help="train the UNet and null context (all, default) or the UNet only")
     train.add_argument("--sampler-steps", type=int, default=None, help="default DDIM steps of the saved model (default 20)")
+    train.add_argument(
+        "--strength", type=float, default=None,
+        help="sampler strength in (0, 1]: 1 starts DDIM from pure noise, less from the noised LR latent (default 0.3)",
+    )  # fmt: skip
     train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 50)")
     train.add_argument("--images", type=Path, default=None, help="train on this folder of images instead of the built-in photos")
     _common(train)
@@ -114,7 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
         {
             "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
             "pool_size": args.pool_size, "trainable": args.trainable, "sampler_steps": args.sampler_steps,
-            "checkpoint_every": args.checkpoint_every, "images": str(args.images) if args.images else None,
+            "strength": args.strength, "checkpoint_every": args.checkpoint_every, "images": str(args.images) if args.images else None,
         },
     )  # fmt: skip
     model = train_sr(

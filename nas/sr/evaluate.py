@@ -4,7 +4,10 @@ For every image ``x_hr`` (cropped to a multiple of ``s``, optionally to a centre
 most ``max_side`` px), ``x_lr = downscale_s(x_hr)`` (antialiased bicubic, as in training) and each
 method upscales ``x_lr`` back. Reported per method: PSNR and SSIM on the Y channel with a border
 crop of ``s`` pixels (:mod:`tocsr_nas.sr.metrics`) averaged over the images, and the wall-clock
-seconds per image (the whole pipeline: bicubic upsampling, VAE encoder, denoiser, VAE decoder).
+seconds per image (the whole pipeline: bicubic upsampling, VAE encoder, denoiser, VAE decoder),
+also split into those three parts (``seconds_parts``).
+For reference, ``vae_bound`` scores ``D(E(x_hr))``, the HR image through the VAE: no latent SR
+model can be expected to beat its own decoder's reconstruction of the true HR latent.
 
 **Complexity** (fvcore via :func:`~tocsr_nas.evaluators.count_complexity`; one fused
 multiply-add = one MAC) of one denoiser call, the VAE encoder and the VAE decoder at a reference
@@ -38,9 +41,10 @@ from tocsr_nas.errors import TocsrError
 from tocsr_nas.evaluators.complexity import count_complexity
 from tocsr_nas.sr.metrics import sr_metrics
 from tocsr_nas.sr.model import SRModel, SRModelError, bicubic_upsample
-from tocsr_nas.sr.upscale import super_resolve
+from tocsr_nas.sr.tiling import pad_to_multiple, tiled_map
+from tocsr_nas.sr.upscale import VAE_TILE, super_resolve
 
-__all__ = ["evaluate", "resolve_models", "model_complexity", "eval_images", "plot_comparison"]
+__all__ = ["evaluate", "resolve_models", "model_complexity", "eval_images", "plot_comparison", "vae_roundtrip"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +172,15 @@ def plot_comparison(panels: list[dict[str, Any]], path: str | Path, crop: int = 
     return Path(path)
 
 
+@torch.no_grad()
+def vae_roundtrip(model: SRModel, hr: torch.Tensor) -> torch.Tensor:
+    """``D(E(x_hr))`` (tiled as in upscaling): the best any latent SR model can do with this VAE."""
+    f = model.vae_scale_factor
+    x, (h, w) = pad_to_multiple(hr, model.pixel_multiple)
+    z = tiled_map(model.encode, x, tile=VAE_TILE, overlap=VAE_TILE // 8, in_scale=f)
+    return tiled_map(model.decode, z, tile=VAE_TILE, overlap=VAE_TILE // 8, out_scale=f)[..., :h, :w].clamp(-1, 1)
+
+
 def _timed(fn):  # noqa: ANN001, ANN202 - tiny helper
     t0 = time.perf_counter()
     out = fn()
@@ -197,8 +210,10 @@ def evaluate(
 
     Returns:
         The report: ``scale``, ``images``, ``methods`` (``bicubic``, ``multistep``, ``onestep``:
-        ``psnr_y``, ``ssim_y``, ``seconds_per_image``, ``per_image``), ``complexity``, ``speedup``
-        (multi-step over one-step seconds per image) and ``outputs``.
+        ``psnr_y``, ``ssim_y``, ``seconds_per_image``, ``per_image``), ``vae_bound`` (``psnr_y``,
+        ``ssim_y``, ``per_image`` of ``D(E(x_hr))``), ``complexity``, ``speedup`` (multi-step
+        over one-step seconds per image), ``denoise_speedup`` (the same for the denoising part
+        alone, without the VAE) and ``outputs``.
     """
     models = resolve_models(model_dir, multistep_dir)
     for m in models.values():
@@ -207,17 +222,21 @@ def evaluate(
     multi_steps = int(steps or models.get("multistep", next(iter(models.values()))).config["sampler"]["steps"])
     data = eval_images(images, scale, max_side)
     rows: dict[str, list[dict[str, Any]]] = {"bicubic": [], **{k: [] for k in ("multistep", "onestep") if k in models}}
-    panels = []
+    panels, bound = [], []
+    any_model = next(iter(models.values()))
     for name, hr in data:
         lr = downscale(hr[None], scale)  # (1, 3, h, w)
         ref = to_uint8(hr)
+        bound.append({"name": name, **sr_metrics(ref, to_uint8(vae_roundtrip(any_model, hr[None])[0]), scale)})
         outputs = {}
         outputs["bicubic"], secs = _timed(lambda: bicubic_upsample(lr, scale))
         rows["bicubic"].append({"name": name, **sr_metrics(ref, to_uint8(outputs["bicubic"][0]), scale), "seconds": secs})
         for kind in ("multistep", "onestep"):
             if kind in models:
-                outputs[kind], secs = _timed(lambda: super_resolve(models[kind], lr, steps=multi_steps))
-                rows[kind].append({"name": name, **sr_metrics(ref, to_uint8(outputs[kind][0]), scale), "seconds": secs})
+                parts: dict[str, float] = {}
+                outputs[kind], secs = _timed(lambda: super_resolve(models[kind], lr, steps=multi_steps, timings=parts))
+                metrics = sr_metrics(ref, to_uint8(outputs[kind][0]), scale)
+                rows[kind].append({"name": name, **metrics, "seconds": secs, "seconds_parts": parts})
         logger.info(
             "%s %dx%d: %s", name, hr.shape[-1], hr.shape[-2],
             ", ".join(f"{k} {rows[k][-1]['psnr_y']:.2f} dB / {rows[k][-1]['ssim_y']:.4f}" for k in rows),
@@ -225,6 +244,11 @@ def evaluate(
         columns = [(f"{k} {rows[k][-1]['psnr_y']:.2f} dB", to_uint8(outputs[k][0])) for k in rows]
         panels.append({"name": name, "columns": [*columns, ("HR", ref)]})
     methods = {k: _summary(v) for k, v in rows.items()}
+    for k in ("multistep", "onestep"):
+        if k in methods:
+            methods[k]["seconds_parts"] = {
+                p: float(np.mean([r["seconds_parts"][p] for r in rows[k]])) for p in ("encode", "denoise", "decode")
+            }
     if "multistep" in methods:
         methods["multistep"]["steps"] = multi_steps
     if "onestep" in methods:
@@ -233,9 +257,15 @@ def evaluate(
         "scale": scale,
         "images": [{"name": n, "hr_size": [int(x.shape[-1]), int(x.shape[-2])]} for n, x in data],
         "methods": methods,
-        "complexity": model_complexity(next(iter(models.values())), multi_steps),
+        "vae_bound": {k: v for k, v in _summary([{**b, "seconds": 0.0} for b in bound]).items() if k != "seconds_per_image"},
+        "complexity": model_complexity(any_model, multi_steps),
         "speedup": (
             methods["multistep"]["seconds_per_image"] / methods["onestep"]["seconds_per_image"]
+            if {"multistep", "onestep"} <= set(methods)
+            else None
+        ),
+        "denoise_speedup": (
+            methods["multistep"]["seconds_parts"]["denoise"] / methods["onestep"]["seconds_parts"]["denoise"]
             if {"multistep", "onestep"} <= set(methods)
             else None
         ),

@@ -17,7 +17,7 @@ Example:
     >>> a = np.full((16, 16, 3), 100, np.uint8)
     >>> b = a.copy(); b[8, 8] = 120
     >>> round(psnr_y(a, b, border=0), 2)
-    45.49
+    47.51
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ class SRModel:
         vae: the frozen VAE.
         scheduler: the training noise schedule (a diffusers ``DDPMScheduler``).
         config: the ``sr.json`` content: ``kind`` (``"multistep"`` or ``"onestep"``), ``scale``,
-            ``sampler`` (``{"steps", "eta", "seed"}``), ``onestep`` (``{"timestep", "start"}``,
+            ``sampler`` (``{"steps", "strength", "eta", "seed"}``), ``onestep`` (``{"timestep", "start"}``,
             one-step models), ``tile`` (latent tile side), ``backbone`` (format and architecture
             files), ``source`` (provenance) and ``metrics``.
         backbone_dir: where the backbone's architecture files are (for :meth:`save`).
@@ -299,7 +299,9 @@ class SRModel:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_backbone(cls, backbone: Backbone, *, scale: int = 4, sampler_steps: int = 20, tile: int = 32) -> SRModel:
+    def from_backbone(
+        cls, backbone: Backbone, *, scale: int = 4, sampler_steps: int = 20, strength: float = 1.0, tile: int = 32
+    ) -> SRModel:
         """A new multi-step SR model around ``backbone`` (conv_in widened, zero-initialised)."""
         latent = int(backbone.vae.config.latent_channels)
         net = SRUNet(backbone.unet, backbone.context, cond_channels=latent)
@@ -309,7 +311,7 @@ class SRModel:
             "kind": "multistep",
             "scale": int(scale),
             "latent_channels": latent,
-            "sampler": {"name": "ddim", "steps": int(sampler_steps), "eta": 0.0, "seed": 0},
+            "sampler": {"name": "ddim", "steps": int(sampler_steps), "strength": float(strength), "eta": 0.0, "seed": 0},
             "tile": int(tile),
             "context": {"num_tokens": int(backbone.context.config.num_tokens), "dim": int(backbone.context.config.dim)},
             "backbone": {"format": backbone.format},

@@ -214,7 +214,10 @@ def distill_onestep(
         pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 1))
         noise = initial_noise(tuple(pool.z_lr.shape), step_seed(config.seed, "noise", 0))  # (N, C, p, p)
         z_ddim = torch.cat(
-            [ddim_sample(model, c, steps=target_steps, noise=n) for c, n in zip(pool.z_lr.split(8), noise.split(8))]
+            [
+                ddim_sample(model, c, steps=target_steps, strength=float(model.config["sampler"].get("strength", 1.0)), noise=n)
+                for c, n in zip(pool.z_lr.split(8), noise.split(8))
+            ]
         )  # (N, C, p, p)
         pool.extra.update(noise=noise, z_ddim=z_ddim)
         pool.save(pool_path)
@@ -272,7 +275,7 @@ def distill_onestep(
     atomic_write_json(ckpt.state_path, state)
     if not keep_checkpoints:
         ckpt.remove()
-    logger.info(
+    logger.debug(
         "one-step model saved to %s: held-out patch PSNR %.2f dB -> %.2f dB (%.0f s)",
         out, metrics["val_psnr_init"], metrics["val_psnr"], metrics["seconds"],
     )  # fmt: skip

@@ -4,10 +4,14 @@ Notation (diffusers variable -> symbol): ``alphas_cumprod[t]`` -> ``abar_t``; ``
 the backbone's output ``model_output`` -> ``eps_theta`` (``prediction_type="epsilon"``) or
 ``v_theta`` (``"v_prediction"``); ``z_lr`` -> the conditioning ``c``.
 
-**Multi-step.** :func:`ddim_sample` starts from ``x_T ~ N(0, I)`` drawn from ``seed`` and runs
-diffusers' :class:`~diffusers.DDIMScheduler` (``eta = 0``: deterministic, the probability-flow
-ODE discretised at ``steps`` "trailing" timesteps ``T-1, T-1-T/n, ...``; the last step returns
-the clean prediction). Given the seed the output is a pure function of the inputs.
+**Multi-step.** :func:`ddim_sample` runs diffusers' :class:`~diffusers.DDIMScheduler`
+(``eta = 0``: deterministic, the probability-flow ODE; the last step returns the clean
+prediction) on a "trailing" grid of ``N = round(steps / strength)`` timesteps
+``T-1, T-1-T/N, ...`` of which it runs the last ``steps``. With ``strength = 1`` it starts from
+``x_T ~ N(0, I)``; with ``strength < 1`` it starts, as image-to-image pipelines do, from the LR
+latent noised to the first timestep ``tau``: ``x_tau = sqrt(abar_tau) c + sqrt(1 - abar_tau) eps``
+(SR needs to add detail, not invent the image). ``eps`` is drawn from ``seed``, so the output is
+a pure function of the inputs and the seed.
 
 **One step.** :func:`onestep_sample` evaluates the backbone once at a fixed timestep ``t*`` and
 returns the clean latent it implies (the derivation is in ``docs/onestep.md`` and
@@ -41,15 +45,21 @@ from tocsr_nas.sr.tiling import tiled_map
 __all__ = ["make_ddim", "predict_x0", "denoise", "initial_noise", "ddim_sample", "onestep_start", "onestep_sample"]
 
 
-def make_ddim(model: SRModel, steps: int) -> DDIMScheduler:
-    """A DDIM scheduler on the model's training noise schedule with ``steps`` trailing timesteps."""
+def make_ddim(model: SRModel, steps: int, strength: float = 1.0) -> tuple[DDIMScheduler, torch.Tensor]:
+    """A DDIM scheduler on the model's training noise schedule and the ``steps`` timesteps to run.
+
+    The grid has ``round(steps / strength)`` trailing timesteps; the last ``steps`` are returned.
+    """
     if steps < 1:
         raise TocsrError(f"--steps must be >= 1, got {steps}")
+    if not 0.0 < strength <= 1.0:
+        raise TocsrError(f"the sampler strength must be in (0, 1], got {strength}")
     ddim = DDIMScheduler.from_config(
         model.scheduler.config, timestep_spacing="trailing", set_alpha_to_one=True, clip_sample=False
     )
-    ddim.set_timesteps(steps)
-    return ddim
+    total = max(steps, round(steps / strength))
+    ddim.set_timesteps(total)
+    return ddim, ddim.timesteps[total - steps :]
 
 
 def _abar(model: SRModel, t: int | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -98,6 +108,7 @@ def ddim_sample(
     *,
     steps: int,
     seed: int = 0,
+    strength: float = 1.0,
     eta: float = 0.0,
     tile: int | None = None,
     noise: torch.Tensor | None = None,
@@ -107,20 +118,22 @@ def ddim_sample(
     Args:
         model: the SR model.
         z_lr: the conditioning latent.
-        steps: DDIM steps.
-        seed: seed of ``x_T`` (ignored when ``noise`` is given).
+        steps: DDIM steps (backbone evaluations).
+        seed: seed of the starting noise (ignored when ``noise`` is given).
+        strength: fraction of the schedule run (1: from pure noise; below 1: from the noised
+            LR latent, see the module docstring).
         eta: DDIM's ``eta`` (0: deterministic).
         tile: latent tile side for tiled denoising (``None``: whole latent at once).
-        noise: ``x_T`` itself, ``(B, C, h, w)``.
+        noise: the starting noise itself, ``(B, C, h, w)``.
 
     Returns:
         The clean latent ``(B, C, h, w)``.
     """
-    ddim = make_ddim(model, steps)
-    x = noise.to(z_lr) if noise is not None else initial_noise(tuple(z_lr.shape), seed).to(z_lr)
-    x = x * ddim.init_noise_sigma
+    ddim, timesteps = make_ddim(model, steps, strength)
+    eps = noise.to(z_lr) if noise is not None else initial_noise(tuple(z_lr.shape), seed).to(z_lr)
+    x = eps * ddim.init_noise_sigma if strength >= 1.0 else ddim.add_noise(z_lr, eps, timesteps[:1])
     gen = torch.Generator().manual_seed(seed)
-    for t in ddim.timesteps:
+    for t in timesteps:
         out = denoise(model, x, t, z_lr, tile)
         x = ddim.step(out, t, x, eta=eta, generator=gen).prev_sample
     return x

@@ -4,7 +4,7 @@ The backbone (a teacher's UNet or an exported compact UNet, :func:`~tocsr_nas.sr
 becomes an :class:`~tocsr_nas.sr.model.SRUNet` whose ``conv_in`` also reads ``z_lr`` through
 zero-initialised weights, so step 0 reproduces the backbone. The VAE is frozen. With
 ``z_0 = E(x_hr)``, ``c = z_lr = E(bicubic_s(x_lr))`` (a :class:`~tocsr_nas.sr.pool.LatentPool`
-crop), ``t ~ U{0, ..., T-1}`` and ``eps ~ N(0, I)``, the teacher's DDPM forward process gives
+crop), ``t ~ U{0, ..., t_max - 1}`` (``t_max = ceil(strength T)``, the sampler's range) and ``eps ~ N(0, I)``, the teacher's DDPM forward process gives
 ``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps`` (``scheduler.add_noise``) and the loss is the
 teacher's own objective, now conditioned on ``c``::
 
@@ -69,6 +69,9 @@ class SRTrainConfig:
         crop: latent crop side per training item (``f crop`` px).
         trainable: ``"all"`` (backbone and null context) or ``"unet"`` (the backbone only).
         sampler_steps: default DDIM steps recorded in the model.
+        strength: the sampler's strength recorded in the model (1: start from pure noise;
+            below 1: from the LR latent noised to timestep ``~ strength T``); training timesteps
+            are drawn from ``U{0, ..., ceil(strength T) - 1}``, the range the sampler uses.
         tile: latent tile side for tiled inference recorded in the model.
         checkpoint_every: steps between checkpoints.
         images: a folder of training images instead of the scikit-image photos.
@@ -87,6 +90,7 @@ class SRTrainConfig:
     crop: int = 16
     trainable: str = "all"
     sampler_steps: int = 20
+    strength: float = 0.3
     tile: int = 32
     checkpoint_every: int = 50
     images: str | None = None
@@ -101,6 +105,8 @@ class SRTrainConfig:
                      "checkpoint_every", "val_patches"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise TocsrError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.strength <= 1.0:
+            raise TocsrError(f"--strength must be in (0, 1], got {self.strength}")
         if self.lr <= 0:
             raise TocsrError(f"--lr must be > 0, got {self.lr}")
         if self.trainable not in ("all", "unet"):
@@ -184,7 +190,9 @@ def train_sr(
     config = config or SRTrainConfig()
     out = Path(out)
     bb = backbone if isinstance(backbone, Backbone) else load_backbone(backbone, teacher=teacher)
-    model = SRModel.from_backbone(bb, scale=config.scale, sampler_steps=config.sampler_steps, tile=config.tile)
+    model = SRModel.from_backbone(
+        bb, scale=config.scale, sampler_steps=config.sampler_steps, strength=config.strength, tile=config.tile
+    )
     f = model.vae_scale_factor
     if config.pool_patch % (f * config.scale):
         raise TocsrError(f"--pool-patch {config.pool_patch} must be a multiple of scale x VAE factor = {config.scale * f}")
@@ -203,6 +211,7 @@ def train_sr(
 
     net, scheduler = model.net, model.scheduler
     T = scheduler.config.num_train_timesteps
+    t_max = min(T, math.ceil(config.strength * T))  # timesteps the sampler visits: [0, t_max)
     params = list(net.backbone.parameters()) + (list(net.context.parameters()) if config.trainable == "all" else [])
     if config.trainable == "unet":
         net.context.requires_grad_(False)
@@ -213,7 +222,7 @@ def train_sr(
         gen = torch.Generator().manual_seed(s + 1)
         z0, c = b["z_hr"], b["z_lr"]  # (B, C, c, c)
         eps = torch.randn(z0.shape, generator=gen)  # (B, C, c, c)
-        t = torch.randint(0, T, (z0.shape[0],), generator=gen)  # (B,)
+        t = torch.randint(0, t_max, (z0.shape[0],), generator=gen)  # (B,)
         z_t = scheduler.add_noise(z0, eps, t)
         return F.mse_loss(net(z_t, t, c), target_for(model, z0, eps, t))
 
@@ -236,7 +245,7 @@ def train_sr(
     atomic_write_json(Checkpoints(out).state_path, state)
     if not keep_checkpoints:
         Checkpoints(out).remove()
-    logger.info(
+    logger.debug(
         "SR model saved to %s: conditioned validation loss %.4f -> %.4f in %d steps (%.0f s)",
         out, metrics["val_loss_init"], metrics["val_loss"], config.steps, metrics["seconds"],
     )  # fmt: skip

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def super_resolve(
     seed: int | None = None,
     tile: int | None = None,
     vae_tile: int = VAE_TILE,
+    timings: dict[str, float] | None = None,
 ) -> torch.Tensor:
     """Super-resolve a batch of LR images.
 
@@ -64,6 +66,8 @@ def super_resolve(
         seed: seed of the sampler's noise (default: the model's ``sampler.seed``).
         tile: latent tile side of the denoiser (default: the model's ``tile``).
         vae_tile: latent tile side of the VAE.
+        timings: if given, receives the wall seconds of ``encode`` (bicubic + VAE encoder),
+            ``denoise`` and ``decode``.
 
     Returns:
         ``(B, 3, s h, s w)`` in ``[-1, 1]``.
@@ -73,15 +77,26 @@ def super_resolve(
     steps = int(steps if steps is not None else sampler.get("steps", 20))
     seed = int(seed if seed is not None else sampler.get("seed", 0))
     tile = int(tile if tile is not None else model.config.get("tile", 32))
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        if timings is not None:
+            timings[name] = now - clock[0]
+        clock[0] = now
+
     up = bicubic_upsample(lr.float(), s)  # (B, 3, s h, s w)
     up, (H, W) = pad_to_multiple(up, model.pixel_multiple)  # (B, 3, H', W')
     overlap = max(1, vae_tile // 8)
     z_lr = tiled_map(model.encode, up, tile=vae_tile, overlap=overlap, in_scale=f)  # (B, C, H'/f, W'/f)
+    lap("encode")
     if model.kind == "onestep":
         z0 = onestep_sample(model, z_lr, seed=seed, tile=tile)
     else:
-        z0 = ddim_sample(model, z_lr, steps=steps, seed=seed, tile=tile)
+        z0 = ddim_sample(model, z_lr, steps=steps, seed=seed, strength=float(sampler.get("strength", 1.0)), tile=tile)
+    lap("denoise")
     x = tiled_map(model.decode, z0, tile=vae_tile, overlap=overlap, out_scale=f)  # (B, 3, H', W')
+    lap("decode")
     return x[..., :H, :W].clamp(-1.0, 1.0)
 
 

@@ -70,12 +70,16 @@ def test_evaluate_json(onestep_dir, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(onestep_dir), "--images", str(images), "--json", "--out", str(out)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) >= {"scale", "images", "methods", "complexity", "speedup", "outputs"}
+    assert set(report) >= {"scale", "images", "methods", "vae_bound", "complexity", "speedup", "outputs"}
     assert set(report["methods"]) == {"bicubic", "multistep", "onestep"}
     for m in report["methods"].values():
         assert {"psnr_y", "ssim_y", "seconds_per_image", "per_image"} <= set(m)
         assert len(m["per_image"]) == 2
     assert [i["hr_size"] for i in report["images"]] == [[48, 40], [36, 64]]
+    for kind in ("multistep", "onestep"):
+        assert set(report["methods"][kind]["seconds_parts"]) == {"encode", "denoise", "decode"}
+    assert report["speedup"] > 0 and report["denoise_speedup"] > 0
+    assert {"psnr_y", "ssim_y", "per_image"} <= set(report["vae_bound"])
     c = report["complexity"]
     assert {"unet", "vae_encoder", "vae_decoder", "vae_share_onestep", "vae_share_multistep"} <= set(c)
     assert c["unet"]["gmacs"] > 0 and 0 < c["vae_share_multistep"] < c["vae_share_onestep"] < 1

@@ -86,3 +86,15 @@ def test_upscale_any_size(model, kind):
     out = super_resolve(m, torch.rand(1, 3, 77, 123) * 2 - 1, vae_tile=16)
     assert out.shape == (1, 3, 308, 492)
     assert out.min() >= -1 and out.max() <= 1
+
+
+def test_strength_starts_from_the_noised_lr_latent(model):
+    z_lr = torch.randn(1, 16, 8, 8)
+    full = ddim_sample(model, z_lr, steps=2, seed=0, strength=1.0)
+    half = ddim_sample(model, z_lr, steps=2, seed=0, strength=0.5)
+    assert not torch.allclose(full, half)
+    assert torch.equal(half, ddim_sample(model, z_lr, steps=2, seed=0, strength=0.5))
+    from tocsr_nas.sr.sampling import make_ddim
+
+    _, ts = make_ddim(model, 2, 0.5)
+    assert ts.tolist() == [499, 249]
