@@ -6,15 +6,20 @@ and a little compounding. The kernel mirrors that decomposition of the latent wa
     f(x) = sum_b w_b[x_b]                        additive: one weight per (block, candidate)
          + sum_b v_b[x_b, x_{b+1}]               neighbour pairs (blocks in model order)
          + s * z(x)                              prior: z = summed prior damage, s ~ N(0, .)
+         + sum_b p_b[x_b] u_b[x_b]               prior-scaled weights: the prior's error grows with it
+         + sum_n count_n(x) t_n                  candidates named alike (``skip``...) damage alike
          + h(x)                                  residual interactions, RBF on one-hot
 
 With Gaussian weights each term is a linear kernel on one-hot features (the first two count
 matching blocks / matching neighbour pairs; the RBF on one-hot vectors is ``exp(-hamming / l^2)``),
 so the GP is::
 
-    k(x, x') = a1 * <phi1(x), phi1(x')> + a2 * <phi2(x), phi2(x')> + a3 * z(x) z(x') + a4 * RBF(x, x')
+    k(x, x') = a1 <phi1(x), phi1(x')> + a2 <phi2(x), phi2(x')> + a3 z(x) z(x')
+             + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x')
 
 with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
+``phi_p`` the one-hot weighted by the (normalised) prior, ``n`` the counts of each candidate name
+shared by several blocks / sqrt(B) (the prior terms only with a prior),
 a constant mean and Gaussian noise (a nugget for model misfit). Hyperparameters are fitted by
 MAP under weak Gamma priors (see :func:`fit_quality_gp`).
 
@@ -90,11 +95,21 @@ class ConfigFeatures:
         # the prior-scaled one-hot has |phi_p|^2 <= 1, like phi1
         sq = float((self.prior_table.max(axis=1) ** 2).sum())
         self.scaled_norm = 1.0 / math.sqrt(sq) if sq > 0 else 1.0
-        self.dim = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
+        # candidates named alike in different blocks (skip, half-width...) damage alike: count them
+        names = sorted({n for b in space.blocks for n in b.names[1:]})
+        self.name_id = np.full((self.n_blocks, int(self.card.max())), -1, dtype=np.int64)  # (B, Kmax)
+        for b, block in enumerate(space.blocks):
+            for k, n in enumerate(block.names):
+                if k > 0:
+                    self.name_id[b, k] = names.index(n)
+        self.d3 = len(names) if any((self.name_id == i).sum() > 1 for i in range(len(names))) else 0
+        self.d_base = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
+        self.dim = self.d_base + self.d3
+        self.slice_s = list(range(self.d_base, self.dim))
         self.slice1 = list(range(0, self.d1))
         self.slice2 = list(range(self.d1, self.d1 + self.d2))
         self.slice_z = [self.d1 + self.d2]
-        self.slice_p = list(range(self.d1 + self.d2 + 1, self.dim))  # prior-scaled one-hot
+        self.slice_p = list(range(self.d1 + self.d2 + 1, self.d_base))  # prior-scaled one-hot
 
     def __call__(self, idx: np.ndarray) -> Tensor:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1, self.n_blocks)  # (N, B)
@@ -109,6 +124,10 @@ class ConfigFeatures:
         out[:, self.slice_z[0]] = per_block.sum(axis=1)
         if self.has_prior:  # one-hot weighted by the prior damage: weights w = p * (s + noise)
             out[rows, self.slice_p[0] + self.offsets[None, :] + idx] = per_block * self.scaled_norm
+        if self.d3:  # counts of each shared candidate name / sqrt(B)
+            ids = self.name_id[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
+            for j in range(self.d3):
+                out[:, self.d_base + j] = (ids == j).sum(axis=1) / math.sqrt(self.n_blocks)
         return torch.as_tensor(out, dtype=DTYPE)
 
     def prior_damage(self, idx: np.ndarray) -> np.ndarray:
@@ -117,22 +136,23 @@ class ConfigFeatures:
 
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
-_HYPERS = ("additive", "pairs", "prior", "scaled", "rbf", "lengthscale", "noise")
+_HYPERS = ("additive", "pairs", "prior", "scaled", "shared", "rbf", "lengthscale", "noise")
 _PRIORS = {
     "additive": (2.0, 4.0),
     "pairs": (2.0, 4.0),
     "prior": (2.0, 4.0),
     "scaled": (2.0, 4.0),
+    "shared": (2.0, 4.0),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
-_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "scaled": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "scaled": 0.5, "shared": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
 
 class StructuredKernel:
-    """``k = a1 <phi1, phi1'> + a2 <phi2, phi2'> + a3 z z' + a4 exp(-|phi1 - phi1'|^2 / (2 l^2))``.
+    """The kernel of the module docstring; the RBF term is ``exp(-|phi1 - phi1'|^2 / (2 l^2))``.
 
     ``|phi1|^2 = 1`` for every configuration, so ``|phi1 - phi1'|^2 = 2 - 2 <phi1, phi1'>`` (twice
     the fraction of blocks that differ). Terms not in ``active`` are left out.
@@ -152,7 +172,9 @@ class StructuredKernel:
             z = f.slice_z[0]
             out["prior"] = X1[:, z : z + 1] @ X2[:, z : z + 1].T
         if "scaled" in self.active:
-            out["scaled"] = X1[:, f.slice_p[0] :] @ X2[:, f.slice_p[0] :].T
+            out["scaled"] = X1[:, f.slice_p[0] : f.d_base] @ X2[:, f.slice_p[0] : f.d_base].T
+        if "shared" in self.active:
+            out["shared"] = X1[:, f.d_base :] @ X2[:, f.d_base :].T
         if "rbf" in self.active:
             out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
         return out
@@ -160,7 +182,7 @@ class StructuredKernel:
     @staticmethod
     def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
         K = h["additive"] * parts["additive"]
-        for name in ("pairs", "prior", "scaled"):
+        for name in ("pairs", "prior", "scaled", "shared"):
             if name in parts:
                 K = K + h[name] * parts[name]
         if "sqdist" in parts:
@@ -178,7 +200,9 @@ class StructuredKernel:
         if "prior" in self.active:
             d = d + h["prior"] * X[:, f.slice_z[0]] ** 2
         if "scaled" in self.active:
-            d = d + h["scaled"] * (X[:, f.slice_p[0] :] ** 2).sum(1)
+            d = d + h["scaled"] * (X[:, f.slice_p[0] : f.d_base] ** 2).sum(1)
+        if "shared" in self.active:
+            d = d + h["shared"] * (X[:, f.d_base :] ** 2).sum(1)
         if "rbf" in self.active:
             d = d + h["rbf"]
         return d
@@ -253,6 +277,8 @@ class QualityGP:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z)), h["prior"]))
         if "scaled" in self.kernel.active:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_p)), h["scaled"]))
+        if "shared" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_s)), h["shared"]))
         if "rbf" in self.kernel.active:
             rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
             rbf.lengthscale = h["lengthscale"]
@@ -322,6 +348,7 @@ def fit_quality_gp(
 
     active = ["additive"] + (["pairs"] if use_pairs and features.d2 else [])
     active += ["prior", "scaled"] if features.has_prior else []
+    active += ["shared"] if features.d3 else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
     names = [n for n in _HYPERS if n in active] + ["noise"]
