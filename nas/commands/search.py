@@ -220,10 +220,9 @@ def normalised_prior(library: Any) -> dict[str, dict[str, float]]:
     """
     raw = library.prior()
     finite = [v for row in raw.values() for v in row.values() if math.isfinite(v) and v >= 0]
-    top = max(finite, default=0.0)
-    scale = 1.0 / top if top > 0 else 1.0
+    top = max(finite, default=0.0) or 1.0
     return {
-        block: {name: float(v) * scale for name, v in row.items() if math.isfinite(v) and v >= 0}
+        block: {name: float(v) / top for name, v in row.items() if math.isfinite(v) and v >= 0}
         for block, row in raw.items()
     }
 
