@@ -131,13 +131,14 @@ def write_table_csv(path: Path, rows: Sequence[tuple[str, float, float, float]])
 
 
 #: landscape A's subspace of the tiny library's space: block -> kept candidates (teacher first);
-#: every other block stays ``teacher``. 4 x 4 x 4 x 4 x 4 = 1024 configurations.
+#: every other block stays ``teacher``. The six dearest blocks at 64 px: 4^5 x 2 = 2048 configurations.
 TINY_SUBSPACE: dict[str, list[str]] = {
-    "down_blocks.2.resnets.0": ["teacher", "bottleneck_resnet(ratio=0.5)", "bottleneck_resnet(ratio=0.125)", "skip"],
-    "mid_block.resnets.0": ["teacher", "bottleneck_resnet(ratio=0.5)", "bottleneck_resnet(ratio=0.125)", "skip"],
-    "mid_block.attentions.0": ["teacher", "light_transformer(ff_mult=2)", "conv_mixer", "skip"],
-    "up_blocks.0.resnets.0": ["teacher", "bottleneck_resnet(ratio=0.5)", "bottleneck_resnet(ratio=0.125)", "skip"],
-    "up_blocks.1.attentions.0": ["teacher", "light_transformer(ff_mult=2)", "conv_mixer", "skip"],
+    "down_blocks.1.attentions.0": ["teacher", "light_transformer(ff_mult=1)", "conv_mixer", "skip"],
+    "up_blocks.1.resnets.0": ["teacher", "bottleneck_resnet(ratio=0.5)", "dwsep_resnet", "skip"],
+    "up_blocks.1.attentions.0": ["teacher", "light_transformer(ff_mult=1)", "conv_mixer", "skip"],
+    "up_blocks.1.upsamplers.0": ["teacher", "light_up"],
+    "up_blocks.2.resnets.0": ["teacher", "bottleneck_resnet(ratio=0.125)", "dwsep_resnet", "skip"],
+    "up_blocks.2.resnets.1": ["teacher", "bottleneck_resnet(ratio=0.125)", "dwsep_resnet", "skip"],
 }
 
 
@@ -392,13 +393,23 @@ class ChainLandscape:
         return found
 
 
-def paper_landscape(*, seed: int = 0, epsilon: float = 0.05, budget_fraction: float = 0.12,
-                    resolution: int = 512) -> tuple[ChainLandscape, object]:
-    """Landscape B: the ``sd21-vae16`` cost table at ``resolution`` px (cached) with a synthetic quality model.
+RESULTS = Path(__file__).resolve().parent / "results"
+#: the sd21-vae16 cost table at 512 px, as :meth:`CostTable.to_json` writes it (made once by :func:`sd21_cost_table`)
+SD21_TABLE = RESULTS / "sd21_vae16_512px_costs.json"
+#: exact optima of landscape B, keyed by landscape seed, epsilon and budget fraction (the DP takes minutes)
+B_OPTIMA = RESULTS / "landscape_b_optima.json"
 
-    Returns:
-        ``(landscape, cost_table)``; the landscape's costs are GMACs with attention counted.
+
+def sd21_cost_table(resolution: int = 512, *, path: Path | None = SD21_TABLE):
+    """The ``sd21-vae16`` cost table (GMACs and params per block x candidate) at ``resolution`` px.
+
+    Read from ``path`` when present, else built with :func:`~tocsr_nas.costs.cost_table_for` (which
+    caches under ``~/.cache/tocsr-nas``; a cold build takes minutes on two cores) and written there.
     """
+    from tocsr_nas.evaluators import CostTable
+
+    if path is not None and Path(path).is_file() and resolution == 512:
+        return CostTable.from_dict(json.loads(Path(path).read_text()))
     from tocsr_nas.costs import cost_table_for
     from tocsr_nas.model_space import CandidateCache, build_space
     from tocsr_nas.teacher import build_teacher
@@ -407,10 +418,40 @@ def paper_landscape(*, seed: int = 0, epsilon: float = 0.05, budget_fraction: fl
     candidates = CandidateCache()
     space = build_space(teacher.unet, None, candidates=candidates)
     table = cost_table_for(teacher, space, resolution, candidates=candidates)
+    if path is not None and resolution == 512:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(table.to_json())
+    return table
+
+
+def paper_landscape(*, seed: int = 0, epsilon: float = 0.05, budget_fraction: float = 0.12,
+                    optima: Path | None = B_OPTIMA) -> tuple[ChainLandscape, object]:
+    """Landscape B: the ``sd21-vae16`` cost table at 512 px with a synthetic quality model.
+
+    The block order of the chain is the cost table's (the UNet's module order). The exact optimum
+    is read from / written to ``optima`` (the dynamic programme takes minutes at this size).
+
+    Returns:
+        ``(landscape, cost_table)``; the landscape's costs are GMACs with attention counted.
+    """
+    table = sd21_cost_table()
+    space = SearchSpace.from_choices({p: table.candidates(p) for p in table.paths}, name="sd21-vae16")
     block_cost = [[table.cell(b.path, n).macs / 1e9 for n in b.names] for b in space.blocks]
     base = table.teacher().macs / 1e9 - sum(c[0] for c in block_cost)
     land = ChainLandscape.from_costs("B-sd21", space, block_cost, base_cost=base, epsilon=epsilon,
                                      budget_fraction=budget_fraction, seed=seed)
+    if optima is not None:
+        key = f"seed={seed}|epsilon={epsilon:g}|budget_fraction={budget_fraction:g}"
+        known = json.loads(Path(optima).read_text()) if Path(optima).is_file() else {}
+        if key in known:
+            cfg = Configuration(json.loads(known[key]["config"]))
+            land._optimum = (land.cost(cfg), cfg)
+        else:
+            t0 = time.perf_counter()
+            cost, cfg = land.optimum()
+            known[key] = {"gmacs": cost, "config": cfg.to_json(), "dp_seconds": time.perf_counter() - t0,
+                          "local_search_cheaper_neighbours": land.check_optimum()}
+            Path(optima).write_text(json.dumps(known, indent=1))
     return land, table
 
 

@@ -13,7 +13,8 @@ Landscapes (see ``benchmarks/landscapes.py``):
   ``benchmarks/results/landscape_a_evaluations.csv``); epsilon = a quantile of all qualities.
 * ``B``: the sd21-vae16 cost table at 512 px (GMACs, attention counted) with a synthetic quality
   model (per-block sensitivities + neighbour interactions + hash noise), optimum by dynamic
-  programme, checked by local search. One landscape per seed (``--landscape-seed`` fixes one).
+  programme (minutes; cached in ``results/landscape_b_optima.json``), checked by local search.
+  One landscape (``--landscape-seed``, default 0) for all search seeds.
 
 Every strategy gets the same :class:`~tocsr_nas.strategies.Problem` (known cost, the epsilon,
 the prior where the landscape has one) and proposes the teacher configuration first (the
@@ -84,8 +85,7 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         base = build_tiny_landscape(args.library, args.a_cache, quality=args.quality)
         return [_named(base.with_epsilon(base.epsilon_at_quantile(f)), f"A@q{f:g}") for f in args.a_quantiles]
     if label == "B":
-        lseed = args.landscape_seed if args.landscape_seed is not None else seed
-        land, _ = paper_landscape(seed=lseed)
+        land, _ = paper_landscape(seed=args.landscape_seed, epsilon=args.b_epsilon)
         return [_named(land, "B")]
     if label == "toyA":
         return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
@@ -178,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="toy landscapes, 2 seeds, budgets 5,10, three strategies (seconds)")
     p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB (default A,B)")
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
-    p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--budgets", default="20,40,80,160")
-    p.add_argument("--landscape-seed", type=int, default=None, help="landscape B: one landscape for all seeds")
+    p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
+    p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
+    p.add_argument("--landscape-seed", type=int, default=0, help="landscape B: the landscape's seed (one landscape for all search seeds; its exact optimum is cached)")
+    p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
     p.add_argument("--library", default="/tmp/tiny-surrogates", help="landscape A: the tiny teacher's surrogate library")
     p.add_argument("--a-cache", default=str(Path(__file__).parent / "results" / "landscape_a_evaluations.csv"))
     p.add_argument("--a-quantiles", default="0.2", help="landscape A: epsilons as quantiles of all qualities")
@@ -188,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = p.parse_args(argv)
     if args.quick:
-        args.landscapes, args.seeds, args.budgets = "toyA,toyB", min(args.seeds, 2), "5,10"
+        args.landscapes = "toyA,toyB"
+        args.seeds = args.seeds or 2
+        args.budgets = args.budgets or "5,10"
         if args.strategies == ",".join(PEERS):
             args.strategies = "ecbo,random,evolution"
+    args.seeds = args.seeds or 10
+    args.budgets = args.budgets or "20,40,80,160"
     args.a_quantiles = [float(f) for f in args.a_quantiles.split(",")]
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("nni", "optuna", "botorch", "gpytorch"):

@@ -1,0 +1,46 @@
+"""The search-efficiency benchmark at its smallest setting (toy landscapes, seconds), so it never rots."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from landscapes import toy_chain_landscape, toy_enumerated_landscape  # noqa: E402
+
+
+def test_chain_optimum_is_exact():
+    """The dynamic programme's optimum equals a brute-force scan of every configuration."""
+    land = toy_chain_landscape(6, seed=3)
+    feasible = [land.cost(c) for c in land.space.enumerate() if land.quality(c) <= land.epsilon]
+    cost, cfg = land.optimum()
+    assert cost == pytest.approx(min(feasible))
+    assert land.quality(cfg) <= land.epsilon
+    assert land.check_optimum() == 0
+
+
+def test_enumerated_landscape_round_trips_csv(tmp_path):
+    land = toy_enumerated_landscape(4, seed=1, path=tmp_path / "table.csv")
+    cost, cfg = land.optimum()
+    assert land.quality(cfg) <= land.epsilon and land.cost(cfg) == cost
+    assert cost <= land.cost(land.space.default_config())
+
+
+def test_run_quick(tmp_path):
+    import run
+
+    code = run.main(["--quick", "--seeds", "1", "--strategies", "random,ecbo", "--budgets", "3,6", "--out", str(tmp_path)])
+    assert code == 0
+    with open(tmp_path / "summary_toyA_toyB.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["landscape"], r["strategy"]) for r in rows} == {(l, s) for l in ("toyA", "toyB") for s in ("random", "ecbo")}
+    for r in rows:
+        assert math.isfinite(float(r["median@6"])) and float(r["median@6"]) >= -1e-9  # the teacher is feasible
+        assert float(r["median@6"]) <= float(r["median@3"]) + 1e-12  # best-so-far never worsens
+    assert (tmp_path / "regret_toyA.png").stat().st_size > 0 and (tmp_path / "regret_toyB.png").stat().st_size > 0
