@@ -58,9 +58,9 @@ PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe"
 
 
 def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True) -> dict:
-    """One search of ``budget`` evaluations: best-feasible-cost curve, feasibility flags, ask times."""
+    """One search of ``budget`` evaluations: best-feasible-cost curve, feasibility flags, ask times, best configuration."""
     strategy = make_strategy(name, make_problem(land, with_prior=with_prior), seed=seed)
-    best, curve, feasible, times = math.inf, [], [], []
+    best, best_config, curve, feasible, times = math.inf, None, [], [], []
     while len(curve) < budget:
         t0 = time.perf_counter()
         configs = strategy.ask(1)
@@ -72,11 +72,11 @@ def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = Tr
         strategy.tell([Observation(cfg, q, c)])
         ok = q <= land.epsilon
         feasible.append(ok)
-        if ok:
-            best = min(best, c)
+        if ok and c < best:
+            best, best_config = c, cfg
         curve.append(best)
     curve += [best] * (budget - len(curve))
-    return {"curve": curve, "feasible": feasible, "times": times}
+    return {"curve": curve, "feasible": feasible, "times": times, "best_config": best_config}
 
 
 def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
