@@ -1,0 +1,50 @@
+"""``tocsr-nas run``: the whole pipeline on the embedded default, ending with ``report.md``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from tocsr_nas.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tocsr_nas.pipeline import PipelineSettings
+
+    d = PipelineSettings()
+    p = sub.add_parser(
+        "run",
+        help="the whole pipeline: teacher -> distill -> search -> export -> SR -> one-step -> evaluate",
+        description="Run every stage on the embedded default (the shipped tiny teacher and the scikit-image "
+        "photos), one folder per stage under --out, each cached and resumable: rerun the same command after "
+        "an interruption to continue. Ends with a summary table and OUT/report.md.",
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    p.add_argument("--preset", default=d.preset, help="teacher preset (default: tiny, the shipped checkpoint)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every stage (default {d.seed})")
+    p.add_argument("--budget", type=int, default=d.budget, help=f"search evaluations (default {d.budget})")
+    p.add_argument("--strategy", default=d.strategy, help=f"search strategy (default {d.strategy})")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"distillation processes (default {d.workers})")
+    p.add_argument("--quick", action="store_true", help="tiny stage sizes: a smoke test of the pipeline (minutes)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tocsr_nas.pipeline import PipelineSettings, quick_settings, run_pipeline
+    from tocsr_nas.report import write_report
+
+    if args.budget < 1 or args.workers < 1:
+        raise UserInputError("--budget and --workers must be >= 1")
+    base = quick_settings() if args.quick else PipelineSettings()
+    settings = PipelineSettings(
+        **{**base.__dict__, "preset": args.preset, "seed": args.seed, "strategy": args.strategy,
+           "workers": args.workers, **({} if args.quick else {"budget": args.budget})}
+    )
+    state = run_pipeline(args.out, settings)
+    summary = write_report(args.out, state)
+    print(summary)
+    print(f"\nreport: {args.out / 'report.md'}")
+    return 0
