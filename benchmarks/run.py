@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--a-quantiles", default="0.2", help="landscape A: epsilons as quantiles of all qualities")
     p.add_argument("--quality", default="denoising")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--resummarise", action="store_true", help="only rebuild summary/plots from an earlier (maybe interrupted) run's CSVs")
     args = p.parse_args(argv)
     if args.quick:
         args.landscapes = "toyA,toyB"
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(args.landscapes.split(","))
+    if args.resummarise:
+        return resummarise(out, tag, budgets)
     rows, curves, optima = [], {}, {}
     for seed in range(args.seeds):
         for llabel in args.landscapes.split(","):
@@ -243,8 +246,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     logger.info("  %-14s %s  to1%%=%s  (%.1fs)", label,
                                 "  ".join(f"@{b}: {_pct(row[f'regret@{b}'])}" for b in budgets), within, row["wall_s"])
-                # partial results survive an interrupted run
+                # partial results survive an interrupted run (--resummarise rebuilds the rest from them)
                 _write_csv(out / f"runs_{tag}.csv", rows)
+                _write_regrets(out / f"regrets_{tag}.csv", curves)
+    return report(rows, curves, budgets, out, tag, optima)
+
+
+def report(rows, curves, budgets, out: Path, tag: str, optima=None) -> int:
+    """Write summary, median curves, optima and plots; print the tables."""
     summary = summarise(rows, budgets)
     _write_csv(out / f"summary_{tag}.csv", summary)
     with open(out / f"curves_{tag}.csv", "w", newline="") as fh:
@@ -255,12 +264,38 @@ def main(argv: list[str] | None = None) -> int:
                 arr = np.array(runs, dtype=float)
                 for i in range(arr.shape[1]):
                     w.writerow([land, label, i + 1, *(float(v) for v in (np.median(arr[:, i]), *np.quantile(arr[:, i], [0.25, 0.75])))])
-    (out / f"optima_{tag}.json").write_text(json.dumps(optima, indent=1))
+    if optima is not None:
+        (out / f"optima_{tag}.json").write_text(json.dumps(optima, indent=1))
     for land in curves:
-        print(f"\nlandscape {land} ({args.seeds} seeds, budgets {budgets})")
+        seeds = len(next(iter(curves[land].values())))
+        print(f"\nlandscape {land} ({seeds} seeds, budgets {budgets})")
         print(format_table(summary, budgets, land))
     plot(curves, out)
     return 0
+
+
+def _write_regrets(path: Path, curves: dict) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        for land, per in curves.items():
+            for label, runs in per.items():
+                for seed, regret in enumerate(runs):
+                    w.writerow([land, label, seed, *regret])
+
+
+def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
+    """Rebuild summary, curves and plots from ``runs_<tag>.csv`` and ``regrets_<tag>.csv`` (e.g. after an interrupted run)."""
+    with open(out / f"runs_{tag}.csv", newline="") as fh:
+        rows = [{k: (v if k in ("landscape", "strategy", "evals_to_1pct") and not v.replace(".", "").isdigit() else float(v))
+                 for k, v in r.items()} for r in csv.DictReader(fh)]
+    for r in rows:
+        r["evals_to_1pct"] = "" if r["evals_to_1pct"] == "" else int(float(r["evals_to_1pct"]))
+    curves: dict = {}
+    with open(out / f"regrets_{tag}.csv", newline="") as fh:
+        for land, label, _seed, *regret in csv.reader(fh):
+            curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
+    # keep only complete seeds (every strategy ran)
+    return report(rows, curves, budgets, out, tag)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:

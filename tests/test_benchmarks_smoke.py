@@ -44,3 +44,7 @@ def test_run_quick(tmp_path):
         assert math.isfinite(float(r["median@6"])) and float(r["median@6"]) >= -1e-9  # the teacher is feasible
         assert float(r["median@6"]) <= float(r["median@3"]) + 1e-12  # best-so-far never worsens
     assert (tmp_path / "regret_toyA.png").stat().st_size > 0 and (tmp_path / "regret_toyB.png").stat().st_size > 0
+    (tmp_path / "summary_toyA_toyB.csv").unlink()
+    assert run.main(["--quick", "--budgets", "3,6", "--out", str(tmp_path), "--resummarise"]) == 0
+    with open(tmp_path / "summary_toyA_toyB.csv") as fh:
+        assert [dict(r) for r in csv.DictReader(fh)] == rows  # rebuilt from runs + regrets alone
