@@ -53,6 +53,8 @@ class PipelineSettings:
         evaluate_max_side: centre-crop the evaluation photos to this side (``None``: whole photos).
         sr_pool: training patches of the SR and one-step stages (``None``: the commands' defaults).
         batch_size: batch size of the SR and one-step stages (``None``: the commands' defaults).
+        threads: torch CPU threads of every stage. One is the robust choice for these small models:
+            on a shared CPU, torch's default of one thread per core made SR training about 10x slower.
         sampler_steps: DDIM steps of the multi-step SR model (50, diffusers' usual default), which the
             one-step model is distilled from and compared with.
     """
@@ -71,6 +73,7 @@ class PipelineSettings:
     sr_pool: int | None = None
     batch_size: int | None = None
     sampler_steps: int = 50
+    threads: int = 1
 
 
 def quick_settings() -> PipelineSettings:
@@ -107,6 +110,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
     def resume(flag: bool) -> list[str]:
         return ["--resume"] if flag else []
 
+    threads = ["--threads", str(s.threads)]
     sr_sizes = [*(["--pool-size", str(s.sr_pool)] if s.sr_pool else []),
                 *(["--batch-size", str(s.batch_size)] if s.batch_size else [])]
 
@@ -115,13 +119,13 @@ def stages(settings: PipelineSettings) -> list[Stage]:
             "surrogates",
             lambda out, r: ["distill", "--teacher", str(out / "teacher"), "--out", str(out / "surrogates"),
                             "--steps", str(s.distill_steps), "--samples", str(s.distill_samples),
-                            "--workers", str(s.workers), "--seed", str(s.seed), *resume(r)],
+                            "--workers", str(s.workers), "--seed", str(s.seed), *threads, *resume(r)],
         ),
         Stage(
             "search",
             lambda out, r: ["search", "--teacher", str(out / "teacher"), "--surrogates", str(out / "surrogates"),
                             "--epsilon", eps, "--strategy", s.strategy, "--budget", str(s.budget),
-                            "--seed", str(s.seed), "--out", str(out / "search"), *resume(r)],
+                            "--seed", str(s.seed), "--out", str(out / "search"), *threads, *resume(r)],
         ),
         Stage(
             "compact",
@@ -132,17 +136,17 @@ def stages(settings: PipelineSettings) -> list[Stage]:
             "sr",
             lambda out, r: ["sr", "train", "--backbone", str(out / "compact"), "--out", str(out / "sr"),
                             "--steps", str(s.sr_steps), "--seed", str(s.seed), "--sampler-steps", str(s.sampler_steps),
-                            *sr_sizes, *resume(r)],
+                            *sr_sizes, *threads, *resume(r)],
         ),
         Stage(
             "onestep",
             lambda out, r: ["sr", "distill", "--teacher", str(out / "sr"), "--out", str(out / "onestep"),
-                            "--steps", str(s.onestep_steps), "--seed", str(s.seed), *sr_sizes, *resume(r)],
+                            "--steps", str(s.onestep_steps), "--seed", str(s.seed), *sr_sizes, *threads, *resume(r)],
         ),
         Stage(
             "evaluate",
             lambda out, r: ["evaluate", "--model", str(out / "onestep"), "--multistep", str(out / "sr"),
-                            "--out", str(out / "evaluate"),
+                            "--out", str(out / "evaluate"), *threads,
                             *(["--max-side", str(s.evaluate_max_side)] if s.evaluate_max_side else [])],
             resumable=False,
         ),
