@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, default=d.budget, help=f"search evaluations (default {d.budget})")
     p.add_argument("--strategy", default=d.strategy, help=f"search strategy (default {d.strategy})")
     p.add_argument("--workers", type=int, default=d.workers, help=f"distillation processes (default {d.workers})")
+    p.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads per stage (default {d.threads})")
     p.add_argument("--quick", action="store_true", help="tiny stage sizes: a smoke test of the pipeline (minutes)")
     p.set_defaults(func=run)
 
@@ -36,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from tocsr_nas.pipeline import PipelineSettings, quick_settings, run_pipeline
     from tocsr_nas.report import write_report
 
-    if args.budget < 1 or args.workers < 1:
-        raise UserInputError("--budget and --workers must be >= 1")
+    if args.budget < 1 or args.workers < 1 or args.threads < 1:
+        raise UserInputError("--budget, --workers and --threads must be >= 1")
     base = quick_settings() if args.quick else PipelineSettings()
     settings = PipelineSettings(
         **{**base.__dict__, "preset": args.preset, "seed": args.seed, "strategy": args.strategy,
-           "workers": args.workers, **({} if args.quick else {"budget": args.budget})}
+           "workers": args.workers, "threads": args.threads, **({} if args.quick else {"budget": args.budget})}
     )
     state = run_pipeline(args.out, settings)
     summary = write_report(args.out, state)
