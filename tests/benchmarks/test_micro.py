@@ -47,7 +47,9 @@ def test_cost_table_lookup(benchmark, tiny_costs):
 
 def test_whole_model_fvcore_trace(benchmark, tiny_costs):
     teacher, space, table, config, candidates = tiny_costs
-    model = assemble(teacher.unet, space, config, build=candidates)  # a copy
+    # fresh candidates (a CandidateCache would put ONE module into blocks with the same signature,
+    # and model.parameters() would count it once)
+    model = assemble(teacher.unet, space, config)
     args, kwargs = teacher.unet_example_inputs(batch=1, resolution=64)
     result = benchmark.pedantic(count_complexity, args=(model, args, kwargs), rounds=3, iterations=1)
     assert result == table.cost(config)  # the lookup is exact
