@@ -65,7 +65,6 @@ constraints:
     assert back.decode_nni(dict(cfg)) == cfg
 
 
-@register_surrogate("test_half_channels")
 class _HalfChannels(SurrogateBlock):
     """A deliberately wrong surrogate: returns half the channels."""
 
@@ -84,8 +83,10 @@ class _HalfChannels(SurrogateBlock):
         return self.proj(input_tensor)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup_registry():
+@pytest.fixture
+def half_channels():
+    """Registered only while a test needs it, so other tests' registries stay clean."""
+    register_surrogate("test_half_channels")(_HalfChannels)
     yield
     unregister_surrogate("test_half_channels")
 
@@ -100,7 +101,7 @@ def _cleanup_registry():
         (Rule("unknown", "*resnets.*", ["warp_drive"]), "unknown candidate type"),
     ],
 )
-def test_bad_candidates_name_rule_and_path(teacher, probe, rule, fragment):
+def test_bad_candidates_name_rule_and_path(teacher, probe, rule, fragment, half_channels):
     with pytest.raises(SearchSpaceError) as info:
         build_space(teacher.unet, SpaceSpec([rule]), probe=probe)
     msg = str(info.value)
