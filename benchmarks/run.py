@@ -160,6 +160,7 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], out: Path) -> list[Pat
             ax.plot(x, fin(med), label=label, lw=2.2 if label == "ecbo" else 1.2)
             ax.fill_between(x, fin(lo), fin(hi), alpha=0.12)
         ax.axhline(0.01, color="k", ls=":", lw=0.8)
+        ax.set_ylim(bottom=0.0)
         ax.set_yscale("symlog", linthresh=0.01)
         ax.set_xlabel("evaluations (teacher first)")
         ax.set_ylabel("regret = best feasible cost / optimum - 1")
@@ -294,8 +295,16 @@ def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
     with open(out / f"regrets_{tag}.csv", newline="") as fh:
         for land, label, _seed, *regret in csv.reader(fh):
             curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
-    # keep only complete seeds (every strategy ran)
-    return report(rows, curves, budgets, out, tag)
+    # keep only complete seeds (every strategy of the landscape ran on them)
+    keep = []
+    for land in curves:
+        labels = set(curves[land])
+        mine = [r for r in rows if r["landscape"] == land]
+        complete = {s for s in {r["seed"] for r in mine} if {r["strategy"] for r in mine if r["seed"] == s} == labels}
+        n = len(complete)
+        curves[land] = {label: runs[:n] for label, runs in curves[land].items()}
+        keep += [r for r in mine if r["seed"] in complete]
+    return report(keep, curves, budgets, out, tag)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
