@@ -8,29 +8,10 @@ import statistics
 import time
 from pathlib import Path
 
+from tocsr_nas.commands import non_negative_int, positive_int
 from tocsr_nas.errors import TocsrError
 
 logger = logging.getLogger(__name__)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,19 +35,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", help="a preset teacher with random weights instead (tiny, sd21-vae16)")
     p.add_argument("--space", help="search space YAML (default: the packaged space 'unet')")
     p.add_argument("--out", type=Path, required=True, help="library folder: new or empty, or the one to --resume")
-    p.add_argument("--steps", type=_non_negative, default=d.steps, help=f"Adam steps per pair (default {d.steps})")
-    p.add_argument("--samples", type=_positive, default=d.samples, help=f"training feature samples (default {d.samples})")
+    p.add_argument("--steps", type=non_negative_int, default=d.steps, help=f"Adam steps per pair (default {d.steps})")
+    p.add_argument("--samples", type=positive_int, default=d.samples, help=f"training feature samples (default {d.samples})")
     p.add_argument(
-        "--val-samples", type=_positive, default=d.val_samples,
+        "--val-samples", type=positive_int, default=d.val_samples,
         help=f"held-out feature samples, from the validation photos (default {d.val_samples})",
     )
-    p.add_argument("--batch-size", type=_positive, default=d.batch_size, help=f"samples per step (default {d.batch_size})")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"samples per step (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of data, noise and initialisation (default {d.seed})")
-    p.add_argument("--resolution", type=_positive, metavar="PX", help="patch side in pixels (default: the teacher's)")
-    p.add_argument("--workers", type=_positive, default=d.workers, help=f"parallel jobs (processes; default {d.workers})")
+    p.add_argument("--resolution", type=positive_int, metavar="PX", help="patch side in pixels (default: the teacher's)")
+    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"parallel jobs (processes; default {d.workers})")
     p.add_argument(
-        "--threads", type=_positive, default=d.threads,
+        "--threads", type=positive_int, default=d.threads,
         help=f"torch threads of the teacher capture and of each job (default {d.threads}: small blocks gain "
         "nothing from more)",
     )

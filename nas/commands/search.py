@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tocsr_nas.commands import positive_float, positive_int
 from tocsr_nas.errors import IncompatibleLibraryError, UserInputError
 
 logger = logging.getLogger(__name__)
@@ -74,26 +75,6 @@ def parse_epsilons(text: str) -> list[float]:
     return out
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``search``."""
     p = sub.add_parser(
@@ -116,8 +97,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--objective", choices=("gmacs", "params"), default="gmacs", help="what to minimise (default gmacs)")
     p.add_argument("--strategy", default="ecbo", metavar="NAME", help="search strategy: ecbo (default), random, evolution, exhaustive, nni-* ...")
-    p.add_argument("--budget", type=_positive_int, metavar="N", help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
-    p.add_argument("--time-budget", type=_positive_float, metavar="S", help="wall seconds (checked before each batch)")
+    p.add_argument("--budget", type=positive_int, metavar="N", help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
+    p.add_argument("--time-budget", type=positive_float, metavar="S", help="wall seconds (checked before each batch)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the strategy (default 0)")
     p.add_argument(
         "--quality",
@@ -126,11 +107,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="quality evaluator: denoising (relative loss increase over the teacher, default) or agreement "
         "(squared distance to the teacher in units of its own error)",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
-    p.add_argument("--max-gmacs", type=_positive_float, metavar="X", help="hard bound: never evaluate anything above these GMACs")
-    p.add_argument("--max-params", type=_positive_float, metavar="X", help="hard bound: never evaluate anything above these parameters")
-    p.add_argument("--resolution", type=_positive_int, metavar="PX", help="image side in pixels (default: the library's)")
-    p.add_argument("--val-samples", type=_positive_int, default=32, metavar="N", help="validation samples (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
+    p.add_argument("--max-gmacs", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these GMACs")
+    p.add_argument("--max-params", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these parameters")
+    p.add_argument("--resolution", type=positive_int, metavar="PX", help="image side in pixels (default: the library's)")
+    p.add_argument("--val-samples", type=positive_int, default=32, metavar="N", help="validation samples (default 32)")
     p.add_argument("--val-seed", type=int, default=0, metavar="S", help="seed of the validation timesteps and noise (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty, or the one to --resume)")
     p.add_argument("--resume", action="store_true", help="continue the search journalled in --out")
@@ -138,7 +119,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="torch CPU threads (default: torch's choice; 1 is much faster on a busy shared machine)",
     )
