@@ -95,3 +95,9 @@ __all__ = [
     "PoolDown",
     "LightUp",
 ]
+
+# the library on disk and the supernet that routes configurations through it
+from tocsr_nas.surrogates.library import SurrogateLibrary  # noqa: E402
+from tocsr_nas.surrogates.supernet import SuperNet  # noqa: E402
+
+__all__ += ["SurrogateLibrary", "SuperNet"]
