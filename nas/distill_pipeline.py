@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from tocsr_nas.data import PhotoDataset
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.searchspace import SearchSpace
 from tocsr_nas.surrogates.distill import TrainSettings, check_resumable, distill, plan_jobs
 from tocsr_nas.surrogates.features import FeatureCache, capture_features
@@ -85,13 +85,8 @@ class DistillConfig:
     keep_features: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("samples", "val_samples", "batch_size", "capture_batch", "workers"):
-            if getattr(self, name) < 1:
-                raise TocsrError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.steps < 0:
-            raise TocsrError(f"steps must be >= 0, got {self.steps}")
-        if self.threads < 1:
-            raise TocsrError(f"threads must be >= 1, got {self.threads}")
+        require_at_least(self, 1, "samples", "val_samples", "batch_size", "capture_batch", "workers", "threads")
+        require_at_least(self, 0, "steps")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed)

@@ -68,7 +68,7 @@ from tocsr_nas.checkpoint import (
     save_torch_state,
 )
 from tocsr_nas.data import PhotoDataset, psnr
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.teacher import Teacher, build_teacher
 
 __all__ = ["TrainConfig", "train_teacher", "validation_loss", "vae_psnr"]
@@ -126,12 +126,9 @@ class TrainConfig:
     calibration_patches: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("steps", "vae_steps", "warmup"):
-            if getattr(self, name) < 0:
-                raise TocsrError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "vae_batch_size", "patch_size", "vae_patch_size", "checkpoint_every", "val_patches", "calibration_patches"):
-            if getattr(self, name) < 1:
-                raise TocsrError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 0, "steps", "vae_steps", "warmup")
+        require_at_least(self, 1, "batch_size", "vae_batch_size", "patch_size", "vae_patch_size", "checkpoint_every",
+                         "val_patches", "calibration_patches")
         if self.vae_lr <= 0 or self.unet_lr <= 0 or self.kl_weight < 0:
             raise TocsrError("learning rates must be > 0 and the KL weight >= 0")
 

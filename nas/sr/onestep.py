@@ -68,7 +68,7 @@ import torch.nn.functional as F
 
 from tocsr_nas.checkpoint import atomic_write_json
 from tocsr_nas.data import psnr
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.sr.loop import Checkpoints, Stopped, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import SRModel
 from tocsr_nas.sr.pool import LatentPool
@@ -130,12 +130,8 @@ class DistillConfig:
     val_patches: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("steps", "warmup", "pixel_items"):
-            if getattr(self, name) < 0:
-                raise TocsrError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "pool_size", "pool_patch", "crop", "checkpoint_every", "val_patches"):
-            if getattr(self, name) < 1:
-                raise TocsrError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 0, "steps", "warmup", "pixel_items")
+        require_at_least(self, 1, "batch_size", "pool_size", "pool_patch", "crop", "checkpoint_every", "val_patches")
         if self.target_steps is not None and self.target_steps < 1:
             raise TocsrError(f"--target-steps must be >= 1, got {self.target_steps}")
         if self.start not in ("lr", "noise"):

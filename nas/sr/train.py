@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from tocsr_nas.checkpoint import atomic_write_json
 from tocsr_nas.data import PhotoDataset, downscale
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.sr.loop import Checkpoints, Stopped, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import Backbone, SRModel, bicubic_upsample, load_backbone
 from tocsr_nas.sr.pool import LatentPool
@@ -98,13 +98,9 @@ class SRTrainConfig:
     val_patches: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("steps", "warmup"):
-            if getattr(self, name) < 0:
-                raise TocsrError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("batch_size", "scale", "pool_size", "pool_patch", "crop", "sampler_steps", "tile",
-                     "checkpoint_every", "val_patches"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise TocsrError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 0, "steps", "warmup")
+        require_at_least(self, 1, "batch_size", "scale", "pool_size", "pool_patch", "crop", "sampler_steps", "tile",
+                         "checkpoint_every", "val_patches")
         if not 0.0 < self.strength <= 1.0:
             raise TocsrError(f"--strength must be in (0, 1], got {self.strength}")
         if self.lr <= 0:
