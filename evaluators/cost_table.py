@@ -17,14 +17,16 @@ fvcore's default (``macs_no_attention``), from one trace each.
 
 The table is built once per (teacher, search space, resolution): one trace of the whole model
 (which also yields every teacher block's share), then one trace per distinct candidate
-signature (module class and configuration, parameter shapes, input shapes and dtypes), which
-matters in UNets where many blocks repeat. Saving and loading use JSON; the caller passes fingerprints
-as ``metadata`` and checks them on load.
+signature (module class and configuration, parameter shapes, input shapes and dtypes, see
+:mod:`~tocsr_nas.evaluators.signatures`), which matters in UNets where many blocks repeat. The
+repeats are skipped inside the whole-model trace too: a teacher block identical to one that
+already ran returns a zero-MAC stand-in and takes that block's share
+(:mod:`~tocsr_nas.evaluators.twin_blocks`). Saving and loading use JSON; the caller passes
+fingerprints as ``metadata`` and checks them on load.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +42,9 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from tocsr_nas.evaluators.complexity import Complexity, count_macs, count_params, trace_macs
+from tocsr_nas.evaluators.signatures import call_signature as _io_signature
+from tocsr_nas.evaluators.signatures import module_signature as _module_signature
+from tocsr_nas.evaluators.twin_blocks import TwinBlocks
 from tocsr_nas.searchspace.errors import TocsrError
 
 __all__ = ["BlockCost", "CostTable", "CostTableError", "TEACHER"]
@@ -108,27 +113,6 @@ class BlockCost:
 def _trace(module: nn.Module, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> BlockCost:
     macs, attention = count_macs(module, tuple(args), dict(kwargs or {}))
     return BlockCost(macs=macs, macs_no_attention=macs - attention, params=count_params(module))
-
-
-def _module_signature(module: nn.Module) -> str:
-    """Class, configuration (diffusers ``ConfigMixin``) or repr, and parameter shapes."""
-    parts = [f"{type(module).__module__}.{type(module).__qualname__}"]
-    config = getattr(module, "config", None)
-    if isinstance(config, Mapping):
-        parts.append(json.dumps(dict(config), sort_keys=True, default=repr))
-    parts.append(repr(module))
-    parts.append(repr([(n, tuple(p.shape), str(p.dtype)) for n, p in module.named_parameters()]))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _io_signature(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
-    """Structure of the call with tensors replaced by their shape and dtype."""
-    leaves, spec = pytree.tree_flatten((tuple(args), dict(kwargs)))
-    described = [
-        ("tensor", tuple(x.shape), str(x.dtype)) if isinstance(x, torch.Tensor) else repr(x)
-        for x in leaves
-    ]
-    return repr((str(spec), described))
 
 
 @dataclass
@@ -240,6 +224,7 @@ class CostTable:
         progress: bool = False,
         resolution: int | None = None,
         metadata: Mapping[str, Any] | None = None,
+        dedupe_blocks: bool = True,
     ) -> CostTable:
         """Traces the whole model once and every distinct (candidate module, inputs) pair once.
 
@@ -247,6 +232,12 @@ class CostTable:
         op to the module whose call ran it); every other candidate is traced alone on its block's
         captured inputs. Two candidates with the same class, configuration (or repr), parameter
         shapes and input shapes cost the same and are traced once, whatever their names.
+
+        The same holds for the teacher blocks: during the whole-model trace, a block whose
+        (module, call) signature already ran returns a zero-MAC stand-in of its output's shapes
+        (:class:`~tocsr_nas.evaluators.twin_blocks.TwinBlocks`) and takes its twin's share, and
+        the whole-model total is corrected by the same amount. The table is identical either way
+        (``dedupe_blocks=False`` runs every block); in SD2.1's UNet it halves the trace's work.
 
         Args:
             model: the teacher model, e.g. a diffusers ``UNet2DConditionModel``.
@@ -263,6 +254,9 @@ class CostTable:
             progress: show a tqdm progress bar.
             resolution: the image resolution in pixels, stored with the table.
             metadata: fingerprints stored with the table (checked by :meth:`load`).
+            dedupe_blocks: run only the first of identical teacher blocks in the whole-model
+                trace (the default). Recorded inputs of later blocks then carry stand-in values;
+                only their shapes matter for counting.
 
         Returns:
             The table; ``table.traces`` tells how many fvcore traces were run.
@@ -301,19 +295,31 @@ class CostTable:
             # One trace of the whole model gives the model's total and, through fvcore's module
             # scopes, every teacher block's share (the ops run inside that block's call).
             with _CallRecorder(model, paths, record=block_io is None) as recorder:
-                counted = trace_macs(model, args, kwargs, submodules=paths)
+                if dedupe_blocks:
+                    with TwinBlocks(model, paths) as twins:
+                        counted = trace_macs(model, args, kwargs, submodules=paths)
+                    twin_of = twins.twin_of
+                else:
+                    counted = trace_macs(model, args, kwargs, submodules=paths)
+                    twin_of = {}
             recorder.check()
             if block_io is None:
                 block_io = recorder.calls
             traces += 1
             if bar is not None:
                 bar.update()
+            # A twin ran a zero-MAC stand-in: it takes its first twin's share, and so does the
+            # whole model.   whole = traced + sum_twins (share(first) - traced share(twin))
+            shares = {path: counted[twin_of.get(path, path)] for path in paths}
             macs, attention = counted[""]
+            for path in twin_of:
+                macs += shares[path][0] - counted[path][0]
+                attention += shares[path][1] - counted[path][1]
             whole = BlockCost(macs, macs - attention, count_params(model))
             cells: dict[str, dict[str, BlockCost]] = {}
             for path in paths:
                 block = model.get_submodule(path)
-                macs, attention = counted[path]
+                macs, attention = shares[path]
                 row = {TEACHER: BlockCost(macs, macs - attention, count_params(block))}
                 io = block_io[path]
                 io_sig = _io_signature(io.args, io.kwargs)
@@ -356,8 +362,9 @@ class CostTable:
         table.traces = traces
         table.build_seconds = time.perf_counter() - start
         logger.info(
-            "cost table: %d blocks, %d cells, %d traces in %.1f s",
+            "cost table: %d blocks (%d run as stand-ins for identical ones), %d cells, %d traces in %.1f s",
             len(cells),
+            len(twin_of),
             sum(len(r) for r in cells.values()),
             traces,
             table.build_seconds,
