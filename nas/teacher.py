@@ -429,10 +429,16 @@ def _tiny() -> Teacher:
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 3,
         up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(32, 64, 64),
+        # Light enough that encoding + decoding cost less than a few compact-UNet calls (0.37 GMACs
+        # per 128 px image), so a one-step SR model is not dominated by its VAE.
+        block_out_channels=(8, 16, 32),
         layers_per_block=1,
         latent_channels=LATENT_CHANNELS,
-        norm_num_groups=16,
+        # One group: with few channels, per-group normalisation (group = channel at 8 groups) erases
+        # each feature map's mean, i.e. the patch's colour, before the output conv; measured here,
+        # it held reconstruction at ~19 dB where one group reached ~24 dB after 1000 steps.
+        norm_num_groups=1,
+        mid_block_add_attention=False,
         sample_size=64,
         scaling_factor=1.0,  # calibrated to 1 / std(latents) after VAE training
     )
