@@ -10,6 +10,14 @@ discrete space. One proposal:
    imputed as clearly infeasible).
 2. Build a candidate pool, biased towards where the optimum must be (cheap and feasible):
 
+   * *chain frontiers* (:mod:`tocsr_nas.strategies.chain_knapsack`): the GP's linear terms are a
+     chain model ``sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]`` (:meth:`QualityGP.chain_tables`);
+     with an additive cost the exact cost/damage frontier of the posterior mean and of joint
+     posterior samples (Thompson-like) is a dynamic programme over cost buckets. The points of
+     each frontier around the predicted threshold join the pool (and skip the trust region).
+     This fills the gaps between the Lagrangian breakpoints below and sees the pair terms, so
+     coordinated multi-block trades (a cheaper block here for a less damaged one there) are
+     proposed directly;
    * *model frontiers*: with per-block cost deltas ``dc[b, k]`` (single swaps from the teacher,
      exact when the cost is additive) and per-block damages ``m[b, k]`` (GP posterior mean, joint
      posterior samples, the prior), the Lagrangian relaxation of the knapsack
@@ -47,13 +55,14 @@ import torch
 from tocsr_nas.searchspace import Configuration
 from tocsr_nas.strategies.acquisition import log_feasible_improvement
 from tocsr_nas.strategies.base import Problem, Strategy, StrategyError, register_strategy
+from tocsr_nas.strategies.chain_knapsack import chain_frontiers
 from tocsr_nas.strategies.quality_model import DTYPE, ConfigFeatures, QualityWarp, fit_quality_gp
 
 __all__ = ["ECBO"]
 
 logger = logging.getLogger(__name__)
 
-_WARPS = ("log1p", "linear")
+_WARPS = ("log1p", "linear", "hinge")
 
 
 @register_strategy("ecbo")
@@ -72,6 +81,15 @@ class ECBO(Strategy):
         local_steps: maximum hill-climbing steps.
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used).
+        pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation).
+        min_pof: when > 0, only candidates feasible with at least this probability compete.
+        trust_region: restrict the pool (but not the chain frontiers) to a Hamming ball around
+            the incumbent whose radius is replayed from the history (see :meth:`_trust_radius`).
+        tr_init: initial trust radius; tr_fail_tolerance: failures in a row that halve it.
+        chain_dp: add the chain-frontier candidates (cost must be additive over blocks).
+        chain_window: frontier points taken on each side of the cheapest predicted-feasible one.
+        use_shared: the kernel term for candidate names shared by several blocks.
+        use_prior_pairs: the compounding term ``z2`` (geometric mean prior damage of neighbours).
         threads: torch intra-op threads while proposing (restored afterwards; ``None`` leaves
             torch's setting alone). The matrices are small (hundreds of rows), where one thread
             is fastest and avoids oversubscribing a shared CPU.
@@ -94,7 +112,7 @@ class ECBO(Strategy):
 
     @dataclass(frozen=True)
     class Options:
-        warp: str = "log1p"
+        warp: str = "linear"
         use_pairs: bool = True
         use_rbf: bool = True
         use_prior: bool = True
@@ -110,6 +128,11 @@ class ECBO(Strategy):
         trust_region: bool = True
         tr_init: int = 4
         tr_fail_tolerance: int = 3
+        chain_dp: bool = True
+        use_shared: bool = False
+        use_prior_pairs: bool = True
+        thompson_every: int = 0
+        chain_window: int = 6
 
         def __post_init__(self) -> None:
             if self.warp not in _WARPS:
@@ -117,7 +140,7 @@ class ECBO(Strategy):
             for name in ("use_pairs", "use_rbf", "use_prior"):
                 if not isinstance(getattr(self, name), bool):
                     raise StrategyError(f"ecbo: {name} must be true or false, got {getattr(self, name)!r}")
-            for name in ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps"):
+            for name in ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window"):
                 value = getattr(self, name)
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise StrategyError(f"ecbo: {name} must be a nonnegative integer, got {value!r}")
@@ -145,7 +168,7 @@ class ECBO(Strategy):
                 self._dc[b, k] = self._cost_of(x) - self._c0
         self._additive = self._check_additive(random.Random(f"ecbo-additive|{seed}"))
         prior = problem.prior if self.options.use_prior else None
-        self._features = ConfigFeatures(space, prior)
+        self._features = ConfigFeatures(space, prior, shared=self.options.use_shared)
         self._warp = QualityWarp(self.options.warp, max(problem.epsilons))
         self.last_timing: dict[str, float] = {}
 
@@ -201,6 +224,7 @@ class ECBO(Strategy):
             self._features,
             use_pairs=self.options.use_pairs,
             use_rbf=self.options.use_rbf,
+            use_prior_pairs=self.options.use_prior_pairs,
         )
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
@@ -213,7 +237,9 @@ class ECBO(Strategy):
         out: list[Configuration] = []
         for j in range(n):
             eps = self.target_epsilon(j)
-            choice = self._propose_one(model, eps, believed, seen, np_rng, gen)
+            every = self.options.thompson_every
+            thompson = every > 0 and (len(self.history) + j) % every == every - 1
+            choice = self._propose_one(model, eps, believed, seen, np_rng, gen, thompson)
             if choice is None:
                 break
             idx, cfg, mu = choice
@@ -227,14 +253,16 @@ class ECBO(Strategy):
         return out
 
     def _unwarp(self, y: float) -> float:
-        if self._warp.kind == "linear":
-            return y * self._warp.e_ref
-        return math.copysign(math.expm1(abs(y)), y) * self._warp.e_ref
+        return self._warp.inverse(y)
 
-    def _propose_one(self, gp, eps, believed, seen, np_rng, gen):
+    def _propose_one(self, gp, eps, believed, seen, np_rng, gen, thompson=False):
         threshold = float(self._warp(eps))
         feasible = sorted((c, i) for i, (_, c, q) in enumerate(believed) if q <= eps)
         best_cost = feasible[0][0] if feasible else None
+        if thompson and best_cost is not None and self._additive:
+            choice = self._thompson(gp, threshold, best_cost, seen, gen)
+            if choice is not None:
+                return choice
         if feasible:
             elites = [believed[i][0] for _, i in feasible[:5]]
         else:  # nothing feasible: start from the least infeasible configurations
@@ -246,6 +274,7 @@ class ECBO(Strategy):
 
         pool = self._pool(gp, elites, np_rng, gen)
         pool = self._unseen_rows(pool, seen)
+        dp = self._unseen_rows(self._chain_candidates(gp, threshold, gen), seen) if self.options.chain_dp else None
         radius = self._trust_radius(eps) if (self.options.trust_region and feasible) else self._nb
         if radius < self._nb:
             centre = elites[0]
@@ -259,6 +288,8 @@ class ECBO(Strategy):
                 outside = None
         else:
             outside = None
+        if dp is not None and len(dp):
+            pool = np.unique(np.concatenate([pool, dp]), axis=0)
         if len(pool) == 0:
             pool = self._unseen_rows(self._uniform(np_rng, 2000), seen)
             if len(pool) == 0:
@@ -391,6 +422,40 @@ class ECBO(Strategy):
             parts.append(self._cost_biased(np_rng, self.options.pool_random * 3 // 4))
             parts.append(self._uniform(np_rng, self.options.pool_random // 4))
         return np.unique(np.concatenate(parts).astype(np.int64), axis=0)
+
+    def _thompson(self, gp, threshold: float, best_cost: float, seen: set, gen: torch.Generator):
+        """Thompson sampling on the chain model: draw one posterior sample of the linear terms, take
+        the cheapest configuration of its exact frontier that the sample deems feasible (and that
+        improves on ``c*``). Explores blocks whose prior looks worse than they are."""
+        tables = gp.chain_tables(1, gen)
+        x, d = chain_frontiers(tables.U[1:].numpy(), tables.V[1:].numpy(), self._dc)[0]
+        costs = self._costs(x)
+        for i in np.argsort(costs, kind="stable"):
+            if d[i] + tables.const > threshold or costs[i] >= best_cost or tuple(x[i].tolist()) in seen:
+                continue
+            cfg = self.space.decode(x[i].tolist())
+            if self.problem.is_admissible(cfg) and not self.is_seen(cfg):
+                return x[i], cfg, float(gp.predict(self._features(x[i][None]))[0].item())
+        return None
+
+    def _chain_candidates(self, model, threshold: float, gen: torch.Generator) -> np.ndarray:
+        """Configurations near ``f = threshold`` on the exact chain frontiers of the mean and of posterior samples.
+
+        See :mod:`~tocsr_nas.strategies.chain_knapsack`: the GP's linear part is a chain model, and
+        with an additive cost its cost/damage frontier is found by dynamic programming. From every
+        frontier (the mean's and each sample's, Thompson-like) take the cheapest point predicted
+        feasible and ``chain_window`` frontier neighbours on either side.
+        """
+        if not self._additive:
+            return np.zeros((0, self._nb), dtype=np.int64)
+        tables = model.chain_tables(self.options.posterior_tables, gen)
+        rows = []
+        w = self.options.chain_window
+        for x, d in chain_frontiers(tables.U.numpy(), tables.V.numpy(), self._dc):
+            ok = np.nonzero(d + tables.const <= threshold)[0]
+            i = int(ok[0]) if len(ok) else len(d) - 1
+            rows.append(x[max(0, i - w) : i + w + 1])
+        return np.unique(np.concatenate(rows), axis=0)
 
     def _damage_tables(self, model, center: np.ndarray, gen: torch.Generator) -> list[np.ndarray]:
         """Per-block damages ``m[b, k]`` of single swaps around ``center`` (and the teacher).

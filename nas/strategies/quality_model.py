@@ -6,6 +6,7 @@ and a little compounding. The kernel mirrors that decomposition of the latent wa
     f(x) = sum_b w_b[x_b]                        additive: one weight per (block, candidate)
          + sum_b v_b[x_b, x_{b+1}]               neighbour pairs (blocks in model order)
          + s * z(x)                              prior: z = summed prior damage, s ~ N(0, .)
+         + s2 * z2(x)                            compounding: z2 = sum_b sqrt(p_b[x_b] p_{b+1}[x_{b+1}])
          + sum_b p_b[x_b] u_b[x_b]               prior-scaled weights: the prior's error grows with it
          + sum_n count_n(x) t_n                  candidates named alike (``skip``...) damage alike
          + h(x)                                  residual interactions, RBF on one-hot
@@ -15,11 +16,12 @@ matching blocks / matching neighbour pairs; the RBF on one-hot vectors is ``exp(
 so the GP is::
 
     k(x, x') = a1 <phi1(x), phi1(x')> + a2 <phi2(x), phi2(x')> + a3 z(x) z(x')
-             + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x')
+             + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x') + a7 z2(x) z2(x')
 
 with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
 ``phi_p`` the one-hot weighted by the (normalised) prior, ``n`` the counts of each candidate name
-shared by several blocks / sqrt(B) (the prior terms only with a prior),
+shared by several blocks / sqrt(B), ``z2`` the summed geometric-mean prior damage of neighbouring
+blocks (damage of neighbours compounds; the prior terms only with a prior),
 a constant mean and Gaussian noise (a nugget for model misfit). Hyperparameters are fitted by
 MAP under weak Gamma priors (see :func:`fit_quality_gp`).
 
@@ -42,7 +44,7 @@ from torch import Tensor
 
 from tocsr_nas.searchspace import SearchSpace
 
-__all__ = ["ConfigFeatures", "QualityGP", "QualityWarp", "fit_quality_gp"]
+__all__ = ["ChainTables", "ConfigFeatures", "QualityGP", "QualityWarp", "fit_quality_gp"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,14 @@ DTYPE = torch.float64
 
 
 class QualityWarp:
-    """The monotone output warp ``g`` (see the module docstring)."""
+    """The monotone output warp ``g`` of ``r = q / e_ref`` (see the module docstring).
+
+    ``"log1p"``: ``sign(r) log1p(|r|)``; ``"linear"``: ``r``; ``"hinge"``: ``r`` up to ``r0 = 2``
+    and ``r0 + log1p(r - r0)`` beyond (continuous, slope 1 at ``r0``): additive damages stay
+    additive near the threshold while wildly infeasible configurations cannot dominate the fit.
+    """
+
+    R0 = 2.0
 
     def __init__(self, kind: str, e_ref: float) -> None:
         self.kind = kind
@@ -60,20 +69,32 @@ class QualityWarp:
         r = np.asarray(q, dtype=np.float64) / self.e_ref
         if self.kind == "linear":
             return r
+        if self.kind == "hinge":
+            return np.where(r <= self.R0, r, self.R0 + np.log1p(np.maximum(r - self.R0, 0.0)))
         return np.sign(r) * np.log1p(np.abs(r))
+
+    def inverse(self, y: float) -> float:
+        """``g^{-1}(y)``: the quality whose warp is ``y``."""
+        if self.kind == "linear":
+            return y * self.e_ref
+        if self.kind == "hinge":
+            return (y if y <= self.R0 else self.R0 + math.expm1(y - self.R0)) * self.e_ref
+        return math.copysign(math.expm1(abs(y)), y) * self.e_ref
 
 
 class ConfigFeatures:
-    """Turns choice-index matrices ``(N, B)`` into GP features ``(N, D1 + D2 + 1)``.
+    """Turns choice-index matrices ``(N, B)`` into GP features ``(N, D)``.
 
-    Columns: ``[phi1 (one-hot, D1) | phi2 (neighbour pairs, D2) | z (prior, 1)]``.
+    Columns: ``[phi1 (one-hot, D1) | phi2 (neighbour pairs, D2) | z (prior, 1) | phi_p (prior-scaled
+    one-hot, D1, with a prior) | n (shared names, D3) | z2 (compounding, 1, with a prior)]``.
 
     Args:
         space: the search space (block order = model order).
         prior: optional ``path -> candidate -> damage``; missing entries take the block's mean.
+        shared: include the counts of candidate names shared by several blocks.
     """
 
-    def __init__(self, space: SearchSpace, prior: Mapping[str, Mapping[str, float]] | None = None) -> None:
+    def __init__(self, space: SearchSpace, prior: Mapping[str, Mapping[str, float]] | None = None, *, shared: bool = True) -> None:
         self.card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
         self.n_blocks = len(self.card)
         self.offsets = np.concatenate([[0], np.cumsum(self.card)[:-1]])  # (B,)
@@ -102,10 +123,15 @@ class ConfigFeatures:
             for k, n in enumerate(block.names):
                 if k > 0:
                     self.name_id[b, k] = names.index(n)
-        self.d3 = len(names) if any((self.name_id == i).sum() > 1 for i in range(len(names))) else 0
+        self.d3 = len(names) if shared and any((self.name_id == i).sum() > 1 for i in range(len(names))) else 0
         self.d_base = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
-        self.dim = self.d_base + self.d3
-        self.slice_s = list(range(self.d_base, self.dim))
+        # z2: summed geometric-mean prior damage of neighbouring pairs (compounding damage)
+        self.d4 = 1 if self.has_prior and self.n_blocks > 1 else 0
+        self.dim = self.d_base + self.d3 + self.d4
+        self.slice_s = list(range(self.d_base, self.d_base + self.d3))
+        self.slice_z2 = list(range(self.d_base + self.d3, self.dim))
+        root = np.sqrt(np.maximum(self.prior_table, 0.0))  # (B, Kmax)
+        self.prior_pair_table = root[:-1, :, None] * root[1:, None, :]  # (B-1, Kmax, Kmax)
         self.slice1 = list(range(0, self.d1))
         self.slice2 = list(range(self.d1, self.d1 + self.d2))
         self.slice_z = [self.d1 + self.d2]
@@ -128,26 +154,78 @@ class ConfigFeatures:
             ids = self.name_id[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
             for j in range(self.d3):
                 out[:, self.d_base + j] = (ids == j).sum(axis=1) / math.sqrt(self.n_blocks)
+        if self.d4:
+            blocks = np.arange(self.n_blocks - 1)[None, :]
+            out[:, self.slice_z2[0]] = self.prior_pair_table[blocks, idx[:, :-1], idx[:, 1:]].sum(axis=1)
         return torch.as_tensor(out, dtype=DTYPE)
 
     def prior_damage(self, idx: np.ndarray) -> np.ndarray:
         """``(B, Kmax)`` normalised prior table (zeros without a prior)."""
         return self.prior_table
 
+    def column_terms(self) -> dict[str, slice]:
+        """Which feature columns belong to which linear kernel term."""
+        out = {"additive": slice(0, self.d1), "pairs": slice(self.d1, self.d1 + self.d2),
+               "prior": slice(self.d1 + self.d2, self.d1 + self.d2 + 1)}
+        if self.has_prior:
+            out["scaled"] = slice(self.slice_p[0], self.d_base)
+        if self.d3:
+            out["shared"] = slice(self.d_base, self.d_base + self.d3)
+        if self.d4:
+            out["prior_pairs"] = slice(self.slice_z2[0], self.dim)
+        return out
+
+    def decompose(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Split linear weights over the feature columns into chain tables.
+
+        Every feature column is a sum over blocks (one-hot, pair one-hot, summed prior, scaled
+        one-hot, name counts), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``.
+
+        Args:
+            w: weights ``(D, S)`` for ``S`` weight vectors.
+
+        Returns:
+            ``U`` ``(S, B, Kmax)`` (``inf`` where a block has fewer choices) and ``V``
+            ``(S, max(B - 1, 0), Kmax, Kmax)`` (zero where invalid).
+        """
+        S, B, K = w.shape[1], self.n_blocks, int(self.card.max())
+        w = w.detach().to(DTYPE)
+        valid = torch.as_tensor(np.arange(K)[None, :] < self.card[:, None])  # (B, K)
+        flat = torch.as_tensor(np.where(valid.numpy(), self.offsets[:, None] + np.arange(K)[None, :], 0))  # (B, K)
+        U = w[flat.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)  # additive one-hot
+        prior = torch.as_tensor(self.prior_table, dtype=DTYPE)  # (B, K)
+        U = U + w[self.d1 + self.d2][:, None, None] * prior[None]  # s * z(x)
+        if self.has_prior:
+            U = U + w[self.slice_p[0] + flat.reshape(-1)].T.reshape(S, B, K) * (prior * self.scaled_norm)[None]
+        if self.d3:
+            ids = torch.as_tensor(np.maximum(self.name_id, 0))
+            shared = w[self.d_base + ids.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)
+            U = U + torch.where(torch.as_tensor(self.name_id >= 0)[None], shared, torch.zeros((), dtype=DTYPE))
+        U = torch.where(valid[None], U, torch.full((), math.inf, dtype=DTYPE))
+        V = torch.zeros((S, max(B - 1, 0), K, K), dtype=DTYPE)
+        for b in range(B - 1):
+            kb, kn = int(self.card[b]), int(self.card[b + 1])
+            cols = self.d1 + int(self.pair_offsets[b]) + np.arange(kb * kn)
+            V[:, b, :kb, :kn] = w[cols].T.reshape(S, kb, kn) / math.sqrt(B - 1)
+        if self.d4:
+            V = V + w[self.slice_z2[0]][:, None, None, None] * torch.as_tensor(self.prior_pair_table, dtype=DTYPE)[None]
+        return U, V
+
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
-_HYPERS = ("additive", "pairs", "prior", "scaled", "shared", "rbf", "lengthscale", "noise")
+_HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "rbf", "lengthscale", "noise")
 _PRIORS = {
     "additive": (2.0, 4.0),
     "pairs": (2.0, 4.0),
     "prior": (2.0, 4.0),
     "scaled": (2.0, 4.0),
     "shared": (2.0, 4.0),
+    "prior_pairs": (2.0, 4.0),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
-_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "scaled": 0.5, "shared": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "scaled": 0.5, "shared": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
 
@@ -174,7 +252,10 @@ class StructuredKernel:
         if "scaled" in self.active:
             out["scaled"] = X1[:, f.slice_p[0] : f.d_base] @ X2[:, f.slice_p[0] : f.d_base].T
         if "shared" in self.active:
-            out["shared"] = X1[:, f.d_base :] @ X2[:, f.d_base :].T
+            out["shared"] = X1[:, f.slice_s[0] : f.slice_s[-1] + 1] @ X2[:, f.slice_s[0] : f.slice_s[-1] + 1].T
+        if "prior_pairs" in self.active:
+            z2 = f.slice_z2[0]
+            out["prior_pairs"] = X1[:, z2 : z2 + 1] @ X2[:, z2 : z2 + 1].T
         if "rbf" in self.active:
             out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
         return out
@@ -182,7 +263,7 @@ class StructuredKernel:
     @staticmethod
     def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
         K = h["additive"] * parts["additive"]
-        for name in ("pairs", "prior", "scaled", "shared"):
+        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared"):
             if name in parts:
                 K = K + h[name] * parts[name]
         if "sqdist" in parts:
@@ -202,10 +283,34 @@ class StructuredKernel:
         if "scaled" in self.active:
             d = d + h["scaled"] * (X[:, f.slice_p[0] : f.d_base] ** 2).sum(1)
         if "shared" in self.active:
-            d = d + h["shared"] * (X[:, f.d_base :] ** 2).sum(1)
+            d = d + h["shared"] * (X[:, f.slice_s[0] : f.slice_s[-1] + 1] ** 2).sum(1)
+        if "prior_pairs" in self.active:
+            d = d + h["prior_pairs"] * X[:, f.slice_z2[0]] ** 2
         if "rbf" in self.active:
             d = d + h["rbf"]
         return d
+
+
+class ChainTables:
+    """The linear (chain-decomposable) part of the GP's latent function, as tables.
+
+    ``f_lin(x) = const + sum_b U[s, b, x_b] + sum_b V[s, b, x_b, x_{b+1}]`` for ``S`` functions:
+    index 0 is the posterior mean, the others posterior samples (:meth:`QualityGP.chain_tables`).
+    The residual RBF term is not in the tables.
+    """
+
+    def __init__(self, U: Tensor, V: Tensor, const: float) -> None:
+        self.U, self.V, self.const = U, V, float(const)  # (S, B, Kmax), (S, B-1, Kmax, Kmax)
+
+    def value(self, idx: np.ndarray) -> np.ndarray:
+        """``f_lin`` of index rows ``(N, B)`` under every table -> ``(S, N)``."""
+        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        B = idx.shape[1]
+        blocks = torch.arange(B)
+        out = self.U[:, blocks[None, :], idx].sum(-1)  # (S, N)
+        if B > 1:
+            out = out + self.V[:, blocks[None, :-1], idx[:, :-1], idx[:, 1:]].sum(-1)
+        return (out + self.const).numpy()
 
 
 class QualityGP:
@@ -251,6 +356,51 @@ class QualityGP:
         V = torch.linalg.solve_triangular(self.L, Ks, upper=False)
         return mean, self.kernel(Xs, Xs, self.hypers) - V.T @ V
 
+    @torch.no_grad()
+    def chain_tables(self, samples: int, generator: torch.Generator | None = None) -> ChainTables:
+        """Posterior mean and ``samples`` joint posterior samples of the linear kernel terms, as tables.
+
+        Weight-space view: the linear terms are ``f_lin(x) = phi(x) . w`` with prior
+        ``w ~ N(0, H)``, ``H = diag(h_term)`` over each term's feature columns, so that
+        ``cov(f_lin(x), f_lin(x')) = phi(x)^T H phi(x')`` is the kernel's linear part. With
+        ``alpha = (K + s^2 I)^{-1} (y - c)``::
+
+            E[w | y] = H Phi^T alpha                                                   (1)
+
+        and a joint sample follows Matheron's rule (pathwise conditioning): draw the prior
+        ``w0 ~ N(0, H)``, the residual RBF term at the data ``r0 ~ N(0, K_rbf(X, X))`` and the
+        noise ``e0 ~ N(0, s^2 I)``, then::
+
+            w = w0 + H Phi^T (K + s^2 I)^{-1} (y - c - Phi w0 - r0 - e0)                (2)
+
+        Both are split into chain tables by :meth:`ConfigFeatures.decompose`.
+
+        Args:
+            samples: number of posterior samples ``S - 1`` (index 0 is the mean).
+            generator: torch random generator for the samples.
+        """
+        f = self.kernel.features
+        X = self.X  # (n, D)
+        hvec = torch.zeros(X.shape[1], dtype=DTYPE)  # (D,)
+        for term, cols in f.column_terms().items():
+            if term == "additive" or term in self.kernel.active:
+                hvec[cols] = self.hypers[term]
+        r = (self.y - self.mean_const)[:, None]  # (n, 1)
+        W = hvec[:, None] * (X.T @ self.alpha)  # (D, 1), eq. (1)
+        if samples:
+            n = X.shape[0]
+            w0 = hvec.sqrt()[:, None] * torch.randn(X.shape[1], samples, generator=generator, dtype=DTYPE)  # (D, S)
+            path = X @ w0  # (n, S)
+            if "rbf" in self.kernel.active:
+                parts = self.kernel.parts(X, X)
+                K_rbf = self.hypers["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * self.hypers["lengthscale"] ** 2))
+                path = path + _cholesky(K_rbf + 1e-9 * torch.eye(n, dtype=DTYPE)) @ torch.randn(n, samples, generator=generator, dtype=DTYPE)
+            path = path + math.sqrt(self.hypers["noise"]) * torch.randn(n, samples, generator=generator, dtype=DTYPE)
+            w = w0 + hvec[:, None] * (X.T @ torch.cholesky_solve(r - path, self.L))  # (D, S), eq. (2)
+            W = torch.cat([W, w], dim=1)
+        U, V = f.decompose(W)
+        return ChainTables(U, V, self.mean_const)
+
     def condition(self, Xn: Tensor, yn: Tensor) -> "QualityGP":
         """The same GP with observations ``(Xn, yn)`` appended (kriging-believer fantasies)."""
         return QualityGP(self.kernel, torch.cat([self.X, Xn]), torch.cat([self.y, yn.reshape(-1)]), self.hypers, self.mean_const)
@@ -279,6 +429,8 @@ class QualityGP:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_p)), h["scaled"]))
         if "shared" in self.kernel.active:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_s)), h["shared"]))
+        if "prior_pairs" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z2)), h["prior_pairs"]))
         if "rbf" in self.kernel.active:
             rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
             rbf.lengthscale = h["lengthscale"]
@@ -329,6 +481,7 @@ def fit_quality_gp(
     *,
     use_pairs: bool = True,
     use_rbf: bool = True,
+    use_prior_pairs: bool = True,
     maxiter: int = 100,
 ) -> QualityGP:
     """Fit the GP of the module docstring by MAP; deterministic given the data.
@@ -342,6 +495,7 @@ def fit_quality_gp(
         features: the feature map that produced ``X``.
         use_pairs: include the neighbour-pair term.
         use_rbf: include the residual RBF term.
+        use_prior_pairs: include the compounding term ``z2`` (with a prior and >= 2 blocks).
         maxiter: L-BFGS-B iterations.
     """
     from scipy.optimize import minimize
@@ -349,6 +503,7 @@ def fit_quality_gp(
     active = ["additive"] + (["pairs"] if use_pairs and features.d2 else [])
     active += ["prior", "scaled"] if features.has_prior else []
     active += ["shared"] if features.d3 else []
+    active += ["prior_pairs"] if features.d4 and use_prior_pairs else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
     names = [n for n in _HYPERS if n in active] + ["noise"]
