@@ -1,6 +1,6 @@
 """Run each distinct block once in a traced forward pass; its twins return zero-MAC stand-ins.
 
-A UNet repeats itself: in SD2.1's, the 44 searchable blocks are only 24 distinct
+A UNet repeats itself: in SD2.1's, the 44 searchable blocks are only 25 distinct
 (module signature, call signature) pairs (see :mod:`tocsr_nas.evaluators.signatures`); the
 repeats carry about half of the model's MACs. A whole-model fvcore trace needs every block's
 share, but two calls with the same signatures run the same ops on the same shapes, so a repeat
@@ -14,10 +14,10 @@ While :class:`TwinBlocks` is active, each block's ``forward`` is routed through 
 the block itself). The first call with a given signature pair runs the real block and records
 the structure of its output; a later call returns a *stand-in*: the same structure (tensor,
 tuple, diffusers ``BaseOutput``, ...) of tensors with the same shapes and dtypes, built only from
-ops fvcore ignores (``zeros``, ``flatten``, ``slice``, ``to``, ``cat``, ``view``), so its traced
-share is 0 MACs. Each stand-in tensor is concatenated with one element of every tensor input,
-so whatever fed the twin stays in the traced graph (the JIT tracer drops dead code) exactly as
-when the real block consumes it.
+ops fvcore ignores (``zeros``, ``select``, ``reshape``, ``to``, ``cat``, ``slice``, ``view``), so
+its traced share is 0 MACs. Each stand-in tensor is concatenated with one element of every tensor
+input, so whatever fed the twin stays in the traced graph (the JIT tracer drops dead code)
+exactly as when the real block consumes it.
 
 Values downstream of a stand-in are zeros instead of features; MAC counts depend on shapes only.
 """
@@ -25,7 +25,7 @@ Values downstream of a stand-in are zeros instead of features; MAC counts depend
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class _OutputTemplate:
 
     def stand_in(self, inputs: Sequence[torch.Tensor]) -> Any:
         """An output of this structure built with zero-MAC ops that depends on ``inputs``."""
-        anchors = [t.flatten()[:1] for t in inputs if t.numel() > 0]  # one element each
+        anchors = [t[(0,) * t.dim()].reshape(1) for t in inputs if t.numel() > 0]  # (1,) each
         leaves = []
         for leaf in self.leaves:
             if not isinstance(leaf, _TensorShape):
