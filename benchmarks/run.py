@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quality", default="denoising")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--resummarise", action="store_true", help="only rebuild summary/plots from an earlier (maybe interrupted) run's CSVs")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other strategies' rows of the existing runs_/regrets_ CSVs in --out and replace only the "
+                        "strategies run now (same landscapes and largest budget), then rebuild summary, curves and plots")
     args = p.parse_args(argv)
     if args.quick:
         args.landscapes = "toyA,toyB"
@@ -222,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resummarise:
         return resummarise(out, tag, budgets)
     rows, curves, optima = [], {}, {}
+    kept_rows, kept_curves = (_kept(out, tag, labels, budget) if args.merge else ([], {}))
     for seed in range(args.seeds):
         for llabel in args.landscapes.split(","):
             for land in landscapes_for(llabel, seed, args):
@@ -248,9 +252,35 @@ def main(argv: list[str] | None = None) -> int:
                     logger.info("  %-14s %s  to1%%=%s  (%.1fs)", label,
                                 "  ".join(f"@{b}: {_pct(row[f'regret@{b}'])}" for b in budgets), within, row["wall_s"])
                 # partial results survive an interrupted run (--resummarise rebuilds the rest from them)
-                _write_csv(out / f"runs_{tag}.csv", rows)
-                _write_regrets(out / f"regrets_{tag}.csv", curves)
+                _write_csv(out / f"runs_{tag}.csv", kept_rows + rows)
+                _write_regrets(out / f"regrets_{tag}.csv", _merge_curves(kept_curves, curves))
+    if args.merge:  # every strategy with all its seeds (the summary's "seeds" column says how many)
+        return report(kept_rows + rows, _merge_curves(kept_curves, curves), budgets, out, tag, optima)
     return report(rows, curves, budgets, out, tag, optima)
+
+
+def _kept(out: Path, tag: str, labels: list[str], budget: int) -> tuple[list[dict], dict]:
+    """The rows and regret curves of ``runs_<tag>.csv`` / ``regrets_<tag>.csv`` of strategies NOT in ``labels``."""
+    runs, regrets = out / f"runs_{tag}.csv", out / f"regrets_{tag}.csv"
+    if not (runs.is_file() and regrets.is_file()):
+        raise SystemExit(f"--merge: {runs} or {regrets} is missing; run without --merge first")
+    rows = [r for r in _read_runs(runs) if r["strategy"] not in labels]
+    curves: dict = {}
+    with open(regrets, newline="") as fh:
+        for land, label, _seed, *regret in csv.reader(fh):
+            if label in labels:
+                continue
+            if len(regret) != budget:
+                raise SystemExit(f"--merge: {regrets} holds {len(regret)}-evaluation curves, this run {budget}; use the same largest budget")
+            curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
+    return rows, curves
+
+
+def _merge_curves(kept: dict, new: dict) -> dict:
+    merged = {land: dict(per) for land, per in kept.items()}
+    for land, per in new.items():
+        merged.setdefault(land, {}).update(per)
+    return merged
 
 
 def report(rows, curves, budgets, out: Path, tag: str, optima=None) -> int:
@@ -286,11 +316,7 @@ def _write_regrets(path: Path, curves: dict) -> None:
 
 def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
     """Rebuild summary, curves and plots from ``runs_<tag>.csv`` and ``regrets_<tag>.csv`` (e.g. after an interrupted run)."""
-    with open(out / f"runs_{tag}.csv", newline="") as fh:
-        rows = [{k: (v if k in ("landscape", "strategy", "evals_to_1pct") and not v.replace(".", "").isdigit() else float(v))
-                 for k, v in r.items()} for r in csv.DictReader(fh)]
-    for r in rows:
-        r["evals_to_1pct"] = "" if r["evals_to_1pct"] == "" else int(float(r["evals_to_1pct"]))
+    rows = _read_runs(out / f"runs_{tag}.csv")
     curves: dict = {}
     with open(out / f"regrets_{tag}.csv", newline="") as fh:
         for land, label, _seed, *regret in csv.reader(fh):
@@ -305,6 +331,17 @@ def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
         curves[land] = {label: runs[:n] for label, runs in curves[land].items()}
         keep += [r for r in mine if r["seed"] in complete]
     return report(keep, curves, budgets, out, tag)
+
+
+def _read_runs(path: Path) -> list[dict]:
+    """The rows of a ``runs_<tag>.csv`` with numbers as numbers (``evals_to_1pct``: ``""`` or int)."""
+    with open(path, newline="") as fh:
+        rows = [{k: (v if k in ("landscape", "strategy", "evals_to_1pct") and not v.replace(".", "").isdigit() else float(v))
+                 for k, v in r.items()} for r in csv.DictReader(fh)]
+    for r in rows:
+        r["evals_to_1pct"] = "" if r["evals_to_1pct"] == "" else int(float(r["evals_to_1pct"]))
+        r["seed"] = int(r["seed"])
+    return rows
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
