@@ -14,7 +14,7 @@ While :class:`TwinBlocks` is active, each block's ``forward`` is routed through 
 the block itself). The first call with a given signature pair runs the real block and records
 the structure of its output; a later call returns a *stand-in*: the same structure (tensor,
 tuple, diffusers ``BaseOutput``, ...) of tensors with the same shapes and dtypes, built only from
-ops fvcore ignores (``zeros``, ``select``, ``reshape``, ``to``, ``cat``, ``slice``, ``view``), so
+ops that cost no MACs (``zeros``, ``as_strided``, ``to``, ``cat``, ``slice``, ``view``), so
 its traced share is 0 MACs. Each stand-in tensor is concatenated with one element of every tensor
 input, so whatever fed the twin stays in the traced graph (the JIT tracer drops dead code)
 exactly as when the real block consumes it.
@@ -72,7 +72,7 @@ class _OutputTemplate:
 
     def stand_in(self, inputs: Sequence[torch.Tensor]) -> Any:
         """An output of this structure built with zero-MAC ops that depends on ``inputs``."""
-        anchors = [t[(0,) * t.dim()].reshape(1) for t in inputs if t.numel() > 0]  # (1,) each
+        anchors = [t.as_strided((1,), (1,)) for t in inputs if t.numel() > 0]  # (1,): first element
         leaves = []
         for leaf in self.leaves:
             if not isinstance(leaf, _TensorShape):
