@@ -183,9 +183,17 @@ def build_tiny_landscape(
     full_prior = normalised_prior(library)
     prior = {p: {n: full_prior[p][n] for n in names} for p, names in subspace.items()}
     cache_csv = Path(cache_csv)
+    # what the evaluations depend on; a cache made under other settings (say, before the teacher
+    # was retrained) is evaluated afresh instead of silently reused
+    made_with = {"teacher": teacher.fingerprint(), "library_space": library.space.hash, "quality": quality,
+                 "val_samples": val_samples, "subspace": space.hash}
+    sidecar = cache_csv.with_suffix(".json")
     if cache_csv.is_file():
-        land = EnumeratedLandscape.from_csv(cache_csv, space, name="A-tiny", prior=prior)
-        return land.with_epsilon(land.epsilon_at_quantile(epsilon_quantile))
+        stored = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        if stored == made_with:
+            land = EnumeratedLandscape.from_csv(cache_csv, space, name="A-tiny", prior=prior)
+            return land.with_epsilon(land.epsilon_at_quantile(epsilon_quantile))
+        logger.warning("%s was made with other settings (%s, now %s): evaluating afresh", cache_csv, stored, made_with)
     full_space = library.space
     table = cost_table_for(teacher, full_space, library.resolution)
     validation = build_validation_set(teacher, samples=val_samples, resolution=library.resolution, seed=0)
@@ -200,6 +208,7 @@ def build_tiny_landscape(
             logger.info("landscape A: %d/%d configurations evaluated (%.0f s)", i + 1, space.size, time.perf_counter() - t0)
     cache_csv.parent.mkdir(parents=True, exist_ok=True)
     write_table_csv(cache_csv, rows)
+    sidecar.write_text(json.dumps(made_with, indent=1) + "\n")
     land = EnumeratedLandscape.from_csv(cache_csv, space, name="A-tiny", prior=prior)
     return land.with_epsilon(land.epsilon_at_quantile(epsilon_quantile))
 

@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
     p.add_argument("--landscape-seed", type=int, default=0, help="landscape B: the landscape's seed (one landscape for all search seeds; its exact optimum is cached)")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
-    p.add_argument("--library", default="/tmp/tiny-surrogates", help="landscape A: the tiny teacher's surrogate library")
+    p.add_argument("--library", default="runs/demo/surrogates",
+                   help="landscape A: the shipped tiny teacher's surrogate library (default: the one `make demo` distils)")
     p.add_argument("--a-cache", default=str(Path(__file__).parent / "results" / "landscape_a_evaluations.csv"))
     p.add_argument("--a-quantiles", default="0.2", help="landscape A: epsilons as quantiles of all qualities")
     p.add_argument("--quality", default="denoising")

@@ -66,8 +66,8 @@ class PipelineSettings:
     epsilons: tuple[float, ...] = (0.05, 0.02, 0.1)
     budget: int = 40
     strategy: str = "ecbo"
-    sr_steps: int = 300
-    onestep_steps: int = 200
+    sr_steps: int = 1000
+    onestep_steps: int = 400
     workers: int = 2
     evaluate_max_side: int | None = None
     sr_pool: int | None = None

@@ -1,7 +1,7 @@
 """Fixtures of the micro-benchmarks (``make bench``; skipped by the default test command).
 
 The quality benchmarks need a surrogate library of the committed tiny teacher. They use, in order:
-``$TOCSR_BENCH_LIBRARY``, ``/tmp/tiny-surrogates`` when it opens for the committed teacher, or a
+``$TOCSR_BENCH_LIBRARY``, ``runs/demo/surrogates`` (from ``make demo``) when it opens for the committed teacher, or a
 one-step library distilled here into a temporary folder (about a minute on two cores; the
 timings do not depend on how well the surrogates were trained).
 """
@@ -35,7 +35,7 @@ def trained_teacher() -> Teacher:
 @pytest.fixture(scope="session")
 def tiny_library(trained_teacher, tmp_path_factory) -> SurrogateLibrary:
     fingerprint = trained_teacher.fingerprint()
-    for candidate in (os.environ.get("TOCSR_BENCH_LIBRARY"), "/tmp/tiny-surrogates"):
+    for candidate in (os.environ.get("TOCSR_BENCH_LIBRARY"), Path(__file__).resolve().parents[2] / "runs" / "demo" / "surrogates"):
         if candidate and Path(candidate, "manifest.json").is_file():
             try:
                 return SurrogateLibrary.open(candidate, teacher_fingerprint=fingerprint)
