@@ -89,6 +89,8 @@ class ECBO(Strategy):
         chain_dp: add the chain-frontier candidates (cost must be additive over blocks).
         chain_window: frontier points taken on each side of the cheapest predicted-feasible one.
         use_shared: the kernel term for candidate names shared by several blocks.
+        anchor_mean: fix the GP's constant mean at the teacher's warped quality (once told)
+            instead of fitting it, so that every weight is a damage relative to the teacher.
         use_prior_pairs: the compounding term ``z2`` (geometric mean prior damage of neighbours).
         threads: torch intra-op threads while proposing (restored afterwards; ``None`` leaves
             torch's setting alone). The matrices are small (hundreds of rows), where one thread
@@ -132,6 +134,7 @@ class ECBO(Strategy):
         use_shared: bool = False
         use_prior_pairs: bool = True
         thompson_every: int = 0
+        anchor_mean: bool = True
         chain_window: int = 6
 
         def __post_init__(self) -> None:
@@ -225,6 +228,7 @@ class ECBO(Strategy):
             use_pairs=self.options.use_pairs,
             use_rbf=self.options.use_rbf,
             use_prior_pairs=self.options.use_prior_pairs,
+            mean=self._reference_y() if self.options.anchor_mean else None,
         )
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
@@ -251,6 +255,13 @@ class ECBO(Strategy):
                 model = model.condition(self._features(idx[None]), torch.tensor([mu], dtype=DTYPE))
         self.last_timing = {"fit_s": t_fit - t_start, "total_s": time.perf_counter() - t_start, "n_obs": len(self.history)}
         return out
+
+    def _reference_y(self) -> float | None:
+        """The warped quality of the default (teacher) configuration, when it was told and finite."""
+        obs = self._told.get(self.space.default_config())
+        if obs is None or not math.isfinite(obs.quality):
+            return None
+        return float(self._warp(obs.quality))
 
     def _unwarp(self, y: float) -> float:
         return self._warp.inverse(y)

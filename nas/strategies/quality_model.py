@@ -482,6 +482,7 @@ def fit_quality_gp(
     use_pairs: bool = True,
     use_rbf: bool = True,
     use_prior_pairs: bool = True,
+    mean: float | None = None,
     maxiter: int = 100,
 ) -> QualityGP:
     """Fit the GP of the module docstring by MAP; deterministic given the data.
@@ -496,6 +497,10 @@ def fit_quality_gp(
         use_pairs: include the neighbour-pair term.
         use_rbf: include the residual RBF term.
         use_prior_pairs: include the compounding term ``z2`` (with a prior and >= 2 blocks).
+        mean: a known constant mean ``c`` (e.g. the teacher's warped quality: every weight then
+            measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
+            that mostly changes many blocks is absorbed by the reference choices' weights, which
+            then bias every single change by ``c / B``.
         maxiter: L-BFGS-B iterations.
     """
     from scipy.optimize import minimize
@@ -515,7 +520,7 @@ def fit_quality_gp(
     def unpack(theta: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         h = {name: torch.exp(theta[i]) for i, name in enumerate(names)}
         h["noise"] = h["noise"] + _MIN_NOISE
-        return h, theta[-1]
+        return h, (theta[-1] if mean is None else torch.tensor(float(mean), dtype=DTYPE))
 
     def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.tensor(theta_np, dtype=DTYPE, requires_grad=True)
@@ -532,10 +537,10 @@ def fit_quality_gp(
         nll.backward()
         return float(nll.detach()), theta.grad.numpy().copy()
 
-    theta0 = np.array([math.log(_INIT[name]) for name in names] + [float(y.mean()) if n else 0.0])
+    theta0 = np.array([math.log(_INIT[name]) for name in names] + [float(y.mean()) if n and mean is None else 0.0])
     theta = theta0
     if n >= 2:
-        bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(None, None)]
+        bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(None, None) if mean is None else (0.0, 0.0)]
         bounds[names.index("noise")] = (math.log(1e-7), math.log(10.0))
         try:
             res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
