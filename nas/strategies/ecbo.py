@@ -135,6 +135,7 @@ class ECBO(Strategy):
         use_prior_pairs: bool = True
         thompson_every: int = 0
         anchor_mean: bool = True
+        calib_band: float = 0.25
         chain_window: int = 6
 
         def __post_init__(self) -> None:
@@ -256,6 +257,22 @@ class ECBO(Strategy):
         self.last_timing = {"fit_s": t_fit - t_start, "total_s": time.perf_counter() - t_start, "n_obs": len(self.history)}
         return out
 
+    def _threshold_margin(self, gp, threshold: float) -> float:
+        """How optimistic the model is near the threshold: the mean leave-one-out residual
+        ``y_i - mean_{-i}(x_i)`` of the observations within ``calib_band`` of it, if positive.
+
+        Proposals aim at ``t - margin`` so that a model that keeps predicting feasible
+        configurations which turn out infeasible asks for a safer damage budget.
+        """
+        band = self.options.calib_band
+        if band <= 0:
+            return 0.0
+        y = gp.y.numpy()
+        near = np.abs(y - threshold) <= band
+        if near.sum() < 5:
+            return 0.0
+        return max(0.0, float(gp.loo_residuals().numpy()[near].mean()))
+
     def _reference_y(self) -> float | None:
         """The warped quality of the default (teacher) configuration, when it was told and finite."""
         obs = self._told.get(self.space.default_config())
@@ -267,7 +284,7 @@ class ECBO(Strategy):
         return self._warp.inverse(y)
 
     def _propose_one(self, gp, eps, believed, seen, np_rng, gen, thompson=False):
-        threshold = float(self._warp(eps))
+        threshold = float(self._warp(eps)) - self._threshold_margin(gp, float(self._warp(eps)))
         feasible = sorted((c, i) for i, (_, c, q) in enumerate(believed) if q <= eps)
         best_cost = feasible[0][0] if feasible else None
         if thompson and best_cost is not None and self._additive:

@@ -357,6 +357,17 @@ class QualityGP:
         return mean, self.kernel(Xs, Xs, self.hypers) - V.T @ V
 
     @torch.no_grad()
+    def loo_residuals(self) -> Tensor:
+        """Leave-one-out residuals ``y_i - mean_{-i}(x_i)`` ``(n,)`` in closed form.
+
+        With ``A = (K + s^2 I)^{-1}`` and ``alpha = A (y - c)``, the posterior mean at ``x_i``
+        without observation ``i`` satisfies ``y_i - mean_{-i}(x_i) = alpha_i / A_ii``
+        (Rasmussen and Williams 2006, eq. 5.12).
+        """
+        A = torch.cholesky_inverse(self.L)  # (n, n)
+        return self.alpha[:, 0] / A.diagonal()
+
+    @torch.no_grad()
     def chain_tables(self, samples: int, generator: torch.Generator | None = None) -> ChainTables:
         """Posterior mean and ``samples`` joint posterior samples of the linear kernel terms, as tables.
 
