@@ -101,3 +101,19 @@ def test_beats_random_search_at_budget_40():
         rand.append(search("random", land, 40, seed)[1])
     assert statistics.median(ecbo) < statistics.median(rand)
     assert all(e <= r for e, r in zip(ecbo, rand))
+
+
+def test_gp_mean_is_anchored_at_the_teacher():
+    """The constant mean is the teacher's warped quality, not fitted (a fitted one biases every change)."""
+    land = chain(10, 4, 0)
+    anchored, _ = search("ecbo", land, 8, 0, **FAST)
+    assert anchored._last_gp.mean_const == 0.0  # q(teacher) = 0
+    fitted, _ = search("ecbo", land, 8, 0, anchor_mean=False, **FAST)
+    assert fitted._last_gp.mean_const != 0.0
+
+
+@pytest.mark.parametrize("options", [{"chain_dp": False}, {"thompson_every": 2}, {"warp": "hinge"}])
+def test_variants_find_the_optimum_of_the_small_landscape(options):
+    land = small()
+    found = min(search("ecbo", land, 30, seed, **FAST, **options)[1] for seed in (0, 1))
+    assert found == pytest.approx(land.optimum())
