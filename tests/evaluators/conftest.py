@@ -10,14 +10,14 @@ from diffusers import UNet2DConditionModel
 BLOCK_TYPES = ("ResnetBlock2D", "Transformer2DModel", "Downsample2D", "Upsample2D")
 
 
-def make_tiny_unet() -> UNet2DConditionModel:
+def make_tiny_unet(layers_per_block: int = 1) -> UNet2DConditionModel:
     torch.manual_seed(0)
     return UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
         block_out_channels=(16, 32),
-        layers_per_block=1,
+        layers_per_block=layers_per_block,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=16,
@@ -29,6 +29,12 @@ def make_tiny_unet() -> UNet2DConditionModel:
 @pytest.fixture(scope="session")
 def tiny_unet() -> UNet2DConditionModel:
     return make_tiny_unet()
+
+
+@pytest.fixture(scope="session")
+def repeating_unet() -> UNet2DConditionModel:
+    """Two ResNets and two transformers per level: real diffusers twins."""
+    return make_tiny_unet(layers_per_block=2)
 
 
 @pytest.fixture(scope="session")

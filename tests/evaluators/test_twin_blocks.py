@@ -150,24 +150,6 @@ def test_blocks_that_differ_only_in_a_flag_are_not_twins():
     assert twins.twin_of == {} and out.sum() == 27
 
 
-@pytest.fixture(scope="module")
-def repeating_unet():
-    """A micro UNet with two ResNets and two transformers per level: real diffusers twins."""
-    torch.manual_seed(0)
-    return UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(16, 32),
-        layers_per_block=2,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16,
-        norm_num_groups=8,
-        attention_head_dim=4,
-    ).eval()
-
-
 def test_unet_with_repeated_blocks_gets_the_same_table(repeating_unet, unet_call):
     model = repeating_unet
     args, kwargs = unet_call
