@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: latent tile side for the VAE encoder and decoder: 512 px tiles, so a photo of up to 512 x 512
 #: px is coded in one piece (tiles overlap by 1/8, so smaller tiles redo up to twice the work; at
-#: 512 px the tiny VAE's activations take tens of MB)
+#: 512 px the tiny VAE's activations take tens of MB; a VAE with mid-block attention, like
+#: sd21-vae16's, attends over all 128 x 128 latent positions of a tile)
 VAE_TILE = 128
 
 
