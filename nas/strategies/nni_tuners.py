@@ -17,31 +17,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tocsr_nas.searchspace import Configuration
-from tocsr_nas.strategies.base import StrategyError, register_strategy
-from tocsr_nas.strategies.tuner_adapter import TunerAdapter
+from tocsr_nas.strategies.base import register_strategy
+from tocsr_nas.strategies.tuner_adapter import PopulationOptions, TunerAdapter, TunerOptions
 
 __all__ = ["NNIEvolution", "NNIRandom", "NNITPE"]
 
 logging.getLogger("nni").setLevel(logging.WARNING)
 
 
-@dataclass(frozen=True)
-class _Options:
-    max_retries: int = 20
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 1:
-            raise StrategyError(f"max_retries must be a positive integer, got {self.max_retries!r}")
-
-
 class _NNIAdapter(TunerAdapter):
-    Options = _Options
+    Options = TunerOptions
 
     def _make(self):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -90,16 +80,6 @@ class NNIRandom(_NNIAdapter):
         return RandomTuner(seed=self.seed)
 
 
-@dataclass(frozen=True)
-class _EvolutionOptions(_Options):
-    population_size: int = 32
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.population_size, bool) or not isinstance(self.population_size, int) or self.population_size < 2:
-            raise StrategyError(f"nni-evolution: population_size must be an integer >= 2, got {self.population_size!r}")
-
-
 @register_strategy("nni-evolution")
 class NNIEvolution(_NNIAdapter):
     """NNI's evolution tuner (``nni.algorithms.hpo.evolution_tuner.EvolutionTuner``).
@@ -109,7 +89,7 @@ class NNIEvolution(_NNIAdapter):
         population_size: NNI's population size (its first ``population_size`` suggestions are random).
     """
 
-    Options = _EvolutionOptions
+    Options = PopulationOptions  # NNI tuner default: 32
 
     def _tuner_build(self) -> None:
         from nni.algorithms.hpo.evolution_tuner import EvolutionTuner

@@ -28,8 +28,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, create_trial
 
 from tocsr_nas.searchspace import Configuration
-from tocsr_nas.strategies.base import Observation, StrategyError, register_strategy
-from tocsr_nas.strategies.tuner_adapter import MAX_VIOLATION, TunerAdapter
+from tocsr_nas.strategies.base import Observation, register_strategy
+from tocsr_nas.strategies.tuner_adapter import MAX_VIOLATION, PopulationOptions, TunerAdapter, TunerOptions
 
 __all__ = ["OptunaGP", "OptunaNSGA2", "OptunaTPE"]
 
@@ -49,17 +49,8 @@ def _constraint_kwargs() -> dict[str, Any]:
     return {} if _NEW_API else {"constraints_func": _constraints}
 
 
-@dataclass(frozen=True)
-class _Options:
-    max_retries: int = 20
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 1:
-            raise StrategyError(f"max_retries must be a positive integer, got {self.max_retries!r}")
-
-
 class _OptunaAdapter(TunerAdapter):
-    Options = _Options
+    Options = TunerOptions
 
     def _sampler(self) -> optuna.samplers.BaseSampler:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -111,13 +102,8 @@ class OptunaTPE(_OptunaAdapter):
 
 
 @dataclass(frozen=True)
-class _NSGA2Options(_Options):
-    population_size: int = 50
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if isinstance(self.population_size, bool) or not isinstance(self.population_size, int) or self.population_size < 2:
-            raise StrategyError(f"optuna-nsga2: population_size must be an integer >= 2, got {self.population_size!r}")
+class _NSGA2Options(PopulationOptions):
+    population_size: int = 50  # Optuna's default
 
 
 @register_strategy("optuna-nsga2")

@@ -23,16 +23,44 @@ import contextlib
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tocsr_nas.searchspace import Configuration
-from tocsr_nas.strategies.base import Observation, Problem, Strategy
+from tocsr_nas.strategies.base import Observation, Problem, Strategy, StrategyError
 
-__all__ = ["TunerAdapter"]
+__all__ = ["PopulationOptions", "TunerAdapter", "TunerOptions"]
 
 MAX_VIOLATION = 10.0
+
+
+def _require_int(options: Any, name: str, minimum: int) -> None:
+    value = getattr(options, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise StrategyError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TunerOptions:
+    """Options of every tuner adapter: ``max_retries`` suggestions per proposal before a random fallback."""
+
+    max_retries: int = 20
+
+    def __post_init__(self) -> None:
+        _require_int(self, "max_retries", 1)
+
+
+@dataclass(frozen=True)
+class PopulationOptions(TunerOptions):
+    """Options of a population-based tuner: its ``population_size`` (at least 2)."""
+
+    population_size: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_int(self, "population_size", 2)
 
 
 class TunerAdapter(Strategy):
