@@ -121,6 +121,20 @@ class EnumeratedLandscape:
         return cls(name, space, table, epsilon, prior)
 
 
+def pareto_prune(c: np.ndarray, d: np.ndarray, x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Partial solutions of a chain DP sorted by cost, keeping those whose damage beats every cheaper one's by ``margin``.
+
+    ``c``, ``d``: cost and damage of each partial configuration ``x`` (one row each). A row is dropped
+    when a cheaper (or equally cheap, less damaged) row has a damage at most ``d - margin``: no
+    completion can make it the cheaper feasible choice.
+    """
+    order = np.lexsort((d, c))
+    c, d, x = c[order], d[order], x[order]
+    best = np.minimum.accumulate(np.concatenate([[np.inf], d[:-1]]))  # least damage of the cheaper rows
+    keep = d < best + margin
+    return c[keep], d[keep], x[keep]
+
+
 def write_table_csv(path: Path, rows: Sequence[tuple[str, float, float, float]]) -> None:
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as fh:
@@ -364,11 +378,7 @@ class ChainLandscape:
                 c, d, x = np.concatenate(cs), np.concatenate(ds), np.concatenate(xs)
                 keep = (d + rest_gain[b] <= limit) & (self.base_cost + c + rest_cost[b] <= upper + 1e-9)
                 c, d, x = c[keep], d[keep], x[keep]
-                order = np.lexsort((d, c))
-                c, d, x = c[order], d[order], x[order]
-                best = np.minimum.accumulate(np.concatenate([[np.inf], d[:-1]]))
-                keep = d < best + margin
-                new.append((c[keep], d[keep], x[keep]))
+                new.append(pareto_prune(c, d, x, margin))
             states = new
         c = np.concatenate([s[0] for s in states])
         x = np.concatenate([s[2] for s in states])

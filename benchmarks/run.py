@@ -64,10 +64,14 @@ PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe"
 STRATEGY_OPTIONS: dict[str, dict] = {"optuna-gp": {"max_retries": 3}}
 
 
-def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True) -> dict:
-    """One search of ``budget`` evaluations: best-feasible-cost curve, feasibility flags, ask times, best configuration."""
-    options = STRATEGY_OPTIONS.get(name, {})
-    strategy = make_strategy(name, make_problem(land, with_prior=with_prior), seed=seed, **options)
+def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True, problem=None) -> dict:
+    """One search of ``budget`` evaluations: best-feasible-cost curve, feasibility flags, ask times, best configuration.
+
+    ``land`` needs ``quality(cfg)``, ``cost(cfg)`` and ``epsilon``; ``problem`` defaults to
+    :func:`landscapes.make_problem` of it.
+    """
+    problem = problem if problem is not None else make_problem(land, with_prior=with_prior)
+    strategy = make_strategy(name, problem, seed=seed, **STRATEGY_OPTIONS.get(name, {}))
     best, best_config, curve, feasible, times = math.inf, None, [], [], []
     while len(curve) < budget:
         t0 = time.perf_counter()

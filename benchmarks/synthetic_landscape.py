@@ -45,7 +45,11 @@ from pathlib import Path
 import numpy as np
 
 from tocsr_nas.searchspace import Configuration, SearchSpace
-from tocsr_nas.strategies import Observation, Problem, make_strategy
+from tocsr_nas.strategies import Problem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from landscapes import pareto_prune  # noqa: E402  (the chain DP step shared with landscape B)
+from run import run_search  # noqa: E402  (benchmarks/run.py: one search loop for every landscape)
 
 logger = logging.getLogger("synthetic_landscape")
 
@@ -183,11 +187,7 @@ class Landscape:
                 min_rest = sum(min(0.0, self.pair_gain[i]) * self.damage[i].max() for i in range(b, B - 1))
                 keep = (d + min_rest <= limit) & (c + min_cost_rest[b] <= upper + 1e-12)
                 c, d, x = c[keep], d[keep], x[keep]
-                order = np.lexsort((d, c))
-                c, d, x = c[order], d[order], x[order]
-                best = np.minimum.accumulate(np.concatenate([[np.inf], d[:-1]]))
-                keep = d < best + margin
-                new.append((c[keep], d[keep], x[keep]))
+                new.append(pareto_prune(c, d, x, margin))
             states = new
         c = np.concatenate([s[0] for s in states])
         x = np.concatenate([s[2] for s in states])
@@ -199,27 +199,9 @@ class Landscape:
 
 
 # -- running strategies ---------------------------------------------------------------------------
-def run_strategy(land: Landscape, name: str, seed: int, budget: int, *, with_prior: bool = True, options=None) -> dict:
-    """One search: returns the best-feasible-cost curve, feasibility flags and proposal times."""
-    strategy = make_strategy(name, land.problem(with_prior=with_prior), seed=seed, **(options or {}))
-    best, curve, feasible, times = math.inf, [], [], []
-    while len(curve) < budget:
-        t0 = time.perf_counter()
-        configs = strategy.ask(1)
-        times.append(time.perf_counter() - t0)
-        if not configs:
-            break
-        cfg = configs[0]
-        q, c = land.quality(cfg), land.cost(cfg)
-        strategy.tell([Observation(cfg, q, c)])
-        ok = q <= land.epsilon
-        feasible.append(ok)
-        if ok:
-            best = min(best, c)
-        curve.append(best)
-    while len(curve) < budget:
-        curve.append(best)
-    return {"curve": curve, "feasible": feasible, "times": times}
+def run_strategy(land: Landscape, name: str, seed: int, budget: int, *, with_prior: bool = True) -> dict:
+    """One search: the best-feasible-cost curve, feasibility flags and proposal times (``run.run_search``)."""
+    return run_search(land, name, seed, budget, problem=land.problem(with_prior=with_prior))
 
 
 def main(argv: list[str] | None = None) -> int:
