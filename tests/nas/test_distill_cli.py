@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from tocsr_nas.cli import main
 from tocsr_nas.distill_pipeline import DistillConfig, distill_teacher
@@ -45,13 +44,7 @@ def space_file(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny teacher's blocks run fastest on one torch thread (and do not contend with other tests)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _cli(*args: str) -> list[str]:

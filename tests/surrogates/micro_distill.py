@@ -8,7 +8,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -18,13 +17,6 @@ from tocsr_nas.surrogates.distill import TrainSettings, distill
 from tocsr_nas.surrogates.features import FeatureCache, capture_features
 from tocsr_nas.surrogates.library import SurrogateLibrary
 
-@pytest.fixture(autouse=False)
-def one_thread():
-    """Micro blocks train fastest on one torch thread (and do not contend with other tests)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 SPACE_YAML = """

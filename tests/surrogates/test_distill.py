@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from micro_distill import FINGERPRINT, build_library, capture, micro_space, micro_unet, one_thread, shared_library
+from micro_distill import FINGERPRINT, build_library, capture, micro_space, micro_unet, shared_library
 
 from tocsr_nas.searchspace import SearchSpace
 from tocsr_nas.searchspace.candidates import Candidate
@@ -23,7 +23,6 @@ from tocsr_nas.surrogates.errors import SurrogateError
 from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary, pair_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-assert one_thread
 
 
 def test_normalised_mse_is_relative_squared_error():

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from micro_distill import FINGERPRINT, one_thread, shared_library
+from micro_distill import FINGERPRINT, shared_library
 
 from tocsr_nas.searchspace.errors import TocsrError
 from tocsr_nas.surrogates.distill import evaluate_loss, output_energy
@@ -21,7 +21,6 @@ from tocsr_nas.surrogates.library import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-assert one_thread
 
 
 @pytest.fixture()
