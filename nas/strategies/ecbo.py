@@ -92,6 +92,9 @@ class ECBO(Strategy):
         anchor_mean: fix the GP's constant mean at the teacher's warped quality (once told)
             instead of fitting it, so that every weight is a damage relative to the teacher.
         use_prior_pairs: the compounding term ``z2`` (geometric mean prior damage of neighbours).
+        prior_rel_sd: the prior's assumed relative error per cell: the prior-scaled per-cell
+            weights get ``prior_rel_sd`` times the fitted prior scale as their standard deviation
+            (``None``: a separately fitted variance), see :func:`fit_quality_gp`.
         threads: torch intra-op threads while proposing (restored afterwards; ``None`` leaves
             torch's setting alone). The matrices are small (hundreds of rows), where one thread
             is fastest and avoids oversubscribing a shared CPU.
@@ -137,6 +140,7 @@ class ECBO(Strategy):
         anchor_mean: bool = True
         calib_band: float = 0.25
         chain_window: int = 6
+        prior_rel_sd: float | None = 0.5
 
         def __post_init__(self) -> None:
             if self.warp not in _WARPS:
@@ -150,6 +154,8 @@ class ECBO(Strategy):
                     raise StrategyError(f"ecbo: {name} must be a nonnegative integer, got {value!r}")
             if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
                 raise StrategyError(f"ecbo: threads must be a positive integer or None, got {self.threads!r}")
+            if self.prior_rel_sd is not None and (isinstance(self.prior_rel_sd, bool) or not isinstance(self.prior_rel_sd, (int, float)) or not self.prior_rel_sd > 0):
+                raise StrategyError(f"ecbo: prior_rel_sd must be a positive number or None, got {self.prior_rel_sd!r}")
             if not (isinstance(self.fail_quality, (int, float)) and self.fail_quality > 1):
                 raise StrategyError(f"ecbo: fail_quality must be a number > 1, got {self.fail_quality!r}")
 
@@ -230,6 +236,7 @@ class ECBO(Strategy):
             use_rbf=self.options.use_rbf,
             use_prior_pairs=self.options.use_prior_pairs,
             mean=self._reference_y() if self.options.anchor_mean else None,
+            prior_rel_sd=self.options.prior_rel_sd,
         )
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()

@@ -214,18 +214,22 @@ class ConfigFeatures:
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
 _HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "rbf", "lengthscale", "noise")
+#: The prior terms' variances get a vague prior: their scale is the ratio between the prior's units
+#: (a distillation loss, say) and the quality's, which nothing bounds; a Gamma(2, 4) there held the
+#: prior's weight near 1 when it should be 10 (landscape B), so the first proposals took the prior
+#: to promise far less damage than it did.
 _PRIORS = {
     "additive": (2.0, 4.0),
     "pairs": (2.0, 4.0),
-    "prior": (2.0, 4.0),
+    "prior": (1.0, 1e-3),
     "scaled": (2.0, 4.0),
     "shared": (2.0, 4.0),
-    "prior_pairs": (2.0, 4.0),
+    "prior_pairs": (1.0, 1e-3),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
-_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 0.5, "scaled": 0.5, "shared": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
 
@@ -494,6 +498,7 @@ def fit_quality_gp(
     use_rbf: bool = True,
     use_prior_pairs: bool = True,
     mean: float | None = None,
+    prior_rel_sd: float | None = None,
     maxiter: int = 100,
 ) -> QualityGP:
     """Fit the GP of the module docstring by MAP; deterministic given the data.
@@ -512,6 +517,11 @@ def fit_quality_gp(
             measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
             that mostly changes many blocks is absorbed by the reference choices' weights, which
             then bias every single change by ``c / B``.
+        prior_rel_sd: tie the prior-scaled per-cell weights to the prior's fitted scale: each cell's
+            damage is ``p * (s + u)`` with ``sd(u) = prior_rel_sd * sd(s)`` (the prior's relative
+            error per cell) instead of a separately fitted variance. ``None`` fits it freely. Tied,
+            the per-cell corrections grow with the scale, so the scale no longer absorbs the
+            optimism of the cells a search picked *because* their prior was low.
         maxiter: L-BFGS-B iterations.
     """
     from scipy.optimize import minimize
@@ -522,7 +532,10 @@ def fit_quality_gp(
     active += ["prior_pairs"] if features.d4 and use_prior_pairs else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
-    names = [n for n in _HYPERS if n in active] + ["noise"]
+    tied = prior_rel_sd is not None and "scaled" in active
+    if prior_rel_sd is not None and not prior_rel_sd > 0:
+        raise ValueError(f"prior_rel_sd must be positive, got {prior_rel_sd!r}")
+    names = [n for n in _HYPERS if n in active and not (tied and n == "scaled")] + ["noise"]
     parts = {k: v.detach() for k, v in kernel.parts(X, X).items()}
     n = len(y)
     eye = torch.eye(n, dtype=DTYPE)
@@ -531,6 +544,8 @@ def fit_quality_gp(
     def unpack(theta: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         h = {name: torch.exp(theta[i]) for i, name in enumerate(names)}
         h["noise"] = h["noise"] + _MIN_NOISE
+        if tied:  # var(u) = rel^2 var(s), in the scaled columns' units (phi_p = p * scaled_norm)
+            h["scaled"] = h["prior"] * (prior_rel_sd / features.scaled_norm) ** 2
         return h, (theta[-1] if mean is None else torch.tensor(float(mean), dtype=DTYPE))
 
     def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:

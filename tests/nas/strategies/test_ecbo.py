@@ -10,15 +10,15 @@ import pytest
 import torch
 from strategy_landscape import chain, small
 
-from tocsr_nas.strategies import make_strategy
+from tocsr_nas.strategies import StrategyError, make_strategy
 from tocsr_nas.strategies.acquisition import LogFeasibleImprovement, log_feasible_improvement
 from tocsr_nas.strategies.quality_model import DTYPE, ConfigFeatures, fit_quality_gp
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
 
 
-def search(name, land, budget, seed, batch=1, **options):
-    strategy = make_strategy(name, land.problem(), seed=seed, **options)
+def search(name, land, budget, seed, batch=1, prior=False, **options):
+    strategy = make_strategy(name, land.problem(prior=prior), seed=seed, **options)
     while len(strategy.history) < budget:
         proposed = strategy.ask(min(batch, budget - len(strategy.history)))
         if not proposed:
@@ -117,3 +117,16 @@ def test_variants_find_the_optimum_of_the_small_landscape(options):
     land = small()
     found = min(search("ecbo", land, 30, seed, **FAST, **options)[1] for seed in (0, 1))
     assert found == pytest.approx(land.optimum())
+
+
+def test_per_cell_prior_weights_are_tied_to_the_prior_scale():
+    """``prior_rel_sd``: the per-cell corrections' variance is rel^2 times the prior scale's (in column units)."""
+    land = chain(10, 4, 0)
+    tied, _ = search("ecbo", land, 8, 0, prior=True, **FAST)
+    h, norm = tied._last_gp.hypers, tied._features.scaled_norm
+    assert h["scaled"] == pytest.approx(h["prior"] * (0.5 / norm) ** 2)
+    free, _ = search("ecbo", land, 8, 0, prior=True, prior_rel_sd=None, **FAST)
+    h = free._last_gp.hypers
+    assert h["scaled"] != pytest.approx(h["prior"] * (0.5 / norm) ** 2)
+    with pytest.raises(StrategyError, match="prior_rel_sd"):
+        make_strategy("ecbo", land.problem(), prior_rel_sd=0.0)
