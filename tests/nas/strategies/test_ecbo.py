@@ -124,9 +124,9 @@ def test_per_cell_prior_weights_are_tied_to_the_prior_scale():
     land = chain(10, 4, 0)
     tied, _ = search("ecbo", land, 8, 0, prior=True, **FAST)
     h, norm = tied._last_gp.hypers, tied._features.scaled_norm
-    assert h["scaled"] == pytest.approx(h["prior"] * (0.5 / norm) ** 2)
+    assert h["scaled"] == pytest.approx(h["prior"] * (1.0 / norm) ** 2)
     free, _ = search("ecbo", land, 8, 0, prior=True, prior_rel_sd=None, **FAST)
     h = free._last_gp.hypers
-    assert h["scaled"] != pytest.approx(h["prior"] * (0.5 / norm) ** 2)
+    assert h["scaled"] != pytest.approx(h["prior"] * (1.0 / norm) ** 2)
     with pytest.raises(StrategyError, match="prior_rel_sd"):
         make_strategy("ecbo", land.problem(), prior_rel_sd=0.0)
