@@ -97,7 +97,7 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         base = build_tiny_landscape(args.library, args.a_cache, quality=args.quality)
         return [_named(base.with_epsilon(base.epsilon_at_quantile(f)), f"A@q{f:g}") for f in args.a_quantiles]
     if label == "B":
-        land, _ = paper_landscape(seed=args.landscape_seed, epsilon=args.b_epsilon)
+        land, _ = paper_landscape(seed=args.landscape_seed, epsilon=args.b_epsilon, prior_noise=args.b_prior_noise)
         return [_named(land, "B")]
     if label == "toyA":
         return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
     p.add_argument("--landscape-seed", type=int, default=0, help="landscape B: the landscape's seed (one landscape for all search seeds; its exact optimum is cached)")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
+    p.add_argument("--b-prior-noise", type=float, default=0.5,
+                   help="landscape B: sigma of the prior's log-normal error (default 0.5; 0 hands over the true damages)")
     p.add_argument("--library", default="runs/demo/surrogates",
                    help="landscape A: the shipped tiny teacher's surrogate library (default: the one `make demo` distils)")
     p.add_argument("--a-cache", default=str(Path(__file__).parent / "results" / "landscape_a_evaluations.csv"))

@@ -25,6 +25,17 @@ def test_chain_optimum_is_exact():
     assert land.check_optimum() == 0
 
 
+def test_structured_optimum_ignores_the_noise():
+    """The noise-free optimum equals a scan of the structured part; with the noise bound taken off it is always feasible."""
+    land = toy_chain_landscape(6, seed=3)
+    configs = list(land.space.enumerate())
+    for limit in (land.epsilon, land.epsilon - land.noise):
+        cost, cfg = land.structured_optimum(limit)
+        assert cost == pytest.approx(min(land.cost(c) for c in configs if land.structured_idx(land.space.encode(c)) <= limit))
+    assert land.quality(cfg) <= land.epsilon  # S <= epsilon - a: feasible whatever the noise
+    assert cost >= land.optimum()[0]
+
+
 def test_enumerated_landscape_round_trips_csv(tmp_path):
     land = toy_enumerated_landscape(4, seed=1, path=tmp_path / "table.csv")
     cost, cfg = land.optimum()
