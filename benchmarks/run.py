@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--merge", action="store_true",
                    help="keep the other strategies' rows of the existing runs_/regrets_ CSVs in --out and replace only the "
                         "strategies run now (same landscapes and largest budget), then rebuild summary, curves and plots")
+    p.add_argument("--merge-from", default=None, metavar="DIR",
+                   help="run nothing: replace the strategies found in DIR's runs_/regrets_ CSVs in --out's (same landscapes "
+                        "and largest budget) and rebuild summary, curves and plots, every strategy with all its seeds "
+                        "(for runs made in pieces or in parallel)")
     args = p.parse_args(argv)
     if args.quick:
         args.landscapes = "toyA,toyB"
@@ -239,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     tag = "_".join(args.landscapes.split(","))
     if args.resummarise:
         return resummarise(out, tag, budgets)
+    if args.merge_from:
+        return merge_from(Path(args.merge_from), out, tag, budgets)
     rows, curves, optima = [], {}, {}
     kept_rows, kept_curves = (_kept(out, tag, labels, budget) if args.merge else ([], {}))
     for seed in range(args.seeds):
@@ -332,10 +338,7 @@ def _write_regrets(path: Path, curves: dict) -> None:
 def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
     """Rebuild summary, curves and plots from ``runs_<tag>.csv`` and ``regrets_<tag>.csv`` (e.g. after an interrupted run)."""
     rows = _read_runs(out / f"runs_{tag}.csv")
-    curves: dict = {}
-    with open(out / f"regrets_{tag}.csv", newline="") as fh:
-        for land, label, _seed, *regret in csv.reader(fh):
-            curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
+    curves = _read_regrets(out / f"regrets_{tag}.csv")
     # keep only complete seeds (every strategy of the landscape ran on them)
     keep = []
     for land in curves:
@@ -346,6 +349,26 @@ def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
         curves[land] = {label: runs[:n] for label, runs in curves[land].items()}
         keep += [r for r in mine if r["seed"] in complete]
     return report(keep, curves, budgets, out, tag)
+
+
+def merge_from(src: Path, out: Path, tag: str, budgets: list[int]) -> int:
+    """``--merge-from``: the strategies of ``src``'s CSVs replace their rows in ``out``'s; then :func:`report`."""
+    rows = _read_runs(src / f"runs_{tag}.csv")
+    curves = _read_regrets(src / f"regrets_{tag}.csv")
+    labels = sorted({r["strategy"] for r in rows})
+    kept_rows, kept_curves = _kept(out, tag, labels, budgets[-1])
+    merged = _merge_curves(kept_curves, curves)
+    _write_csv(out / f"runs_{tag}.csv", kept_rows + rows)
+    _write_regrets(out / f"regrets_{tag}.csv", merged)
+    return report(kept_rows + rows, merged, budgets, out, tag)
+
+
+def _read_regrets(path: Path) -> dict:
+    curves: dict = {}
+    with open(path, newline="") as fh:
+        for land, label, _seed, *regret in csv.reader(fh):
+            curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
+    return curves
 
 
 def _read_runs(path: Path) -> list[dict]:

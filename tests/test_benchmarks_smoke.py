@@ -59,3 +59,18 @@ def test_run_quick(tmp_path):
     assert run.main(["--quick", "--budgets", "3,6", "--out", str(tmp_path), "--resummarise"]) == 0
     with open(tmp_path / "summary_toyA_toyB.csv") as fh:
         assert [dict(r) for r in csv.DictReader(fh)] == rows  # rebuilt from runs + regrets alone
+
+
+def test_merge_from_replaces_one_strategy(tmp_path):
+    """``--merge-from`` folds a separate run's strategy into --out: its rows replace the old ones, the others stay."""
+    import run
+
+    main, extra = tmp_path / "main", tmp_path / "extra"
+    common = ["--landscapes", "toyB", "--budgets", "3,6"]
+    assert run.main([*common, "--seeds", "1", "--strategies", "random,ecbo", "--out", str(main)]) == 0
+    assert run.main([*common, "--seeds", "2", "--strategies", "ecbo", "--out", str(extra)]) == 0
+    assert run.main([*common, "--out", str(main), "--merge-from", str(extra)]) == 0
+    runs = run._read_runs(main / "runs_toyB.csv")
+    assert sorted((r["strategy"], r["seed"]) for r in runs) == [("ecbo", 0), ("ecbo", 1), ("random", 0)]
+    with open(main / "summary_toyB.csv") as fh:
+        assert {r["strategy"]: r["seeds"] for r in csv.DictReader(fh)} == {"random": "1", "ecbo": "2"}
