@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB (default A,B)")
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
     p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
+    p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1 (default 0)")
     p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
     p.add_argument("--landscape-seed", type=int, default=0, help="landscape B: the landscape's seed (one landscape for all search seeds; its exact optimum is cached)")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
@@ -208,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the other strategies' rows of the existing runs_/regrets_ CSVs in --out and replace only the "
                         "strategies run now (same landscapes and largest budget), then rebuild summary, curves and plots")
     p.add_argument("--merge-from", default=None, metavar="DIR",
-                   help="run nothing: replace the strategies found in DIR's runs_/regrets_ CSVs in --out's (same landscapes "
-                        "and largest budget) and rebuild summary, curves and plots, every strategy with all its seeds "
-                        "(for runs made in pieces or in parallel)")
+                   help="run nothing: the (strategy, seed) runs in DIR's runs_/regrets_ CSVs replace or join those in "
+                        "--out's (same landscapes and largest budget); then rebuild summary, curves and plots, every "
+                        "strategy with all its seeds (for runs made in pieces, e.g. with --first-seed, or in parallel)")
     args = p.parse_args(argv)
     if args.quick:
         args.landscapes = "toyA,toyB"
@@ -245,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         return resummarise(out, tag, budgets)
     if args.merge_from:
         return merge_from(Path(args.merge_from), out, tag, budgets)
+    if args.merge and args.first_seed:
+        raise SystemExit("--merge keeps other strategies' seeds from 0: run --first-seed into another --out and fold it in with --merge-from")
     rows, curves, optima = [], {}, {}
     kept_rows, kept_curves = (_kept(out, tag, labels, budget) if args.merge else ([], {}))
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for llabel in args.landscapes.split(","):
             for land in landscapes_for(llabel, seed, args):
                 opt, opt_cfg = land.optimum()
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "  ".join(f"@{b}: {_pct(row[f'regret@{b}'])}" for b in budgets), within, row["wall_s"])
                 # partial results survive an interrupted run (--resummarise rebuilds the rest from them)
                 _write_csv(out / f"runs_{tag}.csv", kept_rows + rows)
-                _write_regrets(out / f"regrets_{tag}.csv", _merge_curves(kept_curves, curves))
+                _write_regrets(out / f"regrets_{tag}.csv", _merge_curves(kept_curves, curves), args.first_seed)
     if args.merge:  # every strategy with all its seeds (the summary's "seeds" column says how many)
         return report(kept_rows + rows, _merge_curves(kept_curves, curves), budgets, out, tag, optima)
     return report(rows, curves, budgets, out, tag, optima)
@@ -326,19 +329,21 @@ def report(rows, curves, budgets, out: Path, tag: str, optima=None) -> int:
     return 0
 
 
-def _write_regrets(path: Path, curves: dict) -> None:
+def _write_regrets(path: Path, curves: dict, first_seed: int = 0) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         for land, per in curves.items():
             for label, runs in per.items():
-                for seed, regret in enumerate(runs):
-                    w.writerow([land, label, seed, *regret])
+                for i, regret in enumerate(runs):
+                    w.writerow([land, label, first_seed + i, *regret])
 
 
 def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
     """Rebuild summary, curves and plots from ``runs_<tag>.csv`` and ``regrets_<tag>.csv`` (e.g. after an interrupted run)."""
     rows = _read_runs(out / f"runs_{tag}.csv")
-    curves = _read_regrets(out / f"regrets_{tag}.csv")
+    curves: dict = {}
+    for (land, label, _seed), regret in _read_regrets(out / f"regrets_{tag}.csv").items():
+        curves.setdefault(land, {}).setdefault(label, []).append(regret)
     # keep only complete seeds (every strategy of the landscape ran on them)
     keep = []
     for land in curves:
@@ -352,23 +357,29 @@ def resummarise(out: Path, tag: str, budgets: list[int]) -> int:
 
 
 def merge_from(src: Path, out: Path, tag: str, budgets: list[int]) -> int:
-    """``--merge-from``: the strategies of ``src``'s CSVs replace their rows in ``out``'s; then :func:`report`."""
-    rows = _read_runs(src / f"runs_{tag}.csv")
-    curves = _read_regrets(src / f"regrets_{tag}.csv")
-    labels = sorted({r["strategy"] for r in rows})
-    kept_rows, kept_curves = _kept(out, tag, labels, budgets[-1])
-    merged = _merge_curves(kept_curves, curves)
-    _write_csv(out / f"runs_{tag}.csv", kept_rows + rows)
-    _write_regrets(out / f"regrets_{tag}.csv", merged)
-    return report(kept_rows + rows, merged, budgets, out, tag)
-
-
-def _read_regrets(path: Path) -> dict:
+    """``--merge-from``: ``src``'s (landscape, strategy, seed) runs replace or join ``out``'s; then :func:`report`."""
+    new_rows, new_curves = _read_runs(src / f"runs_{tag}.csv"), _read_regrets(src / f"regrets_{tag}.csv")
+    old_rows, old_curves = _read_runs(out / f"runs_{tag}.csv"), _read_regrets(out / f"regrets_{tag}.csv")
+    lengths = {len(r) for r in (*new_curves.values(), *old_curves.values())}
+    if lengths != {budgets[-1]}:
+        raise SystemExit(f"--merge-from: curves of {sorted(lengths)} evaluations; every run needs the largest budget {budgets[-1]}")
+    key = lambda r: (r["landscape"], r["strategy"], r["seed"])  # noqa: E731
+    replaced = {key(r) for r in new_rows}
+    rows = sorted([r for r in old_rows if key(r) not in replaced] + new_rows, key=lambda r: (r["strategy"], r["seed"]))
+    merged = {**old_curves, **new_curves}
     curves: dict = {}
+    for (land, label, _seed), regret in sorted(merged.items(), key=lambda kv: kv[0][2]):
+        curves.setdefault(land, {}).setdefault(label, []).append(regret)
+    _write_csv(out / f"runs_{tag}.csv", rows)
+    with open(out / f"regrets_{tag}.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([land, label, seed, *regret] for (land, label, seed), regret in sorted(merged.items()))
+    return report(rows, curves, budgets, out, tag)
+
+
+def _read_regrets(path: Path) -> dict[tuple[str, str, int], list[float]]:
+    """``(landscape, strategy, seed) -> regret curve`` of a ``regrets_<tag>.csv``."""
     with open(path, newline="") as fh:
-        for land, label, _seed, *regret in csv.reader(fh):
-            curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
-    return curves
+        return {(land, label, int(seed)): [float(x) for x in regret] for land, label, seed, *regret in csv.reader(fh)}
 
 
 def _read_runs(path: Path) -> list[dict]:

@@ -69,8 +69,14 @@ def test_merge_from_replaces_one_strategy(tmp_path):
     common = ["--landscapes", "toyB", "--budgets", "3,6"]
     assert run.main([*common, "--seeds", "1", "--strategies", "random,ecbo", "--out", str(main)]) == 0
     assert run.main([*common, "--seeds", "2", "--strategies", "ecbo", "--out", str(extra)]) == 0
+    assert run.main([*common, "--seeds", "1", "--first-seed", "1", "--strategies", "random", "--out", str(tmp_path / "more")]) == 0
+    before = run._read_regrets(main / "regrets_toyB.csv")
     assert run.main([*common, "--out", str(main), "--merge-from", str(extra)]) == 0
+    assert run.main([*common, "--out", str(main), "--merge-from", str(tmp_path / "more")]) == 0
     runs = run._read_runs(main / "runs_toyB.csv")
-    assert sorted((r["strategy"], r["seed"]) for r in runs) == [("ecbo", 0), ("ecbo", 1), ("random", 0)]
+    assert sorted((r["strategy"], r["seed"]) for r in runs) == [("ecbo", 0), ("ecbo", 1), ("random", 0), ("random", 1)]
+    after = run._read_regrets(main / "regrets_toyB.csv")
+    assert after[("toyB", "random", 0)] == before[("toyB", "random", 0)]  # kept
+    assert after[("toyB", "ecbo", 1)] == run._read_regrets(extra / "regrets_toyB.csv")[("toyB", "ecbo", 1)]  # joined
     with open(main / "summary_toyB.csv") as fh:
-        assert {r["strategy"]: r["seeds"] for r in csv.DictReader(fh)} == {"random": "1", "ecbo": "2"}
+        assert {r["strategy"]: r["seeds"] for r in csv.DictReader(fh)} == {"random": "2", "ecbo": "2"}
