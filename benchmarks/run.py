@@ -98,7 +98,7 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         return [_named(base.with_epsilon(base.epsilon_at_quantile(f)), f"A@q{f:g}") for f in args.a_quantiles]
     if label == "B":
         land, _ = paper_landscape(seed=args.landscape_seed, epsilon=args.b_epsilon, prior_noise=args.b_prior_noise)
-        return [_named(land, "B")]
+        return [_named(land, "B" if args.b_prior_noise == 0.5 else f"B@prior{args.b_prior_noise:g}")]
     if label == "toyA":
         return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
     if label == "toyB":
