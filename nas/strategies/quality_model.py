@@ -23,7 +23,9 @@ with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-ho
 shared by several blocks / sqrt(B), ``z2`` the summed geometric-mean prior damage of neighbouring
 blocks (damage of neighbours compounds; the prior terms only with a prior),
 a constant mean and Gaussian noise (a nugget for model misfit). Hyperparameters are fitted by
-MAP under weak Gamma priors (see :func:`fit_quality_gp`).
+MAP under weak Gamma priors, vague on the prior terms (how the prior's units map to quality's is
+unknown); the prior-scaled per-cell weights can be tied to the prior's scale by a relative error
+(see :func:`fit_quality_gp`, ``prior_rel_sd``).
 
 Outputs are ``y = g(q) = sign(q) log1p(|q| / e_ref)`` (``warp="log1p"``) or ``q / e_ref``
 (``warp="linear"``), ``e_ref`` the largest epsilon: monotone, so ``q <= e <=> y <= g(e)``; the
