@@ -217,9 +217,9 @@ class ConfigFeatures:
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
 _HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "rbf", "lengthscale", "noise")
 #: The prior terms' variances get a vague prior: their scale is the ratio between the prior's units
-#: (a distillation loss, say) and the quality's, which nothing bounds; a Gamma(2, 4) there held the
-#: prior's weight near 1 when it should be 10 (landscape B), so the first proposals took the prior
-#: to promise far less damage than it did.
+#: (a distillation loss, say) and the quality's, which nothing bounds. A Gamma(2, 4) there (mean 0.5)
+#: held the prior term's variance far below the 50 to 180 that landscape B's data give it, so the
+#: first proposals took the prior to promise far less damage than it did.
 _PRIORS = {
     "additive": (2.0, 4.0),
     "pairs": (2.0, 4.0),
