@@ -134,15 +134,15 @@ def summarise(rows: list[dict], budgets: list[int]) -> list[dict]:
 
 def format_table(summary: list[dict], budgets: list[int], landscape: str) -> str:
     """A markdown table of one landscape's summary."""
-    head = "| strategy | " + " | ".join(f"regret@{b} median [IQR]" for b in budgets) + " | evals to 1% (median) | solved | feasible | s/ask |"
-    lines = [head, "|" + "---|" * (len(budgets) + 5)]
+    head = "| strategy | seeds | " + " | ".join(f"regret@{b} median [IQR]" for b in budgets) + " | evals to 1% (median) | solved | feasible | s/ask |"
+    lines = [head, "|" + "---|" * (len(budgets) + 6)]
     for r in summary:
         if r["landscape"] != landscape:
             continue
         cells = [f"{_pct(r[f'median@{b}'])} [{_pct(r[f'q25@{b}'])}, {_pct(r[f'q75@{b}'])}]" for b in budgets]
         e = r["median_evals_to_1pct"]
         lines.append(
-            f"| {r['strategy']} | " + " | ".join(cells)
+            f"| {r['strategy']} | {r['seeds']} | " + " | ".join(cells)
             + f" | {'>' + str(max(budgets)) if not math.isfinite(e) else f'{e:g}'} | {r['solved_fraction']:.0%}"
             + f" | {r['feasible_fraction']:.2f} | {r['mean_ask_s']:.3f} |"
         )
