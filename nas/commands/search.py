@@ -75,6 +75,18 @@ def parse_epsilons(text: str) -> list[float]:
     return out
 
 
+def parse_strategy_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> ``(key, value)``; the value is parsed as JSON when it is JSON, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY an option name, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``search``."""
     p = sub.add_parser(
@@ -97,6 +109,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--objective", choices=("gmacs", "params"), default="gmacs", help="what to minimise (default gmacs)")
     p.add_argument("--strategy", default="ecbo", metavar="NAME", help="search strategy: ecbo (default), random, evolution, exhaustive, nni-* ...")
+    p.add_argument(
+        "--strategy-option",
+        type=parse_strategy_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the strategy, VALUE read as JSON (a number, true/false, null, a list) or else as a string; "
+        "repeatable, e.g. --strategy-option prior_rel_sd=1.0 (options per strategy: docs/guide_strategy.md)",
+    )
     p.add_argument("--budget", type=positive_int, metavar="N", help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
     p.add_argument("--time-budget", type=positive_float, metavar="S", help="wall seconds (checked before each batch)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the strategy (default 0)")
@@ -175,6 +196,7 @@ def _settings(args: argparse.Namespace, teacher_fp: str, library: Any, resolutio
         "max_gmacs": args.max_gmacs,
         "max_params": args.max_params,
         "prior": not args.no_prior,
+        "strategy_options": dict(args.strategy_option),
     }
 
 
@@ -280,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         resume=args.resume,
         progress=not args.no_progress,
+        strategy_options=dict(args.strategy_option),
     )
     print(summary_text(result, table.teacher(), seconds=time.perf_counter() - start))
     return 0

@@ -153,3 +153,18 @@ def test_prior_is_the_library_losses_scaled_into_unit_interval(micro):
     block = next(iter(raw))
     top = max(v for row in raw.values() for v in row.values())
     assert prior[block] == pytest.approx({k: v / top for k, v in raw[block].items()})
+
+
+def test_strategy_options_reach_the_strategy_and_the_record(micro, tmp_path, capsys):
+    """``--strategy-option KEY=VALUE`` (JSON values) goes to the strategy and into search.json; a bad one exits 2."""
+    out = tmp_path / "out"
+    argv = _args(micro, out, "--epsilon", "0.1", "--budget", "3", "--strategy-option", "prior_rel_sd=1.0",
+                 "--strategy-option", "warp=log1p", *FAST)
+    assert main(argv) == 0
+    settings = json.loads((out / "search.json").read_text())
+    assert settings["strategy_options"] == {"prior_rel_sd": 1.0, "warp": "log1p"}
+    capsys.readouterr()
+    _one_line_error(capsys, _args(micro, tmp_path / "bad", "--epsilon", "0.1", "--strategy-option", "no-equals-sign"),
+                    "expected KEY=VALUE")
+    _one_line_error(capsys, _args(micro, tmp_path / "bad2", "--epsilon", "0.1", "--budget", "2",
+                                  "--strategy-option", "bogus=1", *FAST), "unknown option(s) ['bogus']")
