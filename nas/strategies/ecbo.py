@@ -140,7 +140,7 @@ class ECBO(Strategy):
         anchor_mean: bool = True
         calib_band: float = 0.25
         chain_window: int = 6
-        prior_rel_sd: float | None = None
+        prior_rel_sd: float | None = 1.0
 
         def __post_init__(self) -> None:
             if self.warp not in _WARPS:

@@ -122,10 +122,10 @@ def test_variants_find_the_optimum_of_the_small_landscape(options):
 def test_per_cell_prior_weights_are_tied_to_the_prior_scale():
     """``prior_rel_sd``: the per-cell corrections' variance is rel^2 times the prior scale's (in column units)."""
     land = chain(10, 4, 0)
-    tied, _ = search("ecbo", land, 8, 0, prior=True, prior_rel_sd=1.0, **FAST)
+    tied, _ = search("ecbo", land, 8, 0, prior=True, **FAST)  # the default: prior_rel_sd=1.0
     h, norm = tied._last_gp.hypers, tied._features.scaled_norm
     assert h["scaled"] == pytest.approx(h["prior"] * (1.0 / norm) ** 2)
-    free, _ = search("ecbo", land, 8, 0, prior=True, **FAST)  # the default: a free variance
+    free, _ = search("ecbo", land, 8, 0, prior=True, prior_rel_sd=None, **FAST)
     h = free._last_gp.hypers
     assert h["scaled"] != pytest.approx(h["prior"] * (1.0 / norm) ** 2)
     with pytest.raises(StrategyError, match="prior_rel_sd"):
