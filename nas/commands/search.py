@@ -116,7 +116,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an option of the strategy, VALUE read as JSON (a number, true/false, null, a list) or else as a string; "
-        "repeatable, e.g. --strategy-option prior_rel_sd=1.0 (options per strategy: docs/guide_strategy.md)",
+        "repeatable, e.g. --strategy-option prior_rel_sd=null; an unknown option is an error that lists the valid ones",
     )
     p.add_argument("--budget", type=positive_int, metavar="N", help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
     p.add_argument("--time-budget", type=positive_float, metavar="S", help="wall seconds (checked before each batch)")
