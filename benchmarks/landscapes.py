@@ -468,8 +468,7 @@ def paper_landscape(*, seed: int = 0, epsilon: float = 0.05, budget_fraction: fl
     space = SearchSpace.from_choices({p: table.candidates(p) for p in table.paths}, name="sd21-vae16")
     block_cost = [[table.cell(b.path, n).macs / 1e9 for n in b.names] for b in space.blocks]
     base = table.teacher().macs / 1e9 - sum(c[0] for c in block_cost)
-    name = "B-sd21" if prior_noise == 0.5 else f"B-sd21-prior{prior_noise:g}"
-    land = ChainLandscape.from_costs(name, space, block_cost, base_cost=base, epsilon=epsilon,
+    land = ChainLandscape.from_costs("B-sd21", space, block_cost, base_cost=base, epsilon=epsilon,
                                      budget_fraction=budget_fraction, prior_noise=prior_noise, seed=seed)
     if optima is not None:
         key = f"seed={seed}|epsilon={epsilon:g}|budget_fraction={budget_fraction:g}"

@@ -36,6 +36,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ from landscapes import (  # noqa: E402
     toy_enumerated_landscape,
 )
 
+from tocsr_nas.commands.search import parse_strategy_option  # noqa: E402
 from tocsr_nas.strategies import Observation, available_strategies, make_strategy  # noqa: E402
 
 logger = logging.getLogger("benchmarks.run")
@@ -64,14 +66,16 @@ PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe"
 STRATEGY_OPTIONS: dict[str, dict] = {"optuna-gp": {"max_retries": 3}}
 
 
-def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True, problem=None) -> dict:
+def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True, problem=None,
+               options: Mapping[str, object] | None = None) -> dict:
     """One search of ``budget`` evaluations: best-feasible-cost curve, feasibility flags, ask times, best configuration.
 
     ``land`` needs ``quality(cfg)``, ``cost(cfg)`` and ``epsilon``; ``problem`` defaults to
-    :func:`landscapes.make_problem` of it.
+    :func:`landscapes.make_problem` of it; ``options`` are added to (and override)
+    :data:`STRATEGY_OPTIONS`.
     """
     problem = problem if problem is not None else make_problem(land, with_prior=with_prior)
-    strategy = make_strategy(name, problem, seed=seed, **STRATEGY_OPTIONS.get(name, {}))
+    strategy = make_strategy(name, problem, seed=seed, **{**STRATEGY_OPTIONS.get(name, {}), **(options or {})})
     best, best_config, curve, feasible, times = math.inf, None, [], [], []
     while len(curve) < budget:
         t0 = time.perf_counter()
@@ -193,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
     p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
     p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1 (default 0)")
+    p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="an option for every strategy run (VALUE read as JSON); the rows are labelled "
+                        "strategy[KEY=VALUE,...] so they never replace the default runs")
     p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
     p.add_argument("--landscape-seed", type=int, default=0, help="landscape B: the landscape's seed (one landscape for all search seeds; its exact optimum is cached)")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
@@ -239,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     labels = args.strategies.split(",")
     known = set(available_strategies())
     labels = [s for s in labels if s.removesuffix("-noprior") in known or logger.warning("skipping %s: not registered", s)]
+    options = dict(args.strategy_option)
+    if options:  # e.g. "ecbo[prior_rel_sd=null]": never confused with (or merged over) the default runs
+        tag_opts = ",".join(f"{k}={json.dumps(v)}" for k, v in options.items())
+        labels = [f"{s}[{tag_opts}]" for s in labels]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(args.landscapes.split(","))
@@ -260,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("[%s seed %d] optimum %.4g (teacher %.4g, %.1f%%), epsilon %.4g", land.name, seed, opt,
                             teacher_cost, 100 * opt / teacher_cost, land.epsilon)
                 for label in labels:
-                    name, with_prior = (label.removesuffix("-noprior"), not label.endswith("-noprior"))
+                    base = label.split("[")[0]  # drop the "[options]" tag
+                    name, with_prior = (base.removesuffix("-noprior"), not base.endswith("-noprior"))
                     t0 = time.perf_counter()
-                    res = run_search(land, name, seed, budget, with_prior=with_prior)
+                    res = run_search(land, name, seed, budget, with_prior=with_prior, options=options)
                     regret = [c / opt - 1.0 for c in res["curve"]]
                     curves.setdefault(land.name, {}).setdefault(label, []).append(regret)
                     within = next((i + 1 for i, r in enumerate(regret) if r <= 0.01), "")
@@ -290,13 +302,12 @@ def _kept(out: Path, tag: str, labels: list[str], budget: int) -> tuple[list[dic
         raise SystemExit(f"--merge: {runs} or {regrets} is missing; run without --merge first")
     rows = [r for r in _read_runs(runs) if r["strategy"] not in labels]
     curves: dict = {}
-    with open(regrets, newline="") as fh:
-        for land, label, _seed, *regret in csv.reader(fh):
-            if label in labels:
-                continue
-            if len(regret) != budget:
-                raise SystemExit(f"--merge: {regrets} holds {len(regret)}-evaluation curves, this run {budget}; use the same largest budget")
-            curves.setdefault(land, {}).setdefault(label, []).append([float(x) for x in regret])
+    for (land, label, _seed), regret in _read_regrets(regrets).items():
+        if label in labels:
+            continue
+        if len(regret) != budget:
+            raise SystemExit(f"--merge: {regrets} holds {len(regret)}-evaluation curves, this run {budget}; use the same largest budget")
+        curves.setdefault(land, {}).setdefault(label, []).append(regret)
     return rows, curves
 
 

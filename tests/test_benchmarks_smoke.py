@@ -80,3 +80,16 @@ def test_merge_from_replaces_one_strategy(tmp_path):
     assert after[("toyB", "ecbo", 1)] == run._read_regrets(extra / "regrets_toyB.csv")[("toyB", "ecbo", 1)]  # joined
     with open(main / "summary_toyB.csv") as fh:
         assert {r["strategy"]: r["seeds"] for r in csv.DictReader(fh)} == {"random": "2", "ecbo": "2"}
+
+
+def test_strategy_options_are_labelled(tmp_path):
+    """``--strategy-option`` reaches the strategy, and its rows are labelled so they never replace the default ones."""
+    import run
+
+    argv = ["--landscapes", "toyB", "--budgets", "3,6", "--seeds", "1", "--strategies", "ecbo", "--out", str(tmp_path)]
+    assert run.main([*argv, "--strategy-option", "prior_rel_sd=null", "--strategy-option", "warp=log1p"]) == 0
+    assert {r["strategy"] for r in run._read_runs(tmp_path / "runs_toyB.csv")} == {'ecbo[prior_rel_sd=null,warp="log1p"]'}
+    from tocsr_nas.strategies import StrategyError
+
+    with pytest.raises(StrategyError, match="unknown option"):
+        run.main([*argv, "--strategy-option", "bogus=1"])
