@@ -6,7 +6,8 @@ Runs one ecbo search on landscape B and prints, for the GP fitted at the end:
   cells that appeared in some evaluated configuration ("tried") and the others: the winner's curse
   shows as prior/true < 1 for tried cells, and a model that inflates the prior's scale as
   model/prior > 1 everywhere;
-* the model's prediction (mean, sd) at the exact optimum and at the incumbent, in units of epsilon.
+* the model's prediction (mean, sd) at the exact optimum and at the incumbent, in units of epsilon,
+  and in how many blocks the two differ.
 
     .venv/bin/python benchmarks/ecbo_diagnosis.py --seed 0 --budget 40 [--strategy-option prior_rel_sd=null]
 """
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         mean, var = gp.predict(strategy._features(np.array([land.space.encode(cfg)])))
         print(f"{label:>9}: true quality {land.quality(cfg) / eps:.3f} eps, model {float(mean):.3f} "
               f"+- {math.sqrt(float(var)):.3f} eps, cost {land.cost(cfg):.1f} GMACs")
+    apart = sum(a != b for a, b in zip(land.space.encode(opt_cfg), land.space.encode(incumbent.config)))
+    print(f"the incumbent differs from the optimum in {apart} of {U.shape[0]} blocks")
     return 0
 
 
