@@ -8,7 +8,7 @@ may use as a cheap per-block prior, or ``None``) and ``optimum() -> (cost, confi
 * :class:`EnumeratedLandscape` (landscape A): every configuration of a small space evaluated once
   and stored in a CSV (``config``, ``gmacs``, ``params``, ``quality``); the optimum is a scan.
   :func:`build_tiny_landscape` makes it from the real tiny teacher, its distilled surrogate library
-  and :class:`~tocsr_nas.quality.SupernetQuality`, on a subspace of the library's space (the other
+  and :class:`~tocsr_nas.evaluators.quality.SupernetQuality`, on a subspace of the library's space (the other
   blocks stay ``teacher``).
 * :class:`ChainLandscape` (landscape B): a known additive cost table (the ``sd21-vae16`` one at
   512 px, or a random one for the smoke test) and a synthetic quality model over the chain of
@@ -182,13 +182,13 @@ def build_tiny_landscape(
     import torch
 
     from tocsr_nas.commands.search import normalised_prior
-    from tocsr_nas.costs import cost_table_for
+    from tocsr_nas.stages.costs import cost_table_for
     from tocsr_nas.evaluators import make_quality
-    from tocsr_nas.quality import SupernetQuality
+    from tocsr_nas.evaluators.quality import SupernetQuality
     from tocsr_nas.surrogates.library import SurrogateLibrary
     from tocsr_nas.surrogates.supernet import SuperNet
     from tocsr_nas.teacher import Teacher, default_teacher_dir
-    from tocsr_nas.validation import build_validation_set
+    from tocsr_nas.stages.validation import build_validation_set
 
     torch.set_num_threads(threads)
     space = SearchSpace.from_choices({k: list(v) for k, v in subspace.items()}, name="tiny-subspace")
@@ -431,15 +431,15 @@ B_OPTIMA = RESULTS / "landscape_b_optima.json"
 def sd21_cost_table(resolution: int = 512, *, path: Path | None = SD21_TABLE):
     """The ``sd21-vae16`` cost table (GMACs and params per block x candidate) at ``resolution`` px.
 
-    Read from ``path`` when present, else built with :func:`~tocsr_nas.costs.cost_table_for` (which
+    Read from ``path`` when present, else built with :func:`~tocsr_nas.stages.costs.cost_table_for` (which
     caches under ``~/.cache/tocsr-nas``; a cold build takes minutes on two cores) and written there.
     """
     from tocsr_nas.evaluators import CostTable
 
     if path is not None and Path(path).is_file() and resolution == 512:
         return CostTable.from_dict(json.loads(Path(path).read_text()))
-    from tocsr_nas.costs import cost_table_for
-    from tocsr_nas.model_space import CandidateCache, build_space
+    from tocsr_nas.stages.costs import cost_table_for
+    from tocsr_nas.stages.space import CandidateCache, build_space
     from tocsr_nas.teacher import build_teacher
 
     teacher = build_teacher("sd21-vae16")

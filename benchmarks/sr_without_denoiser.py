@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from tocsr_nas.data import downscale, to_uint8
+from tocsr_nas.teacher.data import downscale, to_uint8
 from tocsr_nas.sr.evaluate import eval_images, resolve_models, vae_roundtrip
 from tocsr_nas.sr.metrics import sr_metrics
 from tocsr_nas.sr.model import bicubic_upsample

@@ -15,9 +15,8 @@ PER_ROW = int(sys.argv[3]) if len(sys.argv) > 3 else 12
 from tocsr_nas.teacher import Teacher, default_teacher_dir
 from tocsr_nas.surrogates.library import SurrogateLibrary
 from tocsr_nas.surrogates.supernet import SuperNet
-from tocsr_nas.searchspace import Configuration
-from tocsr_nas.data import PhotoDataset
-from tocsr_nas.distill_pipeline import noisy_unet_batches
+from tocsr_nas.teacher.data import PhotoDataset
+from tocsr_nas.stages.distill import noisy_unet_batches
 
 teacher = Teacher.load(default_teacher_dir())
 lib = SurrogateLibrary.open(sys.argv[1], teacher_fingerprint=teacher.fingerprint())

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
-from tocsr_nas.data import PhotoDataset
+from tocsr_nas.teacher.data import PhotoDataset
 from tocsr_nas.evaluators.complexity import count_complexity
 
 WIDTHS = {  # name -> (block_out_channels, norm_num_groups, mid-block attention)

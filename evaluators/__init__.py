@@ -1,4 +1,5 @@
-"""Evaluators: complexity (fvcore MACs with attention counted, parameters, per-block cost tables).
+"""Evaluators: complexity (fvcore MACs with attention counted, parameters, per-block cost tables)
+and quality (denoising loss, teacher agreement, the supernet quality function).
 
 Convention: one fused multiply-add = one MAC.
 """
@@ -15,6 +16,7 @@ from tocsr_nas.evaluators.cost_table import TEACHER, BlockCost, CostTable, CostT
 from tocsr_nas.evaluators.quality import (
     DenoisingLossIncrease,
     QualityEvaluator,
+    SupernetQuality,
     TeacherAgreement,
     ValidationSet,
     ValidationSetError,
@@ -22,6 +24,7 @@ from tocsr_nas.evaluators.quality import (
     get_quality,
     make_quality,
     register_quality,
+    unet_forward,
 )
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "count_params",
     "DenoisingLossIncrease",
     "QualityEvaluator",
+    "SupernetQuality",
     "TeacherAgreement",
     "ValidationSet",
     "ValidationSetError",
@@ -44,4 +48,5 @@ __all__ = [
     "get_quality",
     "make_quality",
     "register_quality",
+    "unet_forward",
 ]

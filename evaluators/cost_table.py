@@ -45,14 +45,13 @@ from tocsr_nas.evaluators.complexity import Complexity, count_macs, count_params
 from tocsr_nas.evaluators.signatures import call_signature as _io_signature
 from tocsr_nas.evaluators.signatures import module_signature as _module_signature
 from tocsr_nas.evaluators.twin_blocks import TwinBlocks
+from tocsr_nas.searchspace.candidates import TEACHER  # the one definition, re-exported here
 from tocsr_nas.searchspace.errors import TocsrError
 
 __all__ = ["BlockCost", "CostTable", "CostTableError", "TEACHER"]
 
 logger = logging.getLogger(__name__)
 
-#: the candidate name that keeps a block unchanged
-TEACHER = "teacher"
 _FORMAT = "tocsr-nas/cost-table"
 _VERSION = 1
 

@@ -47,7 +47,7 @@ fixed order, so the same network gives the same float bit for bit, and the teach
 ``0.0`` (on hardware whose kernels are deterministic for a given shape, as CPU kernels are).
 
 Any callable ``Configuration -> float`` can serve as a search's quality function; these
-evaluators score a *forward function*, and ``tocsr_nas.quality.SupernetQuality`` turns one into a
+evaluators score a *forward function*, and ``tocsr_nas.evaluators.quality.SupernetQuality`` turns one into a
 quality function of configurations.
 
 Example:
@@ -96,6 +96,8 @@ __all__ = [
     "make_quality",
     "available_qualities",
     "predict",
+    "unet_forward",
+    "SupernetQuality",
 ]
 
 logger = logging.getLogger(__name__)
@@ -445,3 +447,66 @@ class TeacherAgreement(QualityEvaluator):
     def score(self, sums: Mapping[str, float]) -> float:
         return sums["sse_teacher"] / self.validation.teacher_sse
 
+
+# ---------------------------------------------------------------------- supernet quality
+def unet_forward(unet: torch.nn.Module) -> Forward:
+    """``forward(x_t, t, context) -> eps_hat`` for a diffusers UNet (or a supernet wrapping one)."""
+
+    def forward(x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return unet(x_t, t, encoder_hidden_states=context, return_dict=False)[0]  # (b, C, h, w)
+
+    return forward
+
+
+class SupernetQuality:
+    """``quality(config) -> float`` for a supernet and a quality evaluator: the search's quality function.
+
+    Calling it with a configuration sets the supernet's routing (names only, no copying) and runs
+    the evaluator once over the validation set. One evaluation costs one forward pass of the
+    assembled network over the set plus a few element-wise operations: about the cost of a
+    teacher forward over the same batch for the all-teacher configuration, less for smaller
+    configurations.
+
+    Args:
+        supernet: a :class:`~tocsr_nas.surrogates.SuperNet` (or any module with
+            ``set_configuration(cfg)`` called like a diffusers UNet); it is put in eval mode.
+        evaluator: e.g. :class:`~tocsr_nas.evaluators.DenoisingLossIncrease` on the search's set.
+
+    Example:
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> x0, eps = torch.randn(4, 2, 2, 2, generator=gen), torch.randn(4, 2, 2, 2, generator=gen)
+        >>> class Routed(torch.nn.Module):  # any module with set_configuration(cfg) will do
+        ...     scale = 1.0
+        ...     def set_configuration(self, cfg):
+        ...         self.scale = float(cfg["scale"])
+        ...     def forward(self, x, t, encoder_hidden_states=None, return_dict=False):
+        ...         return (self.scale * x,)
+        >>> vs = ValidationSet.build(x0=x0, noise=eps, x_t=0.6 * x0 + 0.8 * eps, timesteps=torch.arange(4),
+        ...                          context=torch.zeros(1, 3, 5), forward=unet_forward(Routed()), chunk_size=2)
+        >>> quality = SupernetQuality(Routed(), TeacherAgreement(vs))
+        >>> quality({"scale": "1"}), quality({"scale": "1.1"}) > 0
+        (0.0, True)
+    """
+
+    def __init__(self, supernet: Any, evaluator: QualityEvaluator) -> None:
+        if not callable(getattr(supernet, "set_configuration", None)):
+            raise TypeError(f"SupernetQuality needs a module with set_configuration(cfg), got {type(supernet).__name__}")
+        if not isinstance(evaluator, QualityEvaluator):
+            raise TypeError(f"SupernetQuality needs a QualityEvaluator, got {type(evaluator).__name__}")
+        self.supernet = supernet.eval()
+        self.evaluator = evaluator
+        self._forward = unet_forward(self.supernet)
+
+    @property
+    def name(self) -> str:
+        """The evaluator's registered name (``denoising``, ``agreement``...)."""
+        return self.evaluator.name
+
+    @torch.no_grad()
+    def __call__(self, config: Mapping[str, str]) -> float:
+        """Route the supernet to ``config`` and return the evaluator's quality loss."""
+        self.supernet.set_configuration(config)
+        return self.evaluator(self._forward)
+
+    def __repr__(self) -> str:
+        return f"SupernetQuality({self.evaluator!r})"

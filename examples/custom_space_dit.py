@@ -235,15 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
     import tocsr_nas
-    from tocsr_nas.data import PhotoDataset
+    from tocsr_nas.teacher.data import PhotoDataset
     from tocsr_nas.evaluators import CostTable, TeacherAgreement, ValidationSet
-    from tocsr_nas.model_space import CandidateCache, build_space
+    from tocsr_nas.stages.space import CandidateCache, build_space
     from tocsr_nas.searchspace import SpaceSpec
     from tocsr_nas.surrogates.capture import capture_block_io
     from tocsr_nas.surrogates.distill import TrainSettings, distill
     from tocsr_nas.surrogates.features import FeatureCache, capture_features
     from tocsr_nas.surrogates.supernet import SuperNet
-    from tocsr_nas.validation import build_validation_set
+    from tocsr_nas.stages.validation import build_validation_set
 
     teacher_steps, samples, pair_steps, budget = (20, 32, 5, 6) if args.quick else (300, 256, 150, 30)
 

@@ -144,8 +144,8 @@ def conformance(name: str = "greedy-descent") -> int:
 
 def cli_search(out: Path, *, budget: int, quick: bool) -> int:
     """Make a teacher folder and a small surrogate library, then run the CLI with ``--strategy greedy-descent``."""
-    from tocsr_nas.distill_pipeline import DistillConfig, distill_teacher
-    from tocsr_nas.model_space import build_space
+    from tocsr_nas.stages.distill import DistillConfig, distill_teacher
+    from tocsr_nas.stages.space import build_space
     from tocsr_nas.searchspace import SpaceSpec
     from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
     from tocsr_nas.errors import TocsrError

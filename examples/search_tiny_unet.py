@@ -33,16 +33,16 @@ from pathlib import Path
 import torch
 
 import tocsr_nas
-from tocsr_nas.costs import cost_table_for
-from tocsr_nas.distill_pipeline import DistillConfig, distill_teacher
+from tocsr_nas.stages.costs import cost_table_for
+from tocsr_nas.stages.distill import DistillConfig, distill_teacher
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.evaluators import make_quality
-from tocsr_nas.model_space import CandidateCache, build_space
-from tocsr_nas.quality import SupernetQuality
+from tocsr_nas.stages.space import CandidateCache, build_space
+from tocsr_nas.evaluators.quality import SupernetQuality
 from tocsr_nas.searchspace import SpaceSpec
 from tocsr_nas.surrogates.supernet import SuperNet
 from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
-from tocsr_nas.validation import build_validation_set
+from tocsr_nas.stages.validation import build_validation_set
 
 log = logging.getLogger("search_tiny_unet")
 HERE = Path(__file__).resolve().parent

@@ -18,11 +18,11 @@ _LAZY = {
     "Configuration": "tocsr_nas.searchspace",
     "Rule": "tocsr_nas.searchspace",
     "TocsrError": "tocsr_nas.errors",
-    "load_compact": "tocsr_nas.export",
-    "export_compact": "tocsr_nas.export",
-    "search": "tocsr_nas.search_api",
-    "SearchResult": "tocsr_nas.results",
-    "load_search": "tocsr_nas.results",
+    "search": "tocsr_nas.search",  # the package, which is callable: tocsr_nas.search(space, ...)
+    "load_compact": "tocsr_nas.stages.export",
+    "export_compact": "tocsr_nas.stages.export",
+    "SearchResult": "tocsr_nas.search.results",
+    "load_search": "tocsr_nas.search.results",
 }
 
 
@@ -30,6 +30,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tocsr_nas' has no attribute {name!r}")
+    if module == f"{__name__}.{name}":
+        return importlib.import_module(module)
     return getattr(importlib.import_module(module), name)
 
 

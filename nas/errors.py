@@ -1,25 +1,24 @@
-"""Exceptions a user can cause; the CLI turns each into one line and exit code 2."""
+"""Exceptions a user can cause; the CLI turns each into one line and exit code 2.
+
+Every error derives from :class:`TocsrError`, which lives in the torch-free
+:mod:`tocsr_nas.searchspace.errors`; each error class lives in the layer that raises it
+(``SearchSpaceError`` in ``searchspace``, ``LibraryMismatchError`` in ``surrogates.errors``,
+``JournalError`` in ``search.journal``...). This module holds the errors of the composing layer and
+imports nothing heavy.
+"""
 
 from tocsr_nas.searchspace.errors import SearchSpaceError, TocsrError
-from tocsr_nas.surrogates.library import IncompleteLibraryError, LibraryMismatchError
 
 __all__ = [
     "TocsrError",
     "SearchSpaceError",
     "UserInputError",
-    "IncompatibleLibraryError",
-    "LibraryMismatchError",
-    "IncompleteLibraryError",
     "require_at_least",
 ]
 
 
 class UserInputError(TocsrError):
     """A bad path, argument or file given by the user."""
-
-
-class IncompatibleLibraryError(LibraryMismatchError):
-    """A surrogate library used with another teacher or search space than it was distilled for."""
 
 
 def require_at_least(config: object, minimum: int, *names: str) -> None:

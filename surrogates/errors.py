@@ -12,6 +12,8 @@ __all__ = [
     "SurrogateParamError",
     "IncompatibleBlockError",
     "SurrogateShapeError",
+    "LibraryMismatchError",
+    "IncompleteLibraryError",
 ]
 
 
@@ -37,3 +39,11 @@ class IncompatibleBlockError(SurrogateError, TypeError):
 
 class SurrogateShapeError(SurrogateError, ValueError):
     """A surrogate whose output structure or shape differs from its teacher block's."""
+
+
+class LibraryMismatchError(SurrogateError):
+    """A surrogate library opened against another teacher or search space, or unreadable."""
+
+
+class IncompleteLibraryError(LibraryMismatchError):
+    """A surrogate library in which some (block, candidate) pairs are not distilled yet."""

@@ -59,7 +59,7 @@ from torch import nn
 
 from tocsr_nas.searchspace.candidates import TEACHER
 from tocsr_nas.searchspace.space import SearchSpace
-from tocsr_nas.surrogates.errors import SurrogateError
+from tocsr_nas.surrogates.errors import IncompleteLibraryError, LibraryMismatchError
 from tocsr_nas.surrogates.features import atomic_save_safetensors, safe_name
 from tocsr_nas.surrogates.registry import get_surrogate
 
@@ -84,14 +84,6 @@ MANIFEST = "manifest.json"
 #: the ``format`` field of every manifest and pair file
 FORMAT = "tocsr-surrogate-library"
 FORMAT_VERSION = 1
-
-
-class LibraryMismatchError(SurrogateError):
-    """A surrogate library opened against another teacher or search space, or unreadable."""
-
-
-class IncompleteLibraryError(LibraryMismatchError):
-    """A surrogate library in which some (block, candidate) pairs are not distilled yet."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``distill``."""
-    from tocsr_nas.distill_pipeline import DistillConfig
+    from tocsr_nas.stages.distill import DistillConfig
 
     d = DistillConfig()
     p = subparsers.add_parser(
@@ -59,8 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``distill`` from parsed arguments."""
-    from tocsr_nas.distill_pipeline import DistillConfig, distill_teacher
-    from tocsr_nas.model_space import build_space
+    from tocsr_nas.stages.distill import DistillConfig, distill_teacher
+    from tocsr_nas.stages.space import build_space
     from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
 
     start = time.perf_counter()

@@ -36,7 +36,7 @@ def _search_path(search: Path, value: str) -> Path:
 
 def pick_trial(result, trial: int | None, epsilon: float | None):
     """The trial to export: by id, or the best feasible at ``epsilon`` (default: the primary one)."""
-    from tocsr_nas.results import Trial
+    from tocsr_nas.search.results import Trial
 
     if trial is not None:
         rows = result.trials[result.trials["trial"] == trial]
@@ -55,8 +55,8 @@ def pick_trial(result, trial: int | None, epsilon: float | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from tocsr_nas.export import export_compact
-    from tocsr_nas.results import load_search
+    from tocsr_nas.stages.export import export_compact
+    from tocsr_nas.search.results import load_search
     from tocsr_nas.surrogates.library import SurrogateLibrary
     from tocsr_nas.teacher import Teacher
 

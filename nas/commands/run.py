@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from tocsr_nas.pipeline import PipelineSettings
+    from tocsr_nas.stages.run import PipelineSettings
 
     d = PipelineSettings()
     p = sub.add_parser(
@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tocsr_nas.pipeline import PipelineSettings, quick_settings, run_pipeline
-    from tocsr_nas.report import write_report
+    from tocsr_nas.stages.run import PipelineSettings, quick_settings, run_pipeline
+    from tocsr_nas.stages.report import write_report
 
     if args.budget < 1 or args.workers < 1 or args.threads < 1:
         raise UserInputError("--budget, --workers and --threads must be >= 1")

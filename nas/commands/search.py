@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tocsr_nas.commands import positive_float, positive_int
-from tocsr_nas.errors import IncompatibleLibraryError, UserInputError
+from tocsr_nas.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         if not path.is_dir():
             raise UserInputError(f"{flag} {path}: no such folder")
     if args.space is not None and not Path(args.space).is_file():
-        from tocsr_nas.model_space import DEFAULT_SPACES
+        from tocsr_nas.stages.space import DEFAULT_SPACES
 
         if args.space not in DEFAULT_SPACES:
             raise UserInputError(f"--space {args.space}: no such file")
@@ -241,15 +241,15 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
 
     from tocsr_nas import search
-    from tocsr_nas.checkpoint import atomic_write_json
-    from tocsr_nas.costs import cost_table_for
+    from tocsr_nas._io import atomic_write_json
+    from tocsr_nas.stages.costs import cost_table_for
     from tocsr_nas.evaluators import make_quality
-    from tocsr_nas.model_space import CandidateCache, build_space
-    from tocsr_nas.quality import SupernetQuality
+    from tocsr_nas.stages.space import CandidateCache, build_space
+    from tocsr_nas.evaluators.quality import SupernetQuality
     from tocsr_nas.surrogates.supernet import SuperNet
-    from tocsr_nas.surrogates.library import SurrogateLibrary
+    from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary
     from tocsr_nas.teacher import Teacher
-    from tocsr_nas.validation import build_validation_set
+    from tocsr_nas.stages.validation import build_validation_set
 
     teacher = Teacher.load(args.teacher).eval()
     fingerprint = teacher.fingerprint()
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
         space = build_space(teacher.unet, args.space, probe=probe, candidates=candidates)
         if space.hash != library.space_hash:
-            raise IncompatibleLibraryError(
+            raise LibraryMismatchError(
                 f"--space {args.space} resolves to search space {space.hash}, but the library {args.surrogates} was "
                 f"distilled for space {library.space_hash}; pass the YAML it was distilled with, or leave --space out"
             )

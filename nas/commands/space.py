@@ -106,8 +106,8 @@ def _print_tables(report: dict, seconds: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tocsr_nas.costs import cost_table_for
-    from tocsr_nas.model_space import CandidateCache, build_space
+    from tocsr_nas.stages.costs import cost_table_for
+    from tocsr_nas.stages.space import CandidateCache, build_space
 
     if args.resolution is not None and args.resolution <= 0:
         raise UserInputError(f"--resolution must be positive, got {args.resolution}")

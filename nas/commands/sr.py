@@ -96,7 +96,7 @@ def set_threads(threads: int | None) -> None:
 
 
 def _config(cls, out: Path, resume: bool, given: dict):  # noqa: ANN001, ANN202
-    from tocsr_nas.checkpoint import read_json
+    from tocsr_nas._io import read_json
 
     given = {k: v for k, v in given.items() if v is not None}
     base = cls()

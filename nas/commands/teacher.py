@@ -66,9 +66,9 @@ def _missing_action(parser: argparse.ArgumentParser) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``teacher train`` from parsed arguments."""
-    from tocsr_nas.checkpoint import read_json
+    from tocsr_nas._io import read_json
     from tocsr_nas.teacher import available_presets
-    from tocsr_nas.train_teacher import TrainConfig, train_teacher
+    from tocsr_nas.teacher.train import TrainConfig, train_teacher
 
     given = {
         "preset": args.preset,

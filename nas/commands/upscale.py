@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``upscale``."""
     from tocsr_nas.commands.sr import set_threads
-    from tocsr_nas.data import load_image
+    from tocsr_nas.teacher.data import load_image
     from tocsr_nas.sr.model import SRModel
     from tocsr_nas.sr.upscale import upscale_files
 

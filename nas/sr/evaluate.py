@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tocsr_nas.checkpoint import atomic_path, atomic_write_json
-from tocsr_nas.data import PhotoDataset, downscale, to_uint8
+from tocsr_nas._io import atomic_path, atomic_write_json
+from tocsr_nas.teacher.data import PhotoDataset, downscale, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.evaluators.complexity import count_complexity
 from tocsr_nas.sr.metrics import sr_metrics

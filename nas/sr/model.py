@@ -56,9 +56,9 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
-from tocsr_nas.checkpoint import atomic_write_json, load_safetensors, read_json, replace_dir, save_safetensors
+from tocsr_nas._io import atomic_write_json, load_safetensors, read_json, replace_dir, save_safetensors
 from tocsr_nas.errors import TocsrError
-from tocsr_nas.teacher import NullContext, Teacher, TeacherLoadError
+from tocsr_nas.teacher import NullContext, Teacher
 
 __all__ = [
     "SRModelError",
@@ -77,7 +77,7 @@ logger = logging.getLogger(__name__)
 SR_FORMAT = "tocsr-sr"
 _SR_VERSION = 1
 _WEIGHTS = "weights.safetensors"
-#: files of a compact UNet export (``tocsr_nas.export``) that rebuild its architecture
+#: files of a compact UNet export (``tocsr_nas.stages.export``) that rebuild its architecture
 _COMPACT_FILE = "compact.json"
 _COMPACT_WEIGHTS = "unet.safetensors"
 KINDS = ("multistep", "onestep")
@@ -232,7 +232,7 @@ def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -
     Which kind is decided by the files present: a teacher folder has ``teacher.json`` (or the
     diffusers layout ``unet/`` + ``vae/``); a compact folder has ``compact.json`` (written by
     ``tocsr-nas export``) and carries the teacher's VAE, scheduler and null context beside the
-    UNet (:func:`tocsr_nas.export.load_compact_teacher`).
+    UNet (:func:`tocsr_nas.stages.export.load_compact_teacher`).
 
     Args:
         directory: the folder.
@@ -257,7 +257,7 @@ def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -
             f"{directory} is neither a teacher folder (teacher.json, unet/, vae/) nor a compact UNet folder "
             f"({_COMPACT_FILE}, from `tocsr-nas export`)"
         )
-    from tocsr_nas.export import load_compact_teacher
+    from tocsr_nas.stages.export import load_compact_teacher
 
     t = load_compact_teacher(directory)
     source = {"backbone": where, "teacher": where}
@@ -463,7 +463,7 @@ def _build_backbone_arch(folder: Path, fmt: str) -> nn.Module:
         cfg = read_json(folder / "config.json")
         return UNet2DConditionModel.from_config(cfg)
     if fmt == "compact":
-        from tocsr_nas.export import load_compact
+        from tocsr_nas.stages.export import load_compact
 
         return load_compact(folder)
     raise SRModelError(f"unknown backbone format {fmt!r} in {folder}")

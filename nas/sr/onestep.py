@@ -66,10 +66,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tocsr_nas.checkpoint import atomic_write_json
-from tocsr_nas.data import psnr
+from tocsr_nas._io import atomic_write_json
+from tocsr_nas.teacher.data import psnr
 from tocsr_nas.errors import TocsrError, require_at_least
-from tocsr_nas.sr.loop import Checkpoints, Stopped, open_run, run_steps, step_seed
+from tocsr_nas.training import Checkpoints, Stopped, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import SRModel
 from tocsr_nas.sr.pool import LatentPool
 from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample

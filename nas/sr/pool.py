@@ -15,7 +15,7 @@ is denoised tile by tile. Everything is a pure function of the seeds.
 Example:
     >>> from tocsr_nas.sr.model import Backbone, SRModel
     >>> from tocsr_nas.sr.testing import micro_teacher
-    >>> from tocsr_nas.data import PhotoDataset
+    >>> from tocsr_nas.teacher.data import PhotoDataset
     >>> model = SRModel.from_backbone(Backbone.from_teacher(micro_teacher()))
     >>> photos = PhotoDataset.from_skimage("train")
     >>> pool = LatentPool.build(model, photos, size=2, patch_px=32, seed=0)
@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from tocsr_nas.checkpoint import load_safetensors, save_safetensors
-from tocsr_nas.data import PhotoDataset, downscale
+from tocsr_nas._io import load_safetensors, save_safetensors
+from tocsr_nas.teacher.data import PhotoDataset, downscale
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel, bicubic_upsample
 

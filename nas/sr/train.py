@@ -14,7 +14,7 @@ teacher's own objective, now conditioned on ``c``::
 **Outputs.** ``OUT`` becomes an SR model folder (:meth:`SRModel.save`) whose ``sr.json`` holds
 the settings and ``metrics``: the conditioned validation denoising loss (fixed held-out latents,
 timesteps spread over the schedule, fixed noise) before training, which is the backbone's own
-loss, and after. ``OUT/checkpoints/`` makes ``--resume`` exact (:mod:`tocsr_nas.sr.loop`).
+loss, and after. ``OUT/checkpoints/`` makes ``--resume`` exact (:mod:`tocsr_nas.training`).
 
 Example:
     >>> import tempfile
@@ -33,15 +33,14 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from tocsr_nas.checkpoint import atomic_write_json
-from tocsr_nas.data import PhotoDataset, downscale
+from tocsr_nas._io import atomic_write_json
+from tocsr_nas.teacher.data import PhotoDataset, downscale
 from tocsr_nas.errors import TocsrError, require_at_least
-from tocsr_nas.sr.loop import Checkpoints, Stopped, open_run, run_steps, step_seed
+from tocsr_nas.training import Checkpoints, Stopped, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import Backbone, SRModel, bicubic_upsample, load_backbone
 from tocsr_nas.sr.pool import LatentPool
 

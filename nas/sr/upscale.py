@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tocsr_nas.checkpoint import atomic_path
-from tocsr_nas.data import load_image, to_tensor, to_uint8
+from tocsr_nas._io import atomic_path
+from tocsr_nas.teacher.data import load_image, to_tensor, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel, bicubic_upsample
 from tocsr_nas.sr.sampling import ddim_sample, onestep_sample

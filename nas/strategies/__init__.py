@@ -23,10 +23,11 @@ from tocsr_nas.strategies.base import (
     register_strategy,
 )
 # the built-in strategies register themselves on import
-from tocsr_nas.strategies import ecbo, evolution, exhaustive, nni_tuners, random_search  # noqa: F401,E402
+from tocsr_nas.strategies import ecbo, evolution, exhaustive, random_search  # noqa: F401,E402
+from tocsr_nas.strategies.adapters import nni as _nni  # noqa: F401,E402
 
 try:  # optional: Optuna's samplers register only where optuna is installed
-    from tocsr_nas.strategies import optuna_samplers  # noqa: F401
+    from tocsr_nas.strategies.adapters import optuna as _optuna  # noqa: F401
 except ImportError:  # pragma: no cover - depends on the environment
     pass
 

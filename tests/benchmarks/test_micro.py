@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tocsr_nas.costs import cost_table_for
+from tocsr_nas.stages.costs import cost_table_for
 from tocsr_nas.evaluators import count_complexity, make_quality
-from tocsr_nas.model_space import CandidateCache, assemble, build_space
-from tocsr_nas.quality import SupernetQuality
+from tocsr_nas.stages.space import CandidateCache, assemble, build_space
+from tocsr_nas.evaluators.quality import SupernetQuality
 from tocsr_nas.strategies import Observation, make_strategy
 from tocsr_nas.surrogates.supernet import SuperNet
 from tocsr_nas.teacher import build_teacher
-from tocsr_nas.validation import build_validation_set
+from tocsr_nas.stages.validation import build_validation_set
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from landscapes import ChainLandscape, make_problem  # noqa: E402

@@ -191,7 +191,7 @@ def test_evaluators_import_neither_surrogates_nor_nas():
     code = (
         "import sys, tocsr_nas.evaluators.quality; "
         "bad = [m for m in sys.modules if m.startswith(('tocsr_nas.surrogates', 'tocsr_nas.teacher', "
-        "'tocsr_nas.loop', 'tocsr_nas.strategies'))]; print(bad); sys.exit(1 if bad else 0)"
+        "'tocsr_nas.search.loop', 'tocsr_nas.strategies'))]; print(bad); sys.exit(1 if bad else 0)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

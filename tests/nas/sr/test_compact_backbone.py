@@ -7,9 +7,9 @@ import random
 import pytest
 import torch
 
-from tocsr_nas.distill_pipeline import DistillConfig, distill_teacher
-from tocsr_nas.export import export_compact, load_compact
-from tocsr_nas.model_space import build_space
+from tocsr_nas.stages.distill import DistillConfig, distill_teacher
+from tocsr_nas.stages.export import export_compact, load_compact
+from tocsr_nas.stages.space import build_space
 from tocsr_nas.searchspace import SpaceSpec
 from tocsr_nas.sr.model import SRModel, load_backbone
 from tocsr_nas.sr.testing import micro_teacher

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tocsr_nas.checkpoint import load_safetensors
+from tocsr_nas._io import load_safetensors
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel
 from tocsr_nas.sr.train import SRTrainConfig, train_sr

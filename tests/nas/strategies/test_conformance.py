@@ -12,7 +12,7 @@ import json
 import math
 
 import pytest
-from strategy_landscape import small, small_constrained
+from tocsr_nas.strategies.testing import small, small_constrained
 
 from tocsr_nas.searchspace import SearchSpace
 from tocsr_nas.strategies import Observation, Problem, StrategyError, available_strategies, make_strategy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from strategy_landscape import small
+from tocsr_nas.strategies.testing import small
 
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.strategies import (

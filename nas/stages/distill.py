@@ -1,0 +1,258 @@
+"""The teacher-aware half of blockwise distillation: photos -> noisy latents -> block features -> jobs.
+
+:func:`distill_teacher` is what ``tocsr-nas distill`` runs:
+
+1. **Data.** Random patches of the TRAINING photos (:mod:`tocsr_nas.teacher.data`, split by image) for the
+   training features, and of the held-out photos for the validation features.
+2. **Generative trajectories.** Each patch is encoded by the teacher's VAE (posterior mode,
+   scaled: ``z0``) and noised to a timestep drawn uniformly across the WHOLE schedule (stratified:
+   ``t_i = floor((i + u_i) T / N)``, shuffled, ``u_i ~ U[0, 1)``), as in the teacher's training::
+
+       z_t = sqrt(alpha_bar_t) z0 + sqrt(1 - alpha_bar_t) eps,   eps ~ N(0, I)   (scheduler.add_noise)
+
+3. **Features.** The teacher UNet runs ONCE (eval, no grad) on ``(z_t, t, context)`` with
+   ``context = teacher.encoder_hidden_states(B)``; every searchable block's call arguments (hidden
+   states, ``temb``, ``encoder_hidden_states``...) and output are captured and stored in a
+   :class:`~tocsr_nas.surrogates.features.FeatureCache` under ``OUT/features/``.
+4. **Jobs.** :func:`tocsr_nas.surrogates.distill.distill` trains every (block, candidate) pair from
+   the cache, in-process or in a process pool, resumable per pair. The feature cache is deleted
+   when the library is complete (``keep_features=True`` keeps it); a resumed run reuses it when it
+   was captured with the same teacher, space and data settings, and recaptures it otherwise
+   (capture is deterministic given the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tocsr_nas.teacher.data import PhotoDataset
+from tocsr_nas.errors import TocsrError, require_at_least
+from tocsr_nas.searchspace import SearchSpace
+from tocsr_nas.surrogates.distill import TrainSettings, check_resumable, distill, plan_jobs
+from tocsr_nas.surrogates.features import FeatureCache, capture_features
+from tocsr_nas.surrogates.library import MANIFEST, SurrogateLibrary, finished_pairs
+from tocsr_nas.teacher import Teacher
+
+__all__ = ["DistillConfig", "noisy_unet_batches", "capture_teacher_features", "distill_teacher", "FEATURES_DIR"]
+
+logger = logging.getLogger(__name__)
+
+#: the feature cache's folder inside the library folder
+FEATURES_DIR = "features"
+_FEATURES_META = "features.json"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Settings of a distillation run (data, capture and training).
+
+    Attributes:
+        steps: Adam steps per trainable pair.
+        samples: training feature samples (noisy latents of training patches).
+        val_samples: held-out feature samples (from the validation photos).
+        batch_size: samples per training step.
+        lr: peak learning rate.
+        seed: seed of patches, timesteps, noise and of each pair's initialisation and batches.
+        resolution: patch side in pixels (default: the teacher's ``default_resolution``).
+        capture_batch: samples per teacher forward pass when capturing.
+        workers: parallel jobs (``1``: in-process).
+        threads: torch threads of the teacher capture and of each job. One is the default: small
+            blocks gain nothing from intra-op threads, and on a busy machine extra threads
+            contend (the tiny teacher's capture ran 4x slower on 2 threads than on 1 with the other
+            core busy).
+        keep_features: keep ``OUT/features/`` after the library is complete.
+    """
+
+    steps: int = 300
+    samples: int = 256
+    val_samples: int = 64
+    batch_size: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    resolution: int | None = None
+    capture_batch: int = 32
+    workers: int = 1
+    threads: int = 1
+    keep_features: bool = False
+
+    def __post_init__(self) -> None:
+        require_at_least(self, 1, "samples", "val_samples", "batch_size", "capture_batch", "workers", "threads")
+        require_at_least(self, 0, "steps")
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed)
+
+
+def noisy_unet_batches(
+    teacher: Teacher, images: torch.Tensor, *, seed: int, batch: int
+) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any]]]:
+    """UNet calls on noisy latents of ``images`` at timesteps spread over the whole schedule.
+
+    Args:
+        teacher: the teacher.
+        images: patches ``(N, 3, P, P)`` in ``[-1, 1]``.
+        seed: seed of the timesteps and the noise.
+        batch: samples per call.
+
+    Yields:
+        ``((z_t (b, 16, h, w), t (b,)), {"encoder_hidden_states": (b, L, D), "return_dict": False})``.
+    """
+    n = images.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    num_t = int(teacher.scheduler.config.num_train_timesteps)
+    # stratified uniform timesteps: one per stratum of width T / N, then shuffled
+    strata = (torch.arange(n, dtype=torch.float64) + torch.rand(n, generator=gen, dtype=torch.float64)) * num_t / n
+    timesteps = strata.floor().long().clamp_(0, num_t - 1)[torch.randperm(n, generator=gen)]  # (N,)
+    device, dtype = teacher.device, teacher.dtype
+    for start in range(0, n, batch):
+        x = images[start : start + batch]  # (b, 3, P, P)
+        b = x.shape[0]
+        with torch.no_grad():
+            z0 = teacher.encode(x.to(device, dtype))  # (b, 16, h, w)
+            noise = torch.randn(z0.shape, generator=gen).to(device, dtype)  # (b, 16, h, w)
+            t = timesteps[start : start + b].to(device)  # (b,)
+            zt = teacher.scheduler.add_noise(z0, noise, t)  # (b, 16, h, w)
+            context = teacher.encoder_hidden_states(b).to(device, dtype)  # (b, L, D)
+        yield (zt, t), {"encoder_hidden_states": context, "return_dict": False}
+
+
+def _features_meta(teacher_fp: str, space: SearchSpace, config: DistillConfig, resolution: int) -> dict[str, Any]:
+    return {
+        "teacher_fingerprint": teacher_fp,
+        "space_hash": space.hash,
+        "samples": config.samples,
+        "val_samples": config.val_samples,
+        "seed": config.seed,
+        "resolution": resolution,
+    }
+
+
+def capture_teacher_features(
+    teacher: Teacher,
+    space: SearchSpace,
+    cache: FeatureCache,
+    config: DistillConfig,
+    *,
+    train_photos: PhotoDataset | None = None,
+    val_photos: PhotoDataset | None = None,
+) -> None:
+    """Run the teacher once over training and held-out patches and store every block's features.
+
+    Args:
+        teacher: the teacher (its UNet is put in eval mode).
+        space: the search space (its block paths are captured).
+        cache: where to write.
+        config: samples, seed, resolution, capture batch.
+        train_photos: photos for training features (default: the scikit-image training photos).
+        val_photos: photos for held-out features (default: the scikit-image validation photos).
+    """
+    resolution = config.resolution or teacher.default_resolution
+    teacher.latent_size(resolution)  # validates the resolution
+    train_photos = train_photos or PhotoDataset.from_skimage("train", seed=0, min_size=resolution)
+    val_photos = val_photos or PhotoDataset.from_skimage("val", seed=0, min_size=resolution)
+    teacher.unet.eval()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        for split, photos, n, seed in (
+            ("train", train_photos, config.samples, config.seed),
+            ("val", val_photos, config.val_samples, config.seed + 1),
+        ):
+            images = photos.random_batch(n, resolution, seed=seed)  # (N, 3, P, P)
+            batches = noisy_unet_batches(teacher, images, seed=seed + 1000, batch=config.capture_batch)
+            capture_features(teacher.unet, space.paths, batches, cache, split)
+            logger.debug("captured %d %s samples for %d blocks", n, split, len(space))
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def distill_teacher(
+    teacher: Teacher,
+    space: SearchSpace,
+    out: str | Path,
+    config: DistillConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    train_photos: PhotoDataset | None = None,
+    val_photos: PhotoDataset | None = None,
+) -> SurrogateLibrary:
+    """Distil every (block, candidate) pair of ``space`` for ``teacher`` into a library at ``out``.
+
+    Args:
+        teacher: the teacher.
+        space: the search space of its UNet (``tocsr_nas.stages.space.build_space``).
+        out: the library folder: new or empty, or (``resume``) an unfinished library.
+        config: data, capture and training settings.
+        resume: finish an existing library; finished pairs are not retrained.
+        progress: show a progress bar.
+        train_photos: photos for training features (default: the scikit-image training split).
+        val_photos: photos for held-out features (default: the scikit-image validation split).
+
+    Returns:
+        The complete :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
+
+    Raises:
+        TocsrError: ``out`` is a non-empty folder without ``resume``, is a file, or (with
+            ``resume``) holds a library of another teacher or space.
+    """
+    config = config or DistillConfig()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TocsrError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not resume:
+            raise TocsrError(
+                f"--out {out} exists and is not empty; pass --resume to finish the library in it, "
+                "or choose a new folder (nothing was changed)"
+            )
+        if not (out / MANIFEST).is_file():
+            raise TocsrError(f"cannot resume {out}: it holds no surrogate library ({MANIFEST} missing)")
+    resolution = config.resolution or teacher.default_resolution
+    fingerprint = teacher.fingerprint()
+    start = time.perf_counter()
+    todo = len(plan_jobs(space))
+    if resume and (out / MANIFEST).is_file():
+        # refuse another teacher or space BEFORE the expensive capture; nothing to do -> no capture
+        check_resumable(out, teacher_fingerprint=fingerprint, space=space)
+        todo = len(plan_jobs(space, finished_pairs(out, space)))
+    out.mkdir(parents=True, exist_ok=True)
+    cache = FeatureCache(out / FEATURES_DIR)
+    meta = _features_meta(fingerprint, space, config, resolution)
+    meta_path = cache.root / _FEATURES_META
+    reuse = todo == 0 or (meta_path.is_file() and json.loads(meta_path.read_text()) == meta)
+    if not reuse:
+        # an old or partial cache is never mixed with new features
+        shutil.rmtree(cache.root, ignore_errors=True)
+        capture_teacher_features(teacher, space, cache, config, train_photos=train_photos, val_photos=val_photos)
+        meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        logger.info("captured block features in %.1f s", time.perf_counter() - start)
+    blocks = {path: teacher.unet.get_submodule(path) for path in space.paths}
+    data = {k: v for k, v in asdict(config).items() if k not in ("steps", "batch_size", "lr", "seed", "workers", "threads", "keep_features")}
+    library = distill(
+        blocks,
+        space,
+        cache,
+        out,
+        teacher_fingerprint=fingerprint,
+        resolution=resolution,
+        settings=config.train_settings(),
+        workers=config.workers,
+        threads=config.threads,
+        resume=resume,
+        progress=progress,
+        extra_header={"data": data},
+    )
+    if not config.keep_features:
+        shutil.rmtree(cache.root, ignore_errors=True)
+    logger.info("distilled %d pairs in %.1f s", len(library), time.perf_counter() - start)
+    return library

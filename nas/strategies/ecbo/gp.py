@@ -1,0 +1,581 @@
+"""The GP that ``ecbo`` fits to quality: features of a configuration and a structured kernel.
+
+Damage to quality is roughly additive over blocks, with interactions between neighbouring blocks
+and a little compounding. The kernel mirrors that decomposition of the latent warped quality::
+
+    f(x) = sum_b w_b[x_b]                        additive: one weight per (block, candidate)
+         + sum_b v_b[x_b, x_{b+1}]               neighbour pairs (blocks in model order)
+         + s * z(x)                              prior: z = summed prior damage, s ~ N(0, .)
+         + s2 * z2(x)                            compounding: z2 = sum_b sqrt(p_b[x_b] p_{b+1}[x_{b+1}])
+         + sum_b p_b[x_b] u_b[x_b]               prior-scaled weights: the prior's error grows with it
+         + sum_n count_n(x) t_n                  candidates named alike (``skip``...) damage alike
+         + h(x)                                  residual interactions, RBF on one-hot
+
+With Gaussian weights each term is a linear kernel on one-hot features (the first two count
+matching blocks / matching neighbour pairs; the RBF on one-hot vectors is ``exp(-hamming / l^2)``),
+so the GP is::
+
+    k(x, x') = a1 <phi1(x), phi1(x')> + a2 <phi2(x), phi2(x')> + a3 z(x) z(x')
+             + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x') + a7 z2(x) z2(x')
+
+with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
+``phi_p`` the one-hot weighted by the (normalised) prior, ``n`` the counts of each candidate name
+shared by several blocks / sqrt(B), ``z2`` the summed geometric-mean prior damage of neighbouring
+blocks (damage of neighbours compounds; the prior terms only with a prior),
+a constant mean and Gaussian noise (a nugget for model misfit). Hyperparameters are fitted by
+MAP under weak Gamma priors, vague on the prior terms (how the prior's units map to quality's is
+unknown); the prior-scaled per-cell weights can be tied to the prior's scale by a relative error
+(see :func:`fit_quality_gp`, ``prior_rel_sd``).
+
+Outputs are ``y = g(q) = sign(q) log1p(|q| / e_ref)`` (``warp="log1p"``) or ``q / e_ref``
+(``warp="linear"``), ``e_ref`` the largest epsilon: monotone, so ``q <= e <=> y <= g(e)``; the
+log warp keeps wildly infeasible configurations from dominating the fit near the threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+import gpytorch
+import numpy as np
+import torch
+from gpytorch.constraints import GreaterThan
+from torch import Tensor
+
+from tocsr_nas.searchspace import SearchSpace
+
+__all__ = ["ChainTables", "ConfigFeatures", "QualityGP", "QualityWarp", "fit_quality_gp"]
+
+logger = logging.getLogger(__name__)
+
+DTYPE = torch.float64
+
+
+class QualityWarp:
+    """The monotone output warp ``g`` of ``r = q / e_ref`` (see the module docstring).
+
+    ``"log1p"``: ``sign(r) log1p(|r|)``; ``"linear"``: ``r``; ``"hinge"``: ``r`` up to ``r0 = 2``
+    and ``r0 + log1p(r - r0)`` beyond (continuous, slope 1 at ``r0``): additive damages stay
+    additive near the threshold while wildly infeasible configurations cannot dominate the fit.
+    """
+
+    R0 = 2.0
+
+    def __init__(self, kind: str, e_ref: float) -> None:
+        self.kind = kind
+        self.e_ref = e_ref if e_ref > 0 else 1.0
+
+    def __call__(self, q: np.ndarray | float) -> np.ndarray:
+        r = np.asarray(q, dtype=np.float64) / self.e_ref
+        if self.kind == "linear":
+            return r
+        if self.kind == "hinge":
+            return np.where(r <= self.R0, r, self.R0 + np.log1p(np.maximum(r - self.R0, 0.0)))
+        return np.sign(r) * np.log1p(np.abs(r))
+
+    def inverse(self, y: float) -> float:
+        """``g^{-1}(y)``: the quality whose warp is ``y``."""
+        if self.kind == "linear":
+            return y * self.e_ref
+        if self.kind == "hinge":
+            return (y if y <= self.R0 else self.R0 + math.expm1(y - self.R0)) * self.e_ref
+        return math.copysign(math.expm1(abs(y)), y) * self.e_ref
+
+
+class ConfigFeatures:
+    """Turns choice-index matrices ``(N, B)`` into GP features ``(N, D)``.
+
+    Columns: ``[phi1 (one-hot, D1) | phi2 (neighbour pairs, D2) | z (prior, 1) | phi_p (prior-scaled
+    one-hot, D1, with a prior) | n (shared names, D3) | z2 (compounding, 1, with a prior)]``.
+
+    Args:
+        space: the search space (block order = model order).
+        prior: optional ``path -> candidate -> damage``; missing entries take the block's mean.
+        shared: include the counts of candidate names shared by several blocks.
+    """
+
+    def __init__(self, space: SearchSpace, prior: Mapping[str, Mapping[str, float]] | None = None, *, shared: bool = True) -> None:
+        self.card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
+        self.n_blocks = len(self.card)
+        self.offsets = np.concatenate([[0], np.cumsum(self.card)[:-1]])  # (B,)
+        self.d1 = int(self.card.sum())
+        pair_sizes = self.card[:-1] * self.card[1:]  # (B-1,)
+        self.pair_offsets = np.concatenate([[0], np.cumsum(pair_sizes)[:-1]]) if len(pair_sizes) else np.zeros(0, np.int64)
+        self.d2 = int(pair_sizes.sum())
+        self.has_prior = prior is not None
+        self.prior_table = np.zeros((self.n_blocks, int(self.card.max())))  # (B, Kmax)
+        if prior is not None:
+            for b, block in enumerate(space.blocks):
+                known = prior.get(block.path, {})
+                fill = float(np.mean(list(known.values()))) if known else 0.0
+                for k, name in enumerate(block.names):
+                    self.prior_table[b, k] = float(known.get(name, 0.0 if k == 0 and not known else fill))
+            worst = self.prior_table.max(axis=1).sum()
+            if worst > 0:
+                self.prior_table /= worst  # z in [0, 1]
+        # the prior-scaled one-hot has |phi_p|^2 <= 1, like phi1
+        sq = float((self.prior_table.max(axis=1) ** 2).sum())
+        self.scaled_norm = 1.0 / math.sqrt(sq) if sq > 0 else 1.0
+        # candidates named alike in different blocks (skip, half-width...) damage alike: count them
+        names = sorted({n for b in space.blocks for n in b.names[1:]})
+        self.name_id = np.full((self.n_blocks, int(self.card.max())), -1, dtype=np.int64)  # (B, Kmax)
+        for b, block in enumerate(space.blocks):
+            for k, n in enumerate(block.names):
+                if k > 0:
+                    self.name_id[b, k] = names.index(n)
+        self.d3 = len(names) if shared and any((self.name_id == i).sum() > 1 for i in range(len(names))) else 0
+        self.d_base = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
+        # z2: summed geometric-mean prior damage of neighbouring pairs (compounding damage)
+        self.d4 = 1 if self.has_prior and self.n_blocks > 1 else 0
+        self.dim = self.d_base + self.d3 + self.d4
+        self.slice_s = list(range(self.d_base, self.d_base + self.d3))
+        self.slice_z2 = list(range(self.d_base + self.d3, self.dim))
+        root = np.sqrt(np.maximum(self.prior_table, 0.0))  # (B, Kmax)
+        self.prior_pair_table = root[:-1, :, None] * root[1:, None, :]  # (B-1, Kmax, Kmax)
+        self.slice1 = list(range(0, self.d1))
+        self.slice2 = list(range(self.d1, self.d1 + self.d2))
+        self.slice_z = [self.d1 + self.d2]
+        self.slice_p = list(range(self.d1 + self.d2 + 1, self.d_base))  # prior-scaled one-hot
+
+    def __call__(self, idx: np.ndarray) -> Tensor:
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1, self.n_blocks)  # (N, B)
+        n = idx.shape[0]
+        out = np.zeros((n, self.dim))
+        rows = np.arange(n)[:, None]
+        out[rows, self.offsets[None, :] + idx] = 1.0 / math.sqrt(self.n_blocks)
+        if self.n_blocks > 1:
+            pair = idx[:, :-1] * self.card[None, 1:] + idx[:, 1:]  # (N, B-1)
+            out[rows, self.d1 + self.pair_offsets[None, :] + pair] = 1.0 / math.sqrt(self.n_blocks - 1)
+        per_block = self.prior_table[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
+        out[:, self.slice_z[0]] = per_block.sum(axis=1)
+        if self.has_prior:  # one-hot weighted by the prior damage: weights w = p * (s + noise)
+            out[rows, self.slice_p[0] + self.offsets[None, :] + idx] = per_block * self.scaled_norm
+        if self.d3:  # counts of each shared candidate name / sqrt(B)
+            ids = self.name_id[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
+            for j in range(self.d3):
+                out[:, self.d_base + j] = (ids == j).sum(axis=1) / math.sqrt(self.n_blocks)
+        if self.d4:
+            blocks = np.arange(self.n_blocks - 1)[None, :]
+            out[:, self.slice_z2[0]] = self.prior_pair_table[blocks, idx[:, :-1], idx[:, 1:]].sum(axis=1)
+        return torch.as_tensor(out, dtype=DTYPE)
+
+    def prior_damage(self, idx: np.ndarray) -> np.ndarray:
+        """``(B, Kmax)`` normalised prior table (zeros without a prior)."""
+        return self.prior_table
+
+    def column_terms(self) -> dict[str, slice]:
+        """Which feature columns belong to which linear kernel term."""
+        out = {"additive": slice(0, self.d1), "pairs": slice(self.d1, self.d1 + self.d2),
+               "prior": slice(self.d1 + self.d2, self.d1 + self.d2 + 1)}
+        if self.has_prior:
+            out["scaled"] = slice(self.slice_p[0], self.d_base)
+        if self.d3:
+            out["shared"] = slice(self.d_base, self.d_base + self.d3)
+        if self.d4:
+            out["prior_pairs"] = slice(self.slice_z2[0], self.dim)
+        return out
+
+    def decompose(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Split linear weights over the feature columns into chain tables.
+
+        Every feature column is a sum over blocks (one-hot, pair one-hot, summed prior, scaled
+        one-hot, name counts), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``.
+
+        Args:
+            w: weights ``(D, S)`` for ``S`` weight vectors.
+
+        Returns:
+            ``U`` ``(S, B, Kmax)`` (``inf`` where a block has fewer choices) and ``V``
+            ``(S, max(B - 1, 0), Kmax, Kmax)`` (zero where invalid).
+        """
+        S, B, K = w.shape[1], self.n_blocks, int(self.card.max())
+        w = w.detach().to(DTYPE)
+        valid = torch.as_tensor(np.arange(K)[None, :] < self.card[:, None])  # (B, K)
+        flat = torch.as_tensor(np.where(valid.numpy(), self.offsets[:, None] + np.arange(K)[None, :], 0))  # (B, K)
+        U = w[flat.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)  # additive one-hot
+        prior = torch.as_tensor(self.prior_table, dtype=DTYPE)  # (B, K)
+        U = U + w[self.d1 + self.d2][:, None, None] * prior[None]  # s * z(x)
+        if self.has_prior:
+            U = U + w[self.slice_p[0] + flat.reshape(-1)].T.reshape(S, B, K) * (prior * self.scaled_norm)[None]
+        if self.d3:
+            ids = torch.as_tensor(np.maximum(self.name_id, 0))
+            shared = w[self.d_base + ids.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)
+            U = U + torch.where(torch.as_tensor(self.name_id >= 0)[None], shared, torch.zeros((), dtype=DTYPE))
+        U = torch.where(valid[None], U, torch.full((), math.inf, dtype=DTYPE))
+        V = torch.zeros((S, max(B - 1, 0), K, K), dtype=DTYPE)
+        for b in range(B - 1):
+            kb, kn = int(self.card[b]), int(self.card[b + 1])
+            cols = self.d1 + int(self.pair_offsets[b]) + np.arange(kb * kn)
+            V[:, b, :kb, :kn] = w[cols].T.reshape(S, kb, kn) / math.sqrt(B - 1)
+        if self.d4:
+            V = V + w[self.slice_z2[0]][:, None, None, None] * torch.as_tensor(self.prior_pair_table, dtype=DTYPE)[None]
+        return U, V
+
+
+#: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
+_HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "rbf", "lengthscale", "noise")
+#: The prior terms' variances get a vague prior: their scale is the ratio between the prior's units
+#: (a distillation loss, say) and the quality's, which nothing bounds. A Gamma(2, 4) there (mean 0.5)
+#: held the prior term's variance far below the 50 to 180 that landscape B's data give it, so the
+#: first proposals took the prior to promise far less damage than it did.
+_PRIORS = {
+    "additive": (2.0, 4.0),
+    "pairs": (2.0, 4.0),
+    "prior": (1.0, 1e-3),
+    "scaled": (2.0, 4.0),
+    "shared": (2.0, 4.0),
+    "prior_pairs": (1.0, 1e-3),
+    "rbf": (2.0, 4.0),
+    "lengthscale": (3.0, 6.0),
+    "noise": (1.1, 20.0),
+}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_MIN_NOISE = 1e-6
+
+
+class StructuredKernel:
+    """The kernel of the module docstring; the RBF term is ``exp(-|phi1 - phi1'|^2 / (2 l^2))``.
+
+    ``|phi1|^2 = 1`` for every configuration, so ``|phi1 - phi1'|^2 = 2 - 2 <phi1, phi1'>`` (twice
+    the fraction of blocks that differ). Terms not in ``active`` are left out.
+    """
+
+    def __init__(self, features: ConfigFeatures, active: Sequence[str]) -> None:
+        self.features = features
+        self.active = tuple(active)
+
+    def parts(self, X1: Tensor, X2: Tensor) -> dict[str, Tensor]:
+        f = self.features
+        k1 = X1[:, : f.d1] @ X2[:, : f.d1].T  # (n1, n2)
+        out = {"additive": k1}
+        if "pairs" in self.active:
+            out["pairs"] = X1[:, f.d1 : f.d1 + f.d2] @ X2[:, f.d1 : f.d1 + f.d2].T
+        if "prior" in self.active:
+            z = f.slice_z[0]
+            out["prior"] = X1[:, z : z + 1] @ X2[:, z : z + 1].T
+        if "scaled" in self.active:
+            out["scaled"] = X1[:, f.slice_p[0] : f.d_base] @ X2[:, f.slice_p[0] : f.d_base].T
+        if "shared" in self.active:
+            out["shared"] = X1[:, f.slice_s[0] : f.slice_s[-1] + 1] @ X2[:, f.slice_s[0] : f.slice_s[-1] + 1].T
+        if "prior_pairs" in self.active:
+            z2 = f.slice_z2[0]
+            out["prior_pairs"] = X1[:, z2 : z2 + 1] @ X2[:, z2 : z2 + 1].T
+        if "rbf" in self.active:
+            out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
+        return out
+
+    @staticmethod
+    def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
+        K = h["additive"] * parts["additive"]
+        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared"):
+            if name in parts:
+                K = K + h[name] * parts[name]
+        if "sqdist" in parts:
+            K = K + h["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * h["lengthscale"] ** 2))
+        return K
+
+    def __call__(self, X1: Tensor, X2: Tensor, h: Mapping[str, Tensor | float]) -> Tensor:
+        return self.combine(self.parts(X1, X2), h)
+
+    def diag(self, X: Tensor, h: Mapping[str, Tensor | float]) -> Tensor:
+        f = self.features
+        d = h["additive"] * (X[:, : f.d1] ** 2).sum(1)
+        if "pairs" in self.active:
+            d = d + h["pairs"] * (X[:, f.d1 : f.d1 + f.d2] ** 2).sum(1)
+        if "prior" in self.active:
+            d = d + h["prior"] * X[:, f.slice_z[0]] ** 2
+        if "scaled" in self.active:
+            d = d + h["scaled"] * (X[:, f.slice_p[0] : f.d_base] ** 2).sum(1)
+        if "shared" in self.active:
+            d = d + h["shared"] * (X[:, f.slice_s[0] : f.slice_s[-1] + 1] ** 2).sum(1)
+        if "prior_pairs" in self.active:
+            d = d + h["prior_pairs"] * X[:, f.slice_z2[0]] ** 2
+        if "rbf" in self.active:
+            d = d + h["rbf"]
+        return d
+
+
+class ChainTables:
+    """The linear (chain-decomposable) part of the GP's latent function, as tables.
+
+    ``f_lin(x) = const + sum_b U[s, b, x_b] + sum_b V[s, b, x_b, x_{b+1}]`` for ``S`` functions:
+    index 0 is the posterior mean, the others posterior samples (:meth:`QualityGP.chain_tables`).
+    The residual RBF term is not in the tables.
+    """
+
+    def __init__(self, U: Tensor, V: Tensor, const: float) -> None:
+        self.U, self.V, self.const = U, V, float(const)  # (S, B, Kmax), (S, B-1, Kmax, Kmax)
+
+    def value(self, idx: np.ndarray) -> np.ndarray:
+        """``f_lin`` of index rows ``(N, B)`` under every table -> ``(S, N)``."""
+        idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        B = idx.shape[1]
+        blocks = torch.arange(B)
+        out = self.U[:, blocks[None, :], idx].sum(-1)  # (S, N)
+        if B > 1:
+            out = out + self.V[:, blocks[None, :-1], idx[:, :-1], idx[:, 1:]].sum(-1)
+        return (out + self.const).numpy()
+
+
+class QualityGP:
+    """An exact GP on configuration features, with hyperparameters fitted by MAP.
+
+    The marginal likelihood is written out (precomputed kernel parts, one Cholesky per
+    evaluation, autograd gradients, scipy L-BFGS-B), which is two orders of magnitude faster than
+    going through gpytorch's lazy kernel algebra for these small dense problems. Predictions use
+    the cached Cholesky factor ``L L^T = K(X, X) + s^2 I``::
+
+        mean(x) = c + k(X, x)^T alpha,   alpha = (K + s^2 I)^{-1} (y - c)
+        var(x)  = k(x, x) - |L^{-1} k(X, x)|^2
+
+    :meth:`to_botorch` returns an equivalent botorch ``SingleTaskGP`` (gpytorch kernels, same
+    hyperparameters) for use with botorch acquisition functions such as
+    :class:`~tocsr_nas.strategies.ecbo.acquisition.LogFeasibleImprovement`.
+    """
+
+    def __init__(self, kernel: StructuredKernel, X: Tensor, y: Tensor, hypers: Mapping[str, float], mean: float) -> None:
+        self.kernel = kernel
+        self.X, self.y = X, y  # (n, d), (n,)
+        self.hypers = dict(hypers)
+        self.mean_const = float(mean)
+        with torch.no_grad():
+            K = kernel(X, X, self.hypers) + self.hypers["noise"] * torch.eye(len(X), dtype=DTYPE)  # (n, n)
+            self.L = _cholesky(K)
+            self.alpha = torch.cholesky_solve((y - self.mean_const)[:, None], self.L)  # (n, 1)
+
+    @torch.no_grad()
+    def predict(self, Xs: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean and variance of the latent function at ``Xs`` ``(N, d)`` -> ``(N,), (N,)``."""
+        Ks = self.kernel(self.X, Xs, self.hypers)  # (n, N)
+        mean = self.mean_const + (Ks * self.alpha).sum(0)
+        V = torch.linalg.solve_triangular(self.L, Ks, upper=False)  # (n, N)
+        var = self.kernel.diag(Xs, self.hypers) - (V * V).sum(0)
+        return mean, var.clamp_min(1e-12)
+
+    @torch.no_grad()
+    def joint(self, Xs: Tensor) -> tuple[Tensor, Tensor]:
+        """Posterior mean ``(N,)`` and covariance ``(N, N)`` (for small ``N``: joint samples)."""
+        Ks = self.kernel(self.X, Xs, self.hypers)
+        mean = self.mean_const + (Ks * self.alpha).sum(0)
+        V = torch.linalg.solve_triangular(self.L, Ks, upper=False)
+        return mean, self.kernel(Xs, Xs, self.hypers) - V.T @ V
+
+    @torch.no_grad()
+    def loo_residuals(self) -> Tensor:
+        """Leave-one-out residuals ``y_i - mean_{-i}(x_i)`` ``(n,)`` in closed form.
+
+        With ``A = (K + s^2 I)^{-1}`` and ``alpha = A (y - c)``, the posterior mean at ``x_i``
+        without observation ``i`` satisfies ``y_i - mean_{-i}(x_i) = alpha_i / A_ii``
+        (Rasmussen and Williams 2006, eq. 5.12).
+        """
+        A = torch.cholesky_inverse(self.L)  # (n, n)
+        return self.alpha[:, 0] / A.diagonal()
+
+    @torch.no_grad()
+    def chain_tables(self, samples: int, generator: torch.Generator | None = None) -> ChainTables:
+        """Posterior mean and ``samples`` joint posterior samples of the linear kernel terms, as tables.
+
+        Weight-space view: the linear terms are ``f_lin(x) = phi(x) . w`` with prior
+        ``w ~ N(0, H)``, ``H = diag(h_term)`` over each term's feature columns, so that
+        ``cov(f_lin(x), f_lin(x')) = phi(x)^T H phi(x')`` is the kernel's linear part. With
+        ``alpha = (K + s^2 I)^{-1} (y - c)``::
+
+            E[w | y] = H Phi^T alpha                                                   (1)
+
+        and a joint sample follows Matheron's rule (pathwise conditioning): draw the prior
+        ``w0 ~ N(0, H)``, the residual RBF term at the data ``r0 ~ N(0, K_rbf(X, X))`` and the
+        noise ``e0 ~ N(0, s^2 I)``, then::
+
+            w = w0 + H Phi^T (K + s^2 I)^{-1} (y - c - Phi w0 - r0 - e0)                (2)
+
+        Both are split into chain tables by :meth:`ConfigFeatures.decompose`.
+
+        Args:
+            samples: number of posterior samples ``S - 1`` (index 0 is the mean).
+            generator: torch random generator for the samples.
+        """
+        f = self.kernel.features
+        X = self.X  # (n, D)
+        hvec = torch.zeros(X.shape[1], dtype=DTYPE)  # (D,)
+        for term, cols in f.column_terms().items():
+            if term == "additive" or term in self.kernel.active:
+                hvec[cols] = self.hypers[term]
+        r = (self.y - self.mean_const)[:, None]  # (n, 1)
+        W = hvec[:, None] * (X.T @ self.alpha)  # (D, 1), eq. (1)
+        if samples:
+            n = X.shape[0]
+            w0 = hvec.sqrt()[:, None] * torch.randn(X.shape[1], samples, generator=generator, dtype=DTYPE)  # (D, S)
+            path = X @ w0  # (n, S)
+            if "rbf" in self.kernel.active:
+                parts = self.kernel.parts(X, X)
+                K_rbf = self.hypers["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * self.hypers["lengthscale"] ** 2))
+                path = path + _cholesky(K_rbf + 1e-9 * torch.eye(n, dtype=DTYPE)) @ torch.randn(n, samples, generator=generator, dtype=DTYPE)
+            path = path + math.sqrt(self.hypers["noise"]) * torch.randn(n, samples, generator=generator, dtype=DTYPE)
+            w = w0 + hvec[:, None] * (X.T @ torch.cholesky_solve(r - path, self.L))  # (D, S), eq. (2)
+            W = torch.cat([W, w], dim=1)
+        U, V = f.decompose(W)
+        return ChainTables(U, V, self.mean_const)
+
+    def condition(self, Xn: Tensor, yn: Tensor) -> "QualityGP":
+        """The same GP with observations ``(Xn, yn)`` appended (kriging-believer fantasies)."""
+        return QualityGP(self.kernel, torch.cat([self.X, Xn]), torch.cat([self.y, yn.reshape(-1)]), self.hypers, self.mean_const)
+
+    def to_botorch(self):
+        """An equivalent botorch ``SingleTaskGP`` built from gpytorch kernels."""
+        from botorch.models import SingleTaskGP
+        from gpytorch.kernels import RBFKernel, ScaleKernel
+        from gpytorch.likelihoods import GaussianLikelihood
+        from gpytorch.means import ConstantMean
+
+        f = self.kernel.features
+        h = self.hypers
+
+        def scaled(base, scale):
+            k = ScaleKernel(base)
+            k.outputscale = scale
+            return k
+
+        parts = [scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice1)), h["additive"])]
+        if "pairs" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice2)), h["pairs"]))
+        if "prior" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z)), h["prior"]))
+        if "scaled" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_p)), h["scaled"]))
+        if "shared" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_s)), h["shared"]))
+        if "prior_pairs" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z2)), h["prior_pairs"]))
+        if "rbf" in self.kernel.active:
+            rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
+            rbf.lengthscale = h["lengthscale"]
+            parts.append(scaled(rbf, h["rbf"]))
+        covar = parts[0]
+        for p in parts[1:]:
+            covar = covar + p
+        likelihood = GaussianLikelihood(noise_constraint=GreaterThan(_MIN_NOISE / 2))
+        likelihood.noise = h["noise"]
+        mean = ConstantMean()
+        mean.constant = self.mean_const
+        model = SingleTaskGP(self.X, self.y[:, None], likelihood=likelihood, covar_module=covar.to(DTYPE),
+                             mean_module=mean.to(DTYPE), outcome_transform=None)
+        return model.eval()
+
+
+class _DenseLinearKernel(gpytorch.kernels.Kernel):
+    """``<x, x'>`` as a dense tensor (gpytorch's ``LinearKernel`` is a low-rank operator whose
+    sums trigger SVDs)."""
+
+    has_lengthscale = False
+
+    def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, last_dim_is_batch: bool = False, **params) -> Tensor:
+        if diag:
+            return (x1 * x2).sum(-1)
+        return x1 @ x2.transpose(-1, -2)
+
+
+def _cholesky(K: Tensor) -> Tensor:
+    jitter = 0.0
+    eye = torch.eye(K.shape[0], dtype=K.dtype)
+    for _ in range(8):
+        L, info = torch.linalg.cholesky_ex(K + jitter * eye)
+        if int(info) == 0:
+            return L
+        jitter = max(jitter * 10, 1e-9 * float(K.diagonal().mean().clamp_min(1e-12)))
+    return torch.linalg.cholesky(K + jitter * eye)
+
+
+def _gamma_logpdf(x: Tensor, shape: float, rate: float) -> Tensor:
+    return (shape - 1.0) * torch.log(x) - rate * x
+
+
+def fit_quality_gp(
+    X: Tensor,
+    y: Tensor,
+    features: ConfigFeatures,
+    *,
+    use_pairs: bool = True,
+    use_rbf: bool = True,
+    use_prior_pairs: bool = True,
+    mean: float | None = None,
+    prior_rel_sd: float | None = None,
+    maxiter: int = 100,
+) -> QualityGP:
+    """Fit the GP of the module docstring by MAP; deterministic given the data.
+
+    The objective is ``-log N(y | c, K + s^2 I) - sum log Gamma(hyper)`` over log-hyperparameters
+    (and the constant mean ``c``), minimised by L-BFGS-B from a fixed start.
+
+    Args:
+        X: features ``(n, d)``.
+        y: warped qualities ``(n,)``.
+        features: the feature map that produced ``X``.
+        use_pairs: include the neighbour-pair term.
+        use_rbf: include the residual RBF term.
+        use_prior_pairs: include the compounding term ``z2`` (with a prior and >= 2 blocks).
+        mean: a known constant mean ``c`` (e.g. the teacher's warped quality: every weight then
+            measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
+            that mostly changes many blocks is absorbed by the reference choices' weights, which
+            then bias every single change by ``c / B``.
+        prior_rel_sd: tie the prior-scaled per-cell weights to the prior's fitted scale: each cell's
+            damage is ``p * (s + u)`` with ``sd(u) = prior_rel_sd * sd(s)`` (the prior's relative
+            error per cell) instead of a separately fitted variance. ``None`` fits it freely. Tied,
+            the per-cell corrections grow with the scale, so the scale no longer absorbs the
+            optimism of the cells a search picked *because* their prior was low.
+        maxiter: L-BFGS-B iterations.
+    """
+    from scipy.optimize import minimize
+
+    active = ["additive"] + (["pairs"] if use_pairs and features.d2 else [])
+    active += ["prior", "scaled"] if features.has_prior else []
+    active += ["shared"] if features.d3 else []
+    active += ["prior_pairs"] if features.d4 and use_prior_pairs else []
+    active += ["rbf", "lengthscale"] if use_rbf else []
+    kernel = StructuredKernel(features, active)
+    tied = prior_rel_sd is not None and "scaled" in active
+    if prior_rel_sd is not None and not prior_rel_sd > 0:
+        raise ValueError(f"prior_rel_sd must be positive, got {prior_rel_sd!r}")
+    names = [n for n in _HYPERS if n in active and not (tied and n == "scaled")] + ["noise"]
+    parts = {k: v.detach() for k, v in kernel.parts(X, X).items()}
+    n = len(y)
+    eye = torch.eye(n, dtype=DTYPE)
+    y = y.to(DTYPE)
+
+    def unpack(theta: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        h = {name: torch.exp(theta[i]) for i, name in enumerate(names)}
+        h["noise"] = h["noise"] + _MIN_NOISE
+        if tied:  # var(u) = rel^2 var(s), in the scaled columns' units (phi_p = p * scaled_norm)
+            h["scaled"] = h["prior"] * (prior_rel_sd / features.scaled_norm) ** 2
+        return h, (theta[-1] if mean is None else torch.tensor(float(mean), dtype=DTYPE))
+
+    def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = torch.tensor(theta_np, dtype=DTYPE, requires_grad=True)
+        h, c = unpack(theta)
+        K = StructuredKernel.combine(parts, h) + h["noise"] * eye
+        L, info = torch.linalg.cholesky_ex(K)
+        if int(info) != 0:
+            return 1e10, np.zeros_like(theta_np)
+        r = (y - c)[:, None]
+        a = torch.cholesky_solve(r, L)
+        nll = 0.5 * (r * a).sum() + torch.log(torch.diagonal(L)).sum() + 0.5 * n * math.log(2 * math.pi)
+        for name in names:
+            nll = nll - _gamma_logpdf(h[name], *_PRIORS[name])
+        nll.backward()
+        return float(nll.detach()), theta.grad.numpy().copy()
+
+    theta0 = np.array([math.log(_INIT[name]) for name in names] + [float(y.mean()) if n and mean is None else 0.0])
+    theta = theta0
+    if n >= 2:
+        bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(None, None) if mean is None else (0.0, 0.0)]
+        bounds[names.index("noise")] = (math.log(1e-7), math.log(10.0))
+        try:
+            res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+            if np.all(np.isfinite(res.x)) and res.fun < objective(theta0)[0]:
+                theta = res.x
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):  # keep the prior-mode start
+            logger.debug("GP hyperparameter fit failed; keeping the initial values", exc_info=True)
+    with torch.no_grad():
+        h, c = unpack(torch.tensor(theta, dtype=DTYPE))
+    return QualityGP(kernel, X, y, {k: float(v) for k, v in h.items()}, float(c))

@@ -1,0 +1,68 @@
+"""Export of a configuration as a compact UNet, and its rebuild without teacher, space or library."""
+
+import random
+
+import pytest
+import torch
+
+from tocsr_nas.stages.costs import cost_table_for
+from tocsr_nas.stages.distill import DistillConfig, distill_teacher
+from tocsr_nas.stages.export import CompactFormatError, assemble_from_library, export_compact, load_compact, load_compact_teacher
+from tocsr_nas.stages.space import build_space
+from tocsr_nas.searchspace import SpaceSpec
+from tocsr_nas.teacher import build_teacher
+
+SPACE = """
+name: export-test
+rules:
+  - name: resnets
+    match: "*resnets.*"
+    type: ResnetBlock2D
+    candidates: [skip, {type: bottleneck_resnet, grid: {ratio: [0.5]}}]
+  - name: attentions
+    match: "*attentions.*"
+    candidates: [conv_mixer]
+  - name: samplers
+    match: "*samplers.*"
+    candidates: [skip]
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    teacher = build_teacher("tiny", seed=0).eval()
+    space = build_space(teacher.unet, SpaceSpec.from_yaml(SPACE), probe=teacher.unet_example_inputs(1, resolution=32))
+    config = DistillConfig(steps=2, samples=4, val_samples=2, batch_size=2, capture_batch=4, resolution=32)
+    library = distill_teacher(teacher, space, root / "lib", config, progress=False)
+    return teacher, space, library, root
+
+
+def test_export_round_trip_outputs_and_complexity(setup, tmp_path):
+    teacher, space, library, _ = setup
+    cfg = space.sample(random.Random(4))
+    meta = export_compact(teacher, space, library, cfg, tmp_path / "compact", resolution=32)
+    rebuilt = load_compact(tmp_path / "compact")
+    reference = assemble_from_library(teacher.unet, space, library, cfg)
+    args, kwargs = teacher.unet_example_inputs(2, resolution=32, seed=3)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(*args, **kwargs)[0], reference(*args, **kwargs)[0])
+    table = cost_table_for(teacher, space, 32, cache=False)
+    searched = table.cost(cfg)
+    assert meta["measured"]["params"] == searched.params
+    assert meta["measured"]["macs"] == searched.macs
+    # the compact folder alone is a teacher-like bundle for SR
+    bundle = load_compact_teacher(tmp_path / "compact")
+    assert bundle.latent_channels == 16 and bundle.context(1).shape == teacher.context(1).shape
+
+
+def test_export_refuses_to_overwrite_and_bad_folders(setup, tmp_path):
+    teacher, space, library, _ = setup
+    out = tmp_path / "compact"
+    export_compact(teacher, space, library, space.default_config(), out, resolution=32)
+    before = (out / "unet.safetensors").read_bytes()
+    with pytest.raises(Exception, match="not empty"):
+        export_compact(teacher, space, library, space.default_config(), out, resolution=32)
+    assert (out / "unet.safetensors").read_bytes() == before
+    with pytest.raises(CompactFormatError, match="not a compact export"):
+        load_compact(tmp_path)
