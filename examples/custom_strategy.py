@@ -8,9 +8,9 @@ What it shows:
    something is feasible. It only implements ``_propose``; the base class handles the teacher-first
    rule, deduplication, pending proposals, admissibility checks and the resumable state.
 2. Driving it by hand (``ask`` / ``tell``) and through ``tocsr_nas.search`` next to ``random``.
-3. The shared strategy conformance suite (``tests/nas/strategies/test_conformance.py``: teacher
+3. The shared strategy conformance kit (``tocsr_nas.strategies.testing.run_conformance``: teacher
    first, admissible, never repeats, same seed -> same trials, state round-trips, survives failed
-   evaluations, exhausts a tiny space), run on this strategy with pytest.
+   evaluations, exhausts a tiny space), run on this strategy by import (no pytest, no checkout).
 4. The command line: ``tocsr-nas --plugin examples/custom_strategy.py search ... --strategy
    greedy-descent`` on a teacher and a small distilled surrogate library (made here).
 
@@ -129,17 +129,16 @@ def compare(space, cost, quality, budget: int, out: Path) -> None:
 
 
 def conformance(name: str = "greedy-descent") -> int:
-    """Run the shared strategy conformance suite on ``name`` (pytest, in this process)."""
-    suite = Path(__file__).resolve().parents[1] / "tests" / "nas" / "strategies" / "test_conformance.py"
-    if not suite.is_file():
-        print(f"conformance suite not found at {suite} (run from a tocsr-nas checkout); skipped")
-        return 0
-    import pytest
+    """Run the shared strategy conformance kit on ``name`` (in this process, where it is registered)."""
+    from tocsr_nas.strategies.testing import conformance_checks, run_conformance
 
-    # the suite parametrises over available_strategies() at collection: ours is registered by now
-    code = pytest.main([str(suite), "-q", "-k", name, "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"])
-    print(f"conformance suite on {name!r}: {'passed' if code == 0 else 'FAILED'}")
-    return int(code)
+    try:
+        run_conformance(name)
+    except AssertionError as exc:
+        print(f"conformance suite on {name!r}: FAILED ({exc})")
+        return 1
+    print(f"conformance suite on {name!r}: passed ({len(conformance_checks())} checks)")
+    return 0
 
 
 def cli_search(out: Path, *, budget: int, quick: bool) -> int:

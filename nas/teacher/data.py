@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import pack, rearrange, unpack
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from tocsr_nas.errors import TocsrError
@@ -192,13 +193,14 @@ def _decoded_skimage_photo(name: str) -> np.ndarray:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 in ``[-1, 1]``."""
-    return torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    pixels = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
+    return rearrange(pixels, "h w c -> c h w").float().div(127.5).sub(1.0)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``(B, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]`` -> uint8 ``(..., H, W, 3)`` (clamped, rounded)."""
     x = ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return x.movedim(-3, -1).cpu().numpy()
+    return rearrange(x, "... c h w -> ... h w c").cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -390,7 +392,8 @@ class Degradation:
             raise ImageDataError(f"a {w}x{h} image is not divisible by the scale {scale}")
         rng = np.random.default_rng(seed)
         out = []
-        for img in to_uint8(hr.reshape(-1, 3, h, w)):
+        images, lead = pack([hr], "* c h w")  # any leading axes -> one batch axis
+        for img in to_uint8(images):
             pil = Image.fromarray(img)
             sigma = rng.uniform(*self.blur_sigma)
             if sigma > 0:
@@ -404,7 +407,8 @@ class Degradation:
             buf.seek(0)
             with Image.open(buf) as jpg:
                 out.append(to_tensor(np.asarray(jpg.convert("RGB"))))
-        return torch.stack(out).reshape(*hr.shape[:-3], 3, h // scale, w // scale)
+        (lr,) = unpack(torch.stack(out), lead, "* c h w")
+        return lr
 
 
 class PatchDataset(torch.utils.data.Dataset):

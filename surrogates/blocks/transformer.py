@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.attention import BasicTransformerBlock
+from einops import rearrange
 from torch import nn
 
 from tocsr_nas.surrogates.base import SurrogateBlock, check_bool, check_number
@@ -192,15 +193,15 @@ class LightTransformer(SurrogateBlock):
         return_dict: bool = True,
     ) -> Any:
         cfg = self.config
-        batch, _, height, width = hidden_states.shape  # (B, C, H, W)
+        height, width = hidden_states.shape[-2:]  # (B, C, H, W)
         residual = hidden_states
         x = self.norm(hidden_states)
         if cfg.use_linear_projection:
-            x = x.permute(0, 2, 3, 1).reshape(batch, height * width, cfg.in_channels)  # (B, HW, C)
+            x = rearrange(x, "b c h w -> b (h w) c")
             x = self.proj_in(x)  # (B, HW, D)
         else:
             x = self.proj_in(x)  # (B, D, H, W)
-            x = x.permute(0, 2, 3, 1).reshape(batch, height * width, x.shape[1])  # (B, HW, D)
+            x = rearrange(x, "b d h w -> b (h w) d")
         cross = cfg.cross_attention_dim is not None
         x = self.transformer_blocks[0](
             x,
@@ -211,8 +212,8 @@ class LightTransformer(SurrogateBlock):
         )  # (B, HW, D)
         if cfg.use_linear_projection:
             x = self.proj_out(x)  # (B, HW, C)
-            x = x.reshape(batch, height, width, cfg.in_channels).permute(0, 3, 1, 2)  # (B, C, H, W)
+            x = rearrange(x, "b (h w) c -> b c h w", h=height, w=width)
         else:
-            x = x.reshape(batch, height, width, x.shape[-1]).permute(0, 3, 1, 2)  # (B, D, H, W)
+            x = rearrange(x, "b (h w) d -> b d h w", h=height, w=width)
             x = self.proj_out(x)  # (B, C, H, W)
         return transformer_output(x + residual, return_dict)
