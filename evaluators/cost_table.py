@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
+from tocsr_nas._io import atomic_write_text
 from tocsr_nas.evaluators.complexity import Complexity, count_macs, count_params, trace_macs
 from tocsr_nas.evaluators.signatures import call_signature as _io_signature
 from tocsr_nas.evaluators.signatures import module_signature as _module_signature
@@ -553,20 +553,9 @@ class CostTable:
         return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Writes the table as JSON atomically (a temporary file, then ``os.replace``)."""
+        """Writes the table as JSON atomically (``tocsr_nas._io``: a temporary file, then ``os.replace``)."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(self.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(target, self.to_json())
         return target
 
     @classmethod

@@ -80,8 +80,8 @@ from typing import Any, ClassVar
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
+from tocsr_nas._io import save_safetensors
 from tocsr_nas.searchspace.errors import TocsrError
 
 __all__ = [
@@ -239,15 +239,9 @@ class ValidationSet:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the set to one safetensors file (atomically); ``meta`` and ``chunk_size`` go in its header."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {name: getattr(self, name).detach().to("cpu").contiguous() for name in _TENSORS}
+        tensors = {name: getattr(self, name) for name in _TENSORS}
         header = {"format": _FORMAT, "chunk_size": str(self.chunk_size), "meta": json.dumps(dict(self.meta), sort_keys=True)}
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            save_file(tensors, str(tmp), metadata=header)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_safetensors(path, tensors, header)
         return path
 
     @classmethod

@@ -2,8 +2,13 @@
 
 Every writer puts its bytes into a temporary file *in the same directory* as the target (so the
 final rename never crosses a file system), flushes and ``fsync``s it, then ``os.replace``s it over
-the target. ``os.replace`` is atomic on POSIX and Windows. Readers therefore never see a torn
-file, and an interrupted run leaves at worst a stray ``.<name>.tmp-*`` file, which is ignored.
+the target, and finally ``fsync``s the directory so that the rename itself survives a power
+loss. ``os.replace`` is atomic on POSIX and Windows. Readers therefore never see a torn file, and
+an interrupted run leaves at worst a stray ``.<name>.tmp-*`` file, which is ignored.
+
+Folders are written the same way: fill a temporary folder next to the target
+(:func:`atomic_dir`, or :func:`temporary_dir` for a staging area) and swap it in with
+:func:`replace_dir`, which never deletes the old folder before the new one is in place.
 
 Example:
     >>> import tempfile, pathlib
@@ -21,14 +26,15 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:  # torch and safetensors load on first use: plain file writers stay torch-free
+    import torch
 
 __all__ = [
+    "atomic_dir",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -38,12 +44,14 @@ __all__ = [
     "load_safetensors",
     "save_torch_state",
     "load_torch_state",
+    "fsync_dir",
     "replace_dir",
+    "temporary_dir",
 ]
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success move it over ``path`` atomically.
 
     Write whatever you like to the yielded path (any library that takes a file name works). If
@@ -51,6 +59,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Args:
         path: the final file.
+        suffix: the temporary file's name ends with this (for writers that pick the format
+            from the extension, e.g. ``".png"``).
 
     Yields:
         A temporary file path in the same directory.
@@ -65,7 +75,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
@@ -74,9 +84,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:  # flush the bytes to disk before the rename makes them visible
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make the entries of directory ``path`` (a new file, a rename) durable.
+
+    A no-op where directories cannot be opened or fsynced (Windows, some file systems).
+
+    Args:
+        path: the directory.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -96,15 +127,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    """Write ``obj`` as JSON (sorted keys, trailing newline) to ``path`` atomically.
+def atomic_write_json(
+    path: str | os.PathLike[str],
+    obj: Any,
+    *,
+    indent: int | None = 2,
+    sort_keys: bool = True,
+    default: Callable[[Any], Any] | None = None,
+) -> None:
+    """Write ``obj`` as JSON (trailing newline) to ``path`` atomically.
 
     Args:
         path: the target file.
         obj: anything ``json.dumps`` accepts.
         indent: JSON indentation; ``None`` for one line.
+        sort_keys: sort the keys of every object (the default) or keep their order.
+        default: ``json.dumps``'s ``default``: turns values JSON does not know into ones it does.
     """
-    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -118,16 +158,34 @@ def save_safetensors(
 ) -> None:
     """Save a flat ``name -> tensor`` mapping as safetensors, atomically.
 
-    Tensors are made contiguous and moved to the CPU; shared storage is cloned (safetensors
-    refuses aliased tensors).
+    Tensors are made contiguous and moved to the CPU; a tensor whose storage an earlier one
+    already uses is cloned (safetensors refuses aliased tensors). Nothing else is copied.
+
+    Args:
+        path: the target file.
+        tensors: the tensors to save.
+        metadata: string key/values for the file's header.
     """
-    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    from safetensors.torch import save_file
+
+    flat: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for key, value in tensors.items():
+        tensor = value.detach().to("cpu").contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in storages:
+            tensor = tensor.clone()
+        elif storage:
+            storages.add(storage)
+        flat[key] = tensor
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
 
 
 def load_safetensors(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Load a safetensors file into a ``name -> tensor`` dict."""
+    from safetensors.torch import load_file
+
     return load_file(str(path), device=str(device))
 
 
@@ -137,28 +195,122 @@ def save_torch_state(path: str | os.PathLike[str], state: Any) -> None:
     Only plain containers, numbers, strings and tensors belong in ``state``: it is read back with
     ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects.
     """
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def load_torch_state(path: str | os.PathLike[str]) -> Any:
     """Load what :func:`save_torch_state` wrote, with ``weights_only=True`` (no arbitrary unpickling)."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@contextlib.contextmanager
+def temporary_dir(parent: str | os.PathLike[str], prefix: str = ".tmp-") -> Iterator[Path]:
+    """Yield a new empty folder inside ``parent``; it is deleted, with whatever is left in it, on exit.
+
+    The staging area for :func:`replace_dir`: being in ``parent``, its contents can be renamed
+    into ``parent`` without crossing a file system.
+
+    Args:
+        parent: the folder to create it in (created if missing).
+        prefix: the start of its name (hidden by default).
+
+    Yields:
+        The folder.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success swap it in with :func:`replace_dir`.
+
+    If the ``with`` body raises, the temporary folder is deleted and ``path`` (old content or
+    none) is left exactly as it was.
+
+    Args:
+        path: the final folder (replaced if it exists).
+
+    Yields:
+        A temporary folder in the same parent.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "export"
+        >>> with atomic_dir(target) as tmp:
+        ...     _ = (tmp / "a.txt").write_text("new")
+        >>> sorted(p.name for p in target.parent.iterdir()), (target / "a.txt").read_text()
+        (['export'], 'new')
+    """
+    path = Path(path)
+    with temporary_dir(path.parent, prefix=f".{path.name}.tmp-") as tmp:
+        yield tmp
+        replace_dir(tmp, path)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file under ``root`` to disk, then the folders (deepest first)."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            file = os.path.join(folder, name)
+            if os.path.islink(file):
+                continue
+            with open(file, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(folder)
 
 
 def replace_dir(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """Move the finished directory ``src`` to ``dst``, replacing any directory already there.
 
-    ``os.replace`` cannot replace a non-empty directory, so an existing ``dst`` is first renamed
-    aside (``.<name>.old-*``), ``src`` renamed into place and only then the old copy deleted. A
-    crash between the two renames leaves ``dst`` missing and the old copy next to it, never a
-    mixture of old and new files. ``src`` and ``dst`` must be on the same file system.
+    The old ``dst`` is never deleted before the new one is in place. ``os.replace`` cannot
+    replace a non-empty directory, so the swap is: flush ``src``'s files to disk; rename an
+    existing ``dst`` aside to the hidden sibling ``.<name>.old-<random>``; rename ``src`` to
+    ``dst``; flush the parent directory; delete the old copy. If the second rename fails, the
+    old copy is renamed back and the error raised. What a crash (or power loss) leaves:
+
+    * before the first rename: the old ``dst`` untouched (and ``src``, if the caller's
+      temporary folder was not cleaned up);
+    * between the two renames: no ``dst``, the complete old copy in ``.<name>.old-*`` (rename it
+      back to recover) and the complete new one still at ``src``;
+    * after the second rename: the complete new ``dst``, and possibly a stale, partly deleted
+      ``.<name>.old-*`` that nothing reads (delete it at leisure).
+
+    Never a mixture of old and new files. ``src`` and ``dst`` must be on the same file system,
+    and only one process may replace a given ``dst`` at a time.
+
+    Args:
+        src: the finished folder.
+        dst: where it goes.
+
+    Raises:
+        NotADirectoryError: ``src`` is not a folder (``dst`` is left alone).
+        OSError: a rename failed (``dst`` is left as it was).
     """
     src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise NotADirectoryError(f"cannot replace {dst}: {src} is not a folder")
+    _fsync_tree(src)
     old = None
     if dst.exists():
         old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(dst, old)
-    os.replace(src, dst)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        if old is not None:
+            os.replace(old, dst)
+        raise
+    fsync_dir(dst.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

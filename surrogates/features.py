@@ -40,7 +40,6 @@ import json
 import os
 import re
 import hashlib
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +47,9 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
+from tocsr_nas._io import save_safetensors
 from tocsr_nas.surrogates.capture import BlockIO, iter_capture
 from tocsr_nas.surrogates.errors import SurrogateError
 from tocsr_nas.surrogates.kinds import block_output
@@ -61,7 +60,6 @@ __all__ = [
     "FeatureCacheError",
     "capture_features",
     "safe_name",
-    "atomic_save_safetensors",
 ]
 
 SPLITS = ("train", "val")
@@ -87,32 +85,6 @@ def safe_name(name: str) -> str:
         return name
     cleaned = re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("_.") or "x"
     return f"{cleaned}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
-
-
-def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike[str], metadata: dict[str, str]) -> None:
-    """Write a safetensors file atomically: a temporary file in the same folder, then ``os.replace``.
-
-    A reader (or a process killed mid-write) sees either the old file or the complete new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -228,7 +200,7 @@ class FeatureCache:
             "count": str(int(stacked["output"].shape[0])),
             "structure": json.dumps(first, sort_keys=True),
         }
-        atomic_save_safetensors(stacked, self.file(block, split), meta)
+        save_safetensors(self.file(block, split), stacked, meta)
 
     def read(self, block: str, split: str) -> BlockFeatures:
         """Load the features of one block and split.

@@ -9,8 +9,8 @@ Layout of a library folder::
 
 What a reader can rely on (the storage contract):
 
-* Every file is written atomically (temporary file + ``os.replace``): a crash leaves either the
-  old file or the complete new one, never a torn one.
+* Every file is written atomically (``tocsr_nas._io``: temporary file + ``os.replace``): a crash
+  leaves either the old file or the complete new one, never a torn one.
 * A pair is *finished* exactly when its sidecar JSON exists (the sidecar is written after the
   weights, so a finished pair always has its weights). The manifest is a summary rewritten after
   every finished pair; a crash between a pair's sidecar and the manifest loses nothing, because
@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,10 +56,11 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from tocsr_nas._io import atomic_write_json, save_safetensors
 from tocsr_nas.searchspace.candidates import TEACHER
 from tocsr_nas.searchspace.space import SearchSpace
 from tocsr_nas.surrogates.errors import IncompleteLibraryError, LibraryMismatchError
-from tocsr_nas.surrogates.features import atomic_save_safetensors, safe_name
+from tocsr_nas.surrogates.features import safe_name
 from tocsr_nas.surrogates.registry import get_surrogate
 
 __all__ = [
@@ -141,19 +141,8 @@ def pair_files(root: str | os.PathLike[str], block: str, candidate: str) -> tupl
     return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True, default=_json_default)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_json(path: Path, obj: Any) -> None:
+    atomic_write_json(path, obj, indent=1, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -211,7 +200,7 @@ def write_pair(root: str | os.PathLike[str], record: PairRecord, module: nn.Modu
     weights, sidecar = pair_files(root, record.block, record.candidate)
     rel = weights.relative_to(root).as_posix()
     record = PairRecord(**{**record.to_dict(), "file": rel, "config": _plain_config(record.config)})
-    state = {} if module is None else {k: v.detach().to("cpu") for k, v in module.state_dict().items()}
+    state = {} if module is None else module.state_dict()
     meta = {
         "format": FORMAT,
         "block": record.block,
@@ -220,15 +209,15 @@ def write_pair(root: str | os.PathLike[str], record: PairRecord, module: nn.Modu
         "params": json.dumps(record.params, sort_keys=True),
         "config": json.dumps(record.config, sort_keys=True),
     }
-    atomic_save_safetensors(state, weights, meta)
-    _atomic_write_json(sidecar, record.to_dict())
+    save_safetensors(weights, state, meta)
+    _write_json(sidecar, record.to_dict())
     return record
 
 
 def write_manifest(root: str | os.PathLike[str], header: Mapping[str, Any], records: Iterable[PairRecord]) -> None:
     """Rewrite ``manifest.json`` atomically: the header plus every finished pair, sorted."""
     pairs = sorted((r.to_dict() for r in records), key=lambda d: (d["block"], d["candidate"]))
-    _atomic_write_json(Path(root) / MANIFEST, {**dict(header), "pairs": pairs})
+    _write_json(Path(root) / MANIFEST, {**dict(header), "pairs": pairs})
 
 
 def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:

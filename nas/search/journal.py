@@ -60,6 +60,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tocsr_nas._io import fsync_dir
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.searchspace import Configuration
 
@@ -260,7 +261,7 @@ class Journal:
             ) from None
         journal = cls(path, fh)
         journal._write(_dumps({"type": "header", "version": JOURNAL_VERSION, **header}))
-        _fsync_dir(os.path.dirname(os.path.abspath(path)))
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
         return journal
 
     @classmethod
@@ -346,20 +347,6 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a newly created file's directory entry durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def finished_rows(contents: JournalContents, strategy: str, epsilons: Iterable[float]) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tocsr_nas._io import atomic_path, atomic_write_json, atomic_write_text
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.search.journal import JOURNAL_NAME, eps_key, finished_rows, read_journal
 from tocsr_nas.search.trials import (
@@ -55,15 +56,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
 
 def _json_num(value: Any) -> Any:
     if value is None:
@@ -271,17 +263,16 @@ class SearchResult:
 
         out = os.fspath(out_dir)
         os.makedirs(os.path.join(out, "plots"), exist_ok=True)
-        _atomic_write_text(os.path.join(out, "trials.csv"), self.trials.to_csv(index=False))
-        _atomic_write_text(os.path.join(out, "pareto.csv"), self.pareto.to_csv(index=False))
-        _atomic_write_text(os.path.join(out, "best.json"), json.dumps(self.to_summary(), indent=2) + "\n")
+        atomic_write_text(os.path.join(out, "trials.csv"), self.trials.to_csv(index=False))
+        atomic_write_text(os.path.join(out, "pareto.csv"), self.pareto.to_csv(index=False))
+        atomic_write_json(os.path.join(out, "best.json"), self.to_summary(), sort_keys=False)
         for name, draw, data in (
             ("pareto.png", plot_pareto, self.pareto_plot_data()),
             ("convergence.png", plot_convergence, self.convergence_plot_data()),
         ):
             ax = draw(data)
-            tmp = os.path.join(out, "plots", f".{name}.tmp.png")
-            save_figure(ax, tmp)
-            os.replace(tmp, os.path.join(out, "plots", name))
+            with atomic_path(os.path.join(out, "plots", name), suffix=".png") as tmp:
+                save_figure(ax, tmp)
         self.out_dir = out
         logger.info("search outputs written to %s", out)
 

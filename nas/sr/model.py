@@ -45,7 +45,6 @@ import copy
 import json
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,14 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from torch import nn
 
-from tocsr_nas._io import atomic_write_json, load_safetensors, read_json, replace_dir, save_safetensors
+from tocsr_nas._io import (
+    atomic_write_json,
+    load_safetensors,
+    read_json,
+    replace_dir,
+    save_safetensors,
+    temporary_dir,
+)
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.teacher import NullContext, Teacher
 
@@ -385,9 +391,7 @@ class SRModel:
         Other files in ``directory`` (checkpoints, reports) are kept.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".sr.tmp-", dir=directory))
-        try:
+        with temporary_dir(directory, prefix=".sr.tmp-") as staging:
             self._save_backbone_arch(staging / "backbone")
             self.vae.save_pretrained(staging / "vae", safe_serialization=True)
             self.scheduler.save_config(staging / "scheduler")
@@ -398,8 +402,6 @@ class SRModel:
             (staging / _WEIGHTS).replace(directory / _WEIGHTS)
             config = dict(self.config, diffusers_version=diffusers.__version__)
             atomic_write_json(directory / "sr.json", config)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         self.backbone_dir = directory / "backbone"
         return directory
 

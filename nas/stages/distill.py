@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from tocsr_nas._io import atomic_write_json
 from tocsr_nas.teacher.data import PhotoDataset
 from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.searchspace import SearchSpace
@@ -234,7 +235,7 @@ def distill_teacher(
         # an old or partial cache is never mixed with new features
         shutil.rmtree(cache.root, ignore_errors=True)
         capture_teacher_features(teacher, space, cache, config, train_photos=train_photos, val_photos=val_photos)
-        meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        atomic_write_json(meta_path, meta, indent=1)
         logger.info("captured block features in %.1f s", time.perf_counter() - start)
     blocks = {path: teacher.unet.get_submodule(path) for path in space.paths}
     data = {k: v for k, v in asdict(config).items() if k not in ("steps", "batch_size", "lr", "seed", "workers", "threads", "keep_features")}

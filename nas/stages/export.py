@@ -19,17 +19,16 @@ import copy
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import UNet2DConditionModel
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from tocsr_nas._io import atomic_dir, atomic_write_text, save_safetensors
 from tocsr_nas.errors import TocsrError, UserInputError
 from tocsr_nas.evaluators import count_complexity
 from tocsr_nas.searchspace import TEACHER, Configuration, SearchSpace
@@ -123,21 +122,14 @@ def export_compact(
         "teacher_fingerprint": teacher.fingerprint(),
         **dict(info or {}),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+    # written next to ``out`` and swapped in whole: an interrupted or failed export (even with
+    # ``overwrite``) leaves the previous export as it was
+    with atomic_dir(out) as tmp:
+        save_safetensors(tmp / WEIGHTS_FILE, model.state_dict(), metadata={"format": FORMAT})
         teacher.vae.save_pretrained(tmp / "vae", safe_serialization=True)
         teacher.scheduler.save_config(tmp / "scheduler")
         teacher.context.save_pretrained(tmp / "context", safe_serialization=True)
-        (tmp / COMPACT_FILE).write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic_write_text(tmp / COMPACT_FILE, json.dumps(meta, indent=1, default=str))
     log.info("exported %s: %.2f M params, %.3f GMACs at %d px", out, cost.params / 1e6, cost.gmacs, resolution)
     return meta
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch import nn
 
-from tocsr_nas._io import atomic_write_json, read_json, replace_dir
+from tocsr_nas._io import atomic_write_json, atomic_write_text, read_json, replace_dir, temporary_dir
 from tocsr_nas.errors import TocsrError
 
 __all__ = [
@@ -253,16 +251,14 @@ class Teacher:
             The folder.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         marker = directory / _SAVING_MARKER
-        staging = Path(tempfile.mkdtemp(prefix=".teacher.tmp-", dir=directory))
-        try:
+        with temporary_dir(directory, prefix=".teacher.tmp-") as staging:
             self.vae.save_pretrained(staging / "vae", safe_serialization=True)
             self.unet.save_pretrained(staging / "unet", safe_serialization=True)
             self.context.save_pretrained(staging / "context", safe_serialization=True)
             self.scheduler.save_config(staging / "scheduler")
             fingerprint = self.fingerprint()
-            marker.write_text("a save is in progress or was interrupted; save again\n")
+            atomic_write_text(marker, "a save is in progress or was interrupted; save again\n")
             (directory / "teacher.json").unlink(missing_ok=True)
             for name in COMPONENTS:
                 replace_dir(staging / name, directory / name)
@@ -276,8 +272,6 @@ class Teacher:
             }
             atomic_write_json(directory / "teacher.json", meta)
             marker.unlink()
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return directory
 
     @classmethod

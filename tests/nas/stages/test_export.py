@@ -66,3 +66,31 @@ def test_export_refuses_to_overwrite_and_bad_folders(setup, tmp_path):
     assert (out / "unet.safetensors").read_bytes() == before
     with pytest.raises(CompactFormatError, match="not a compact export"):
         load_compact(tmp_path)
+
+
+def test_failed_overwrite_keeps_the_previous_export_loadable(setup, tmp_path, monkeypatch):
+    from tocsr_nas.stages import export as export_module
+
+    teacher, space, library, _ = setup
+    out = tmp_path / "compact"
+    export_compact(teacher, space, library, space.default_config(), out, resolution=32)
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError("simulated: disk full while writing compact.json")
+
+    # the last file of the export fails: everything else of the new export is already written
+    monkeypatch.setattr(export_module, "atomic_write_text", disk_full)
+    cfg = space.sample(random.Random(1))
+    with pytest.raises(OSError, match="disk full"):
+        export_compact(teacher, space, library, cfg, out, resolution=32, overwrite=True)
+    after = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compact"]  # no staging or old copies left
+    load_compact(out)
+
+    monkeypatch.undo()
+    export_compact(teacher, space, library, cfg, out, resolution=32, overwrite=True)
+    load_compact(out)
+    assert export_module.read_compact_meta(out)["configuration_hash"] == cfg.hash
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compact"]
