@@ -1,14 +1,20 @@
-"""A deterministic, checkpointed optimisation loop shared by SR training and one-step distillation.
+"""The one deterministic, checkpointed training loop: teacher training, SR training, one-step distillation.
 
 **Determinism.** Step ``k``'s data and noise are drawn by the caller's ``step_fn(k)`` from
 generators seeded by :func:`step_seed` ``(seed, phase, k)``, and the learning rate is a pure
 function of ``k`` (:func:`lr_at`), so a resumed run reproduces the weights of an uninterrupted one.
 
-**Checkpoints.** ``OUT/checkpoints/step-<k>/`` holds the trainable module's weights
-(safetensors) and the optimizer state (read back with ``torch.load(weights_only=True)``);
-``OUT/checkpoints/state.json``, replaced atomically, names the latest complete one, so a crash
-at any moment leaves a resumable folder. Earlier checkpoint folders are removed once the state
-points past them.
+**Checkpoints.** ``OUT/checkpoints/<phase>-<k>/`` holds the run's modules' weights (one
+safetensors file per module) and the optimizer state (read back with
+``torch.load(weights_only=True)``); ``OUT/checkpoints/state.json``, replaced atomically, names the
+latest complete one, so a crash at any moment leaves a resumable folder. Earlier checkpoint
+folders are removed once the state points past them. A single-phase run (SR training, one-step
+distillation) names its checkpoints ``step-<k>``; a run in phases (the teacher's VAE then UNet)
+records its ``phase`` in the state, and its wall and CPU seconds per phase.
+
+**Stopping.** ``stop_after`` ends a run abruptly after that many optimisation steps in one call
+(:class:`Stopped`, a simulated crash for tests); Ctrl-C is left to the caller (the CLI): either
+way the last checkpoint is what ``--resume`` continues.
 
 Example:
     >>> lr_at(0, 100, 1e-3, warmup=10), round(lr_at(100, 100, 1e-3, warmup=10), 6)
@@ -23,7 +29,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +45,19 @@ from tocsr_nas._io import (
     save_safetensors,
     save_torch_state,
 )
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.errors import TocsrError, UserInputError, require_at_least
 
-__all__ = ["step_seed", "lr_at", "Checkpoints", "open_run", "run_steps", "Stopped"]
+__all__ = [
+    "step_seed",
+    "lr_at",
+    "adamw",
+    "check_loop_settings",
+    "Checkpoints",
+    "Run",
+    "open_run",
+    "run_steps",
+    "Stopped",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +65,7 @@ CHECKPOINTS = "checkpoints"
 
 
 class Stopped(Exception):
-    """Raised when ``stop_after`` steps have run without a checkpoint (a simulated crash, for tests)."""
+    """Raised when ``stop_after`` steps have run in one call (a simulated crash, for tests)."""
 
 
 def step_seed(seed: int, phase: str, step: int) -> int:
@@ -65,41 +81,114 @@ def lr_at(step: int, total: int, peak: float, warmup: int = 0) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
+def adamw(parameters: list[nn.Parameter], lr: float) -> torch.optim.AdamW:
+    """The optimizer of every loop: AdamW without weight decay (its learning rate is set per step)."""
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+
+
+def check_loop_settings(config: object, lrs: tuple[str, ...] = ("lr",)) -> None:
+    """Check the settings every loop's config shares.
+
+    ``steps`` and ``warmup`` must be ``>= 0``, ``batch_size`` and ``checkpoint_every`` ``>= 1``,
+    and each learning rate named in ``lrs`` ``> 0``.
+
+    Raises:
+        UserInputError: the first bad field, named as its command-line option.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> check_loop_settings(SimpleNamespace(steps=1, warmup=0, batch_size=2, checkpoint_every=1, lr=0.0))
+        Traceback (most recent call last):
+        ...
+        tocsr_nas.errors.UserInputError: --lr must be > 0, got 0.0
+    """
+    require_at_least(config, 0, "steps", "warmup")
+    require_at_least(config, 1, "batch_size", "checkpoint_every")
+    for name in lrs:
+        value = getattr(config, name)
+        if not value > 0:
+            raise UserInputError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
 class Checkpoints:
-    """The ``checkpoints/`` folder of a run: ``state.json`` plus the latest ``step-<k>/``."""
+    """The ``checkpoints/`` folder of a run: ``state.json`` plus the latest ``<phase>-<k>/``."""
 
     def __init__(self, out: Path) -> None:
         self.dir = Path(out) / CHECKPOINTS
         self.state_path = self.dir / "state.json"
 
     def read_state(self) -> dict[str, Any] | None:
+        """The saved run state, or ``None`` if there is none."""
         return read_json(self.state_path) if self.state_path.is_file() else None
 
-    def save(self, state: dict[str, Any], step: int, module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Write ``step-<k>/`` then point ``state.json`` at it (atomically), then drop the previous one."""
-        name = f"step-{step:07d}"
-        save_safetensors(self.dir / name / "weights.safetensors", module.state_dict())
-        save_torch_state(self.dir / name / "optimizer.pt", optimizer.state_dict())
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Replace ``state.json`` atomically."""
+        atomic_write_json(self.state_path, state)
+
+    def save(
+        self,
+        state: dict[str, Any],
+        step: int,
+        modules: Mapping[str, nn.Module],
+        optimizer: torch.optim.Optimizer | None = None,
+        phase: str | None = None,
+    ) -> None:
+        """Write ``<phase>-<step>/`` then point ``state.json`` at it (atomically), then drop the previous one.
+
+        Args:
+            state: the run state; its ``step``, ``checkpoint`` (and ``phase``) are updated.
+            step: the number of steps done.
+            modules: the modules to save, each as ``<name>.safetensors``.
+            optimizer: the optimizer, if its state is to be kept.
+            phase: the phase of a run in phases (``None``: a single-phase run, ``step-<k>``).
+        """
+        name = f"{phase or 'step'}-{step:07d}"
+        for part, module in modules.items():
+            save_safetensors(self.dir / name / f"{part}.safetensors", module.state_dict())
+        if optimizer is not None:
+            save_torch_state(self.dir / name / "optimizer.pt", optimizer.state_dict())
         previous = state.get("checkpoint")
         state.update(step=step, checkpoint=name)
-        atomic_write_json(self.state_path, state)
+        if phase is not None:
+            state["phase"] = phase
+        self.write_state(state)
         if previous and previous != name:
             shutil.rmtree(self.dir / previous, ignore_errors=True)
 
-    def restore(self, state: dict[str, Any], module: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-        """Load the checkpoint ``state`` names; returns its step (0 if there is none)."""
+    def restore(
+        self, state: dict[str, Any], modules: Mapping[str, nn.Module], optimizer: torch.optim.Optimizer | None = None
+    ) -> int:
+        """Load the checkpoint ``state`` names (the optimizer's state if it has one); returns its step (0 if none)."""
         name = state.get("checkpoint")
         if not name:
             return 0
-        module.load_state_dict(load_safetensors(self.dir / name / "weights.safetensors"))
-        optimizer.load_state_dict(load_torch_state(self.dir / name / "optimizer.pt"))
+        folder = self.dir / name
+        for part, module in modules.items():
+            module.load_state_dict(load_safetensors(folder / f"{part}.safetensors"))
+        if optimizer is not None and (folder / "optimizer.pt").is_file():
+            optimizer.load_state_dict(load_torch_state(folder / "optimizer.pt"))
         return int(state["step"])
 
     def remove(self) -> None:
+        """Delete the whole ``checkpoints/`` folder."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def finish(self, state: dict[str, Any], keep: bool) -> None:
+        """Record a finished run's ``state``, then delete the folder unless ``keep`` (to extend the run later)."""
+        self.write_state(state)
+        if not keep:
+            self.remove()
 
-def open_run(out: Path, config: Any, *, resume: bool, resumable: tuple[str, ...], done_file: str) -> dict[str, Any]:
+
+def open_run(
+    out: Path,
+    config: Any,
+    *,
+    resume: bool,
+    resumable: tuple[str, ...],
+    done_file: str,
+    phases: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
     """The run state of ``out``: fresh, or the checkpoint's when resuming (settings checked).
 
     Args:
@@ -108,6 +197,8 @@ def open_run(out: Path, config: Any, *, resume: bool, resumable: tuple[str, ...]
         resume: continue ``out``'s checkpoint.
         resumable: config fields that may differ from the checkpoint's.
         done_file: the file a finished run leaves in ``out`` (to explain why nothing resumes).
+        phases: ``(phase, steps field)`` of each phase of a run in phases, in order (empty: one
+            phase, its length ``config.steps``). A finished phase's length cannot change.
 
     A fresh run writes ``checkpoints/state.json`` (step 0) at once, so ``out`` can be resumed
     even when it is interrupted before its first checkpoint.
@@ -116,6 +207,7 @@ def open_run(out: Path, config: Any, *, resume: bool, resumable: tuple[str, ...]
         TocsrError: a non-empty ``out`` without ``resume``, nothing to resume, or changed settings.
     """
     ckpt = Checkpoints(out)
+    names = [name for name, _ in phases]
     if resume:
         state = ckpt.read_state()
         if state is None and (out / done_file).is_file():
@@ -130,15 +222,119 @@ def open_run(out: Path, config: Any, *, resume: bool, resumable: tuple[str, ...]
         ]
         if diff:
             raise TocsrError(f"cannot resume {out} with different settings: {', '.join(diff)}")
-        if int(state.get("step", 0)) > config.steps:
-            raise TocsrError(f"{out} is already past step {config.steps}")
+        field, where = "steps", ""
+        if phases:  # a phase after the last ("done") counts as the last
+            current = names.index(state["phase"]) if state["phase"] in names else len(names) - 1
+            for name, steps_field in phases[:current]:
+                if getattr(config, steps_field) != getattr(saved, steps_field):
+                    option = "--" + steps_field.replace("_", "-")
+                    raise TocsrError(f"cannot change {option} when resuming {out}: the {name} phase is finished")
+            field, where = phases[current][1], f" of the {names[current]} phase"
+        if int(state.get("step", 0)) > getattr(config, field):
+            raise TocsrError(f"{out} is already past step {getattr(config, field)}{where}")
         state["config"] = dataclasses.asdict(config)
         return state
     if out.exists() and any(out.iterdir()):
         raise TocsrError(f"output folder {out} is not empty: choose a new --out, or pass --resume to continue it")
-    state = {"config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}, "seconds": 0.0}
-    atomic_write_json(ckpt.state_path, state)  # from now on the folder is resumable, even before step 1
+    state: dict[str, Any] = {"config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}}
+    if phases:
+        state.update(phase=names[0], seconds=dict.fromkeys(names, 0.0), cpu_seconds=dict.fromkeys(names, 0.0))
+    else:
+        state["seconds"] = 0.0
+    ckpt.write_state(state)  # from now on the folder is resumable, even before step 1
     return state
+
+
+class Run:
+    """One call of a checkpointed run: its state, modules, clock and ``stop_after`` count.
+
+    Args:
+        out: the output folder (its ``checkpoints/`` are written here).
+        state: the run state from :func:`open_run`.
+        modules: the modules a checkpoint saves and restores, by file name.
+        progress: show tqdm bars with the loss.
+        stop_after: raise :class:`Stopped` after this many optimisation steps of this call.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        state: dict[str, Any],
+        modules: Mapping[str, nn.Module],
+        *,
+        progress: bool = True,
+        stop_after: int | None = None,
+    ) -> None:
+        self.ckpt = Checkpoints(out)
+        self.state, self.modules = state, dict(modules)
+        self.progress, self.stop_after, self.steps_run = progress, stop_after, 0
+        self._clock = (time.perf_counter(), time.process_time())
+
+    def tick(self) -> None:
+        """Add the wall (and CPU) seconds since the last tick to the state (to its phase's entry)."""
+        now = (time.perf_counter(), time.process_time())
+        for key, t0, t1 in zip(("seconds", "cpu_seconds"), self._clock, now):
+            if isinstance(self.state.get(key), dict):
+                phase = self.state["phase"]
+                self.state[key][phase] = self.state[key].get(phase, 0.0) + t1 - t0
+            elif key == "seconds":
+                self.state[key] = self.state.get(key, 0.0) + t1 - t0
+        self._clock = now
+
+    def checkpoint(self, step: int, optimizer: torch.optim.Optimizer | None = None, phase: str | None = None) -> None:
+        """Save a checkpoint at ``step`` (the time so far belongs to the phase being left or continued)."""
+        self.tick()
+        self.ckpt.save(self.state, step, self.modules, optimizer, phase)
+
+    def restore(self, optimizer: torch.optim.Optimizer | None = None) -> int:
+        """Load the checkpoint the state names; returns its step (0 if there is none)."""
+        return self.ckpt.restore(self.state, self.modules, optimizer)
+
+    def optimise(
+        self,
+        optimizer: torch.optim.Optimizer,
+        parameters: list[nn.Parameter],
+        step_fn: Callable[[int], torch.Tensor],
+        *,
+        start: int,
+        steps: int,
+        lr: float,
+        warmup: int,
+        checkpoint_every: int,
+        desc: str,
+        phase: str | None = None,
+        final_checkpoint: bool = True,
+    ) -> None:
+        """Steps ``start .. steps - 1``: set the learning rate, ``step_fn(k)`` (the loss), clip to norm 1, step.
+
+        Checkpoints (with the optimizer) every ``checkpoint_every`` steps and, if
+        ``final_checkpoint``, after the last step (so a later run may extend ``steps``). The
+        caller sets the modules' train/eval modes.
+
+        Raises:
+            Stopped: once ``stop_after`` steps have run in this call (after that step's checkpoint, if any).
+        """
+        bar = tqdm(total=steps, initial=start, desc=desc, disable=not self.progress, dynamic_ncols=True)
+        try:
+            for step in range(start, steps):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, steps, lr, warmup)
+                loss = step_fn(step)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                last = step + 1 == steps
+                if (last and final_checkpoint) or (not last and (step + 1) % checkpoint_every == 0):
+                    self.checkpoint(step + 1, optimizer, phase)
+                self.steps_run += 1
+                if self.stop_after is not None and self.steps_run >= self.stop_after:
+                    raise Stopped
+        finally:
+            bar.close()
+        self.tick()
 
 
 def run_steps(
@@ -156,40 +352,22 @@ def run_steps(
     progress: bool = True,
     stop_after: int | None = None,
 ) -> None:
-    """Optimise ``parameters`` with AdamW for ``steps`` steps of ``step_fn`` (the loss of step ``k``).
+    """A single-phase run: optimise ``parameters`` of ``module`` for ``steps`` steps of ``step_fn``.
 
-    Resumes from ``out/checkpoints`` when ``state`` names a checkpoint; checkpoints every
-    ``checkpoint_every`` steps and at the end (so a later run may extend ``steps``). The wall
-    time is accumulated in ``state["seconds"]``.
+    Resumes from ``out/checkpoints`` when ``state`` names a checkpoint (``module`` is saved as
+    ``weights.safetensors``), checkpoints every ``checkpoint_every`` steps and at the end (so a
+    later run may extend ``steps``); ``module`` is in train mode while it runs, in eval mode
+    after. The wall time is accumulated in ``state["seconds"]``.
 
     Raises:
-        Stopped: after ``stop_after`` steps in this call, without a checkpoint.
+        Stopped: after ``stop_after`` steps in this call.
     """
-    ckpt = Checkpoints(out)
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
-    start = ckpt.restore(state, module, optimizer)
+    run = Run(out, state, {"weights": module}, progress=progress, stop_after=stop_after)
+    optimizer = adamw(parameters, lr)
+    start = run.restore(optimizer)
     module.train()
-    clock = time.perf_counter()
-    bar = tqdm(total=steps, initial=start, desc=desc, disable=not progress, dynamic_ncols=True)
-    done_here = 0
-    for step in range(start, steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, lr, warmup)
-        loss = step_fn(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        done_here += 1
-        if stop_after is not None and done_here >= stop_after:
-            bar.close()
-            raise Stopped
-        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-            state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - clock
-            clock = time.perf_counter()
-            ckpt.save(state, step + 1, module, optimizer)
-    bar.close()
+    run.optimise(
+        optimizer, parameters, step_fn, start=start, steps=steps, lr=lr, warmup=warmup,
+        checkpoint_every=checkpoint_every, desc=desc,
+    )  # fmt: skip
     module.eval()
-    state["seconds"] = state.get("seconds", 0.0) + time.perf_counter() - clock

@@ -66,10 +66,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tocsr_nas._io import atomic_write_json
 from tocsr_nas.teacher.data import psnr
 from tocsr_nas.errors import TocsrError, require_at_least
-from tocsr_nas.training import Checkpoints, Stopped, open_run, run_steps, step_seed
+from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import SRModel
 from tocsr_nas.sr.pool import LatentPool
 from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample
@@ -130,14 +129,15 @@ class DistillConfig:
     val_patches: int = 32
 
     def __post_init__(self) -> None:
-        require_at_least(self, 0, "steps", "warmup", "pixel_items")
-        require_at_least(self, 1, "batch_size", "pool_size", "pool_patch", "crop", "checkpoint_every", "val_patches")
+        check_loop_settings(self)
+        require_at_least(self, 0, "pixel_items")
+        require_at_least(self, 1, "pool_size", "pool_patch", "crop", "val_patches")
         if self.target_steps is not None and self.target_steps < 1:
             raise TocsrError(f"--target-steps must be >= 1, got {self.target_steps}")
         if self.start not in ("lr", "noise"):
             raise TocsrError(f"--start must be 'lr' or 'noise', got {self.start!r}")
-        if min(self.w_distill, self.w_latent, self.w_pixel) < 0 or self.lr <= 0:
-            raise TocsrError("loss weights must be >= 0 and --lr > 0")
+        if min(self.w_distill, self.w_latent, self.w_pixel) < 0:
+            raise TocsrError("loss weights must be >= 0")
 
 
 def sigma(model: SRModel) -> torch.Tensor:
@@ -268,9 +268,7 @@ def distill_onestep(
     model.config["source"] = dict(model.config.get("source", {}), sr_model=str(sr_dir.resolve()))
     model.save(out)
     state["done"] = True
-    atomic_write_json(ckpt.state_path, state)
-    if not keep_checkpoints:
-        ckpt.remove()
+    ckpt.finish(state, keep=keep_checkpoints)
     logger.debug(
         "one-step model saved to %s: held-out patch PSNR %.2f dB -> %.2f dB (%.0f s)",
         out, metrics["val_psnr_init"], metrics["val_psnr"], metrics["seconds"],

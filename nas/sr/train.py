@@ -37,10 +37,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tocsr_nas._io import atomic_write_json
 from tocsr_nas.teacher.data import PhotoDataset, downscale
 from tocsr_nas.errors import TocsrError, require_at_least
-from tocsr_nas.training import Checkpoints, Stopped, open_run, run_steps, step_seed
+from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import Backbone, SRModel, bicubic_upsample, load_backbone
 from tocsr_nas.sr.pool import LatentPool
 
@@ -97,13 +96,10 @@ class SRTrainConfig:
     val_patches: int = 32
 
     def __post_init__(self) -> None:
-        require_at_least(self, 0, "steps", "warmup")
-        require_at_least(self, 1, "batch_size", "scale", "pool_size", "pool_patch", "crop", "sampler_steps", "tile",
-                         "checkpoint_every", "val_patches")
+        check_loop_settings(self)
+        require_at_least(self, 1, "scale", "pool_size", "pool_patch", "crop", "sampler_steps", "tile", "val_patches")
         if not 0.0 < self.strength <= 1.0:
             raise TocsrError(f"--strength must be in (0, 1], got {self.strength}")
-        if self.lr <= 0:
-            raise TocsrError(f"--lr must be > 0, got {self.lr}")
         if self.trainable not in ("all", "unet"):
             raise TocsrError(f"--trainable must be 'all' or 'unet', got {self.trainable!r}")
 
@@ -237,9 +233,7 @@ def train_sr(
     model.config["train"] = dataclasses.asdict(config)
     model.save(out)
     state["done"] = True
-    atomic_write_json(Checkpoints(out).state_path, state)
-    if not keep_checkpoints:
-        Checkpoints(out).remove()
+    Checkpoints(out).finish(state, keep=keep_checkpoints)
     logger.debug(
         "SR model saved to %s: conditioned validation loss %.4f -> %.4f in %d steps (%.0f s)",
         out, metrics["val_loss_init"], metrics["val_loss"], config.steps, metrics["seconds"],
