@@ -86,11 +86,12 @@ def adamw(parameters: list[nn.Parameter], lr: float) -> torch.optim.AdamW:
     return torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
 
 
-def check_loop_settings(config: object, lrs: tuple[str, ...] = ("lr",)) -> None:
+def check_loop_settings(config: object, lrs: tuple[str, ...] | Mapping[str, str] = ("lr",)) -> None:
     """Check the settings every loop's config shares.
 
     ``steps`` and ``warmup`` must be ``>= 0``, ``batch_size`` and ``checkpoint_every`` ``>= 1``,
-    and each learning rate named in ``lrs`` ``> 0``.
+    and each learning rate named in ``lrs`` ``> 0`` (``lrs`` maps a field to its command-line option
+    where the two differ, e.g. ``{"unet_lr": "--lr"}``; a plain name is its own option).
 
     Raises:
         UserInputError: the first bad field, named as its command-line option.
@@ -104,10 +105,11 @@ def check_loop_settings(config: object, lrs: tuple[str, ...] = ("lr",)) -> None:
     """
     require_at_least(config, 0, "steps", "warmup")
     require_at_least(config, 1, "batch_size", "checkpoint_every")
-    for name in lrs:
+    options = dict(lrs) if isinstance(lrs, Mapping) else {name: f"--{name.replace('_', '-')}" for name in lrs}
+    for name, option in options.items():
         value = getattr(config, name)
         if not value > 0:
-            raise UserInputError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+            raise UserInputError(f"{option} must be > 0, got {value}")
 
 
 class Checkpoints:

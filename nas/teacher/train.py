@@ -118,7 +118,7 @@ class TrainConfig:
     calibration_patches: int = 64
 
     def __post_init__(self) -> None:
-        check_loop_settings(self, lrs=("vae_lr", "unet_lr"))
+        check_loop_settings(self, lrs={"vae_lr": "--vae-lr", "unet_lr": "--lr"})
         require_at_least(self, 0, "vae_steps")
         require_at_least(self, 1, "vae_batch_size", "patch_size", "vae_patch_size", "val_patches", "calibration_patches")
         if self.kl_weight < 0:
