@@ -340,7 +340,9 @@ def prepare_search(
     """Teacher + surrogate library -> search space, cost table, validation set, quality function and prior.
 
     Args:
-        teacher: a :class:`~tocsr_nas.teacher.Teacher` or its folder (diffusers layout).
+        teacher: a :class:`~tocsr_nas.teacher.Teacher` or its folder (diffusers layout). A teacher
+            object is used in place: its UNet is wrapped by the returned ``supernet`` (call
+            ``prepared.supernet.restore()`` before handing it to anything else).
         surrogates: a :class:`~tocsr_nas.surrogates.library.SurrogateLibrary` or its folder; it
             must have been distilled from ``teacher`` (fingerprint).
         space: the search space the library was distilled for: a resolved
