@@ -181,14 +181,9 @@ def build_tiny_landscape(
     """
     import torch
 
-    from tocsr_nas.commands.search import normalised_prior
-    from tocsr_nas.stages.costs import cost_table_for
-    from tocsr_nas.evaluators import make_quality
-    from tocsr_nas.evaluators.quality import SupernetQuality
+    from tocsr_nas.search.setup import normalised_prior, prepare_search
     from tocsr_nas.surrogates.library import SurrogateLibrary
-    from tocsr_nas.surrogates.supernet import SuperNet
     from tocsr_nas.teacher import Teacher, default_teacher_dir
-    from tocsr_nas.stages.validation import build_validation_set
 
     torch.set_num_threads(threads)
     space = SearchSpace.from_choices({k: list(v) for k, v in subspace.items()}, name="tiny-subspace")
@@ -208,10 +203,9 @@ def build_tiny_landscape(
             land = EnumeratedLandscape.from_csv(cache_csv, space, name="A-tiny", prior=prior)
             return land.with_epsilon(land.epsilon_at_quantile(epsilon_quantile))
         logger.warning("%s was made with other settings (%s, now %s): evaluating afresh", cache_csv, stored, made_with)
-    full_space = library.space
-    table = cost_table_for(teacher, full_space, library.resolution)
-    validation = build_validation_set(teacher, samples=val_samples, resolution=library.resolution, seed=0)
-    evaluate = SupernetQuality(SuperNet(teacher.unet, library, full_space), make_quality(quality, validation))
+    # the set-up of `tocsr-nas search` on the library's whole space (validation seed 0, no cache)
+    prepared = prepare_search(teacher=teacher, surrogates=library, quality=quality, val_samples=val_samples, prior=False)
+    full_space, table, evaluate = prepared.space, prepared.cost, prepared.quality
     base = dict(full_space.default_config())
     rows, t0 = [], time.perf_counter()
     for i, cfg in enumerate(space.enumerate()):

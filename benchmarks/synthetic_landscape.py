@@ -33,43 +33,30 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tocsr_nas.searchspace import Configuration, SearchSpace
-from tocsr_nas.strategies import Problem
+from tocsr_nas.searchspace import SearchSpace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from landscapes import pareto_prune  # noqa: E402  (the chain DP step shared with landscape B)
+from landscapes import ChainLandscape, make_problem  # noqa: E402  (landscape B's chain model and its exact optimum)
 from run import run_search  # noqa: E402  (benchmarks/run.py: one search loop for every landscape)
 
 logger = logging.getLogger("synthetic_landscape")
 
 
-@dataclass
 class Landscape:
-    """A synthetic ``blocks x options`` landscape with an exactly known constrained optimum."""
+    """A synthetic ``blocks x options`` landscape: a :class:`~landscapes.ChainLandscape` (landscape B's
+    quality model, evaluation and exact optimum) with its own block costs and damage scale."""
 
-    space: SearchSpace
-    block_cost: np.ndarray  # (B, K)
-    damage: np.ndarray  # (B, K), damage[:, 0] = 0
-    pair_gain: np.ndarray  # (B - 1,)
-    noise: float
-    epsilon: float
-    prior_table: np.ndarray  # (B, K)
-    seed: int
-
-    @classmethod
+    @staticmethod
     def make(
-        cls,
         blocks: int = 24,
         options: int = 4,
         *,
@@ -77,7 +64,7 @@ class Landscape:
         budget_fraction: float = 0.12,
         prior_noise: float = 0.5,
         seed: int = 0,
-    ) -> "Landscape":
+    ) -> ChainLandscape:
         """Draw a landscape; damages are scaled so that ``epsilon`` buys roughly half the savings.
 
         ``budget_fraction``: epsilon as a fraction of the all-cheapest configuration's additive damage.
@@ -100,108 +87,14 @@ class Landscape:
         damage *= epsilon / (budget_fraction * damage[:, -1].sum())
         prior = damage * rng.lognormal(0.0, prior_noise, size=damage.shape)
         prior[:, 0] = 0.0
-        return cls(space, block_cost, damage, pair_gain, 0.02 * epsilon, epsilon, prior, seed)
-
-    # -- evaluation -----------------------------------------------------------------------------
-    def index(self, config: Configuration) -> np.ndarray:
-        return np.array(self.space.encode(config))
-
-    def cost(self, config: Configuration) -> float:
-        idx = self.index(config)
-        return float(self.block_cost[np.arange(len(idx)), idx].sum())
-
-    def structured(self, idx: np.ndarray) -> float:
-        d = self.damage[np.arange(len(idx)), idx]
-        s = np.sqrt(d)
-        return float(d.sum() + (self.pair_gain * s[:-1] * s[1:]).sum())
-
-    def unit_noise(self, idx: np.ndarray) -> float:
-        if not idx.any():
-            return 0.0
-        h = hashlib.sha256(f"{self.seed}|{idx.tolist()}".encode()).digest()
-        return int.from_bytes(h[:8], "little") / 2**64 * 2.0 - 1.0
-
-    def quality(self, config: Configuration) -> float:
-        idx = self.index(config)
-        return self.structured(idx) + self.noise * self.unit_noise(idx)
-
-    def prior(self) -> dict[str, dict[str, float]]:
-        return {
-            b.path: {name: float(self.prior_table[i, k]) for k, name in enumerate(b.names)}
-            for i, b in enumerate(self.space.blocks)
-        }
-
-    def problem(self, *, with_prior: bool = True, max_cost: float | None = None) -> Problem:
-        admissible = (lambda c: self.cost(c) <= max_cost) if max_cost is not None else (lambda c: True)
-        return Problem(
-            self.space, cost=self.cost, epsilons=(self.epsilon,), admissible=admissible,
-            prior=self.prior() if with_prior else None,
-        )
-
-    # -- the exact optimum ----------------------------------------------------------------------
-    def greedy(self) -> Configuration:
-        """A feasible configuration: cheapest-per-damage single swaps from the teacher while feasible."""
-        idx = np.zeros(len(self.damage), dtype=np.int64)
-        while True:
-            q0, c0 = self.quality(self.space.decode(idx.tolist())), self.cost(self.space.decode(idx.tolist()))
-            best, best_ratio = None, -np.inf
-            for b in range(len(idx)):
-                for k in range(self.damage.shape[1]):
-                    if k == idx[b]:
-                        continue
-                    x = idx.copy()
-                    x[b] = k
-                    cfg = self.space.decode(x.tolist())
-                    q, c = self.quality(cfg), self.cost(cfg)
-                    if q <= self.epsilon and c < c0:
-                        ratio = (c0 - c) / max(q - q0, 1e-12)
-                        if ratio > best_ratio:
-                            best, best_ratio = x, ratio
-            if best is None:
-                return self.space.decode(idx.tolist())
-            idx = best
-
-    def optimum(self) -> tuple[float, Configuration]:
-        """Exact ``min cost s.t. quality <= epsilon`` (dynamic programme with margin dominance)."""
-        B, K = self.damage.shape
-        margin = 2.0 * self.noise
-        upper = self.cost(self.greedy())  # a feasible configuration bounds the optimum's cost
-        min_cost_rest = np.concatenate([np.cumsum(self.block_cost.min(axis=1)[::-1])[::-1][1:], [0.0]])  # (B,)
-        limit = self.epsilon + self.noise
-        # states[k] = (cost (M,), damage (M,), configs (M, b+1)) of partials ending with choice k
-        states = [
-            (np.array([self.block_cost[0, k]]), np.array([self.damage[0, k]]), np.array([[k]]))
-            for k in range(K)
-        ]
-        for b in range(1, B):
-            new = []
-            for k in range(K):
-                costs, dams, cfgs = [], [], []
-                for j, (c, d, x) in enumerate(states):
-                    inter = self.pair_gain[b - 1] * math.sqrt(self.damage[b - 1, j]) * math.sqrt(self.damage[b, k])
-                    costs.append(c + self.block_cost[b, k])
-                    dams.append(d + self.damage[b, k] + inter)
-                    cfgs.append(np.concatenate([x, np.full((len(x), 1), k)], axis=1))
-                c, d, x = np.concatenate(costs), np.concatenate(dams), np.concatenate(cfgs)
-                # lower bound of the damage still to come is 0 (pair gains may be negative: be safe)
-                min_rest = sum(min(0.0, self.pair_gain[i]) * self.damage[i].max() for i in range(b, B - 1))
-                keep = (d + min_rest <= limit) & (c + min_cost_rest[b] <= upper + 1e-12)
-                c, d, x = c[keep], d[keep], x[keep]
-                new.append(pareto_prune(c, d, x, margin))
-            states = new
-        c = np.concatenate([s[0] for s in states])
-        x = np.concatenate([s[2] for s in states])
-        for i in np.argsort(c, kind="stable"):
-            cfg = self.space.decode(x[i].tolist())
-            if self.quality(cfg) <= self.epsilon:
-                return float(c[i]), cfg
-        raise RuntimeError("no feasible configuration (the teacher always is)")
+        return ChainLandscape("synthetic", space, list(block_cost), list(damage), pair_gain, 0.02 * epsilon,
+                              epsilon, list(prior), seed)
 
 
 # -- running strategies ---------------------------------------------------------------------------
-def run_strategy(land: Landscape, name: str, seed: int, budget: int, *, with_prior: bool = True) -> dict:
+def run_strategy(land: ChainLandscape, name: str, seed: int, budget: int, *, with_prior: bool = True) -> dict:
     """One search: the best-feasible-cost curve, feasibility flags and proposal times (``run.run_search``)."""
-    return run_search(land, name, seed, budget, problem=land.problem(with_prior=with_prior))
+    return run_search(land, name, seed, budget, problem=make_problem(land, with_prior=with_prior))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -213,18 +213,6 @@ def fingerprint(model: nn.Module) -> str:
     return "dit-" + h.hexdigest()[:12]
 
 
-def load_teacher():
-    """The shipped tiny teacher (for its VAE and scheduler), or the preset with random weights."""
-    from tocsr_nas.errors import TocsrError
-    from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
-
-    try:
-        return Teacher.load(default_teacher_dir())
-    except TocsrError as exc:
-        log.warning("shipped teacher unavailable (%s); using the tiny preset with random weights", exc)
-        return build_teacher("tiny", seed=0)
-
-
 # ---------------------------------------------------------------------- the pipeline
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -235,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
     import tocsr_nas
+    from tocsr_nas.search.setup import shipped_teacher
     from tocsr_nas.teacher.data import PhotoDataset
     from tocsr_nas.evaluators import CostTable, TeacherAgreement, ValidationSet
     from tocsr_nas.stages.space import CandidateCache, build_space
@@ -248,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     teacher_steps, samples, pair_steps, budget = (20, 32, 5, 6) if args.quick else (300, 256, 150, 30)
 
     # 1. latents of photo patches, and a DiT trained to denoise them
-    teacher = load_teacher().eval()
+    teacher = shipped_teacher().eval()  # for its VAE and scheduler (the tiny preset with random weights if absent)
     with torch.no_grad():
         train = teacher.encode(PhotoDataset.from_skimage("train", min_size=64).random_batch(samples, 64, seed=0))
         val = teacher.encode(PhotoDataset.from_skimage("val", min_size=64).random_batch(16, 64, seed=1))

@@ -42,8 +42,6 @@ from tocsr_nas.surrogates import (
     transformer_output,
 )
 
-log = logging.getLogger("custom_surrogate")
-
 
 @register_surrogate("lowrank_linear_attention")
 class LowRankLinearAttention(SurrogateBlock):
@@ -145,18 +143,6 @@ def conformance() -> int:
     return len(cases)
 
 
-def load_teacher():
-    """The shipped trained tiny teacher, or the tiny preset with random weights when it is absent."""
-    from tocsr_nas.errors import TocsrError
-    from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
-
-    try:
-        return Teacher.load(default_teacher_dir())
-    except TocsrError as exc:
-        log.warning("shipped teacher unavailable (%s); using the tiny preset with random weights", exc)
-        return build_teacher("tiny", seed=0)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/custom_surrogate"), help="output folder (new or empty)")
@@ -165,19 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
-    import tocsr_nas
-    from tocsr_nas.stages.costs import cost_table_for
+    from tocsr_nas.search import prepare_search
+    from tocsr_nas.search.setup import shipped_teacher
     from tocsr_nas.stages.distill import DistillConfig, distill_teacher
-    from tocsr_nas.evaluators import make_quality
     from tocsr_nas.stages.space import CandidateCache, build_space
-    from tocsr_nas.evaluators.quality import SupernetQuality
     from tocsr_nas.searchspace import SpaceSpec
-    from tocsr_nas.surrogates.supernet import SuperNet
-    from tocsr_nas.stages.validation import build_validation_set
 
     conformance()
 
-    teacher = load_teacher().eval()
+    teacher = shipped_teacher().eval()  # the trained tiny teacher (the preset with random weights if absent)
     candidates = CandidateCache()  # shared by the space check and the cost table: each candidate built once
     probe = teacher.unet_example_inputs(1, resolution=64)  # one forward pass checks every candidate's shapes
     space = build_space(teacher.unet, SpaceSpec.from_yaml(SPACE_YAML), probe=probe, candidates=candidates)
@@ -190,11 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     print("mean held-out distillation loss per candidate (1.0 = predicting zeros):")
     print(losses.groupby("candidate")["final_loss"].mean().round(4).to_string())
 
-    table = cost_table_for(teacher, space, cache=args.out / "cache", candidates=candidates)
-    validation = build_validation_set(teacher, samples=4 if args.quick else 16)
-    quality = SupernetQuality(SuperNet(teacher.unet, library, space), make_quality("denoising", validation))
-    result = tocsr_nas.search(space, quality=quality, cost=table, epsilon=[0.05, 0.2], strategy="ecbo",
-                              budget=budget, seed=0, out_dir=args.out / "search", progress=False)
+    # the set-up of `tocsr-nas search`: cost table, validation set, supernet quality (no prior here)
+    prepared = prepare_search(teacher=teacher, surrogates=library, space=space, candidates=candidates,
+                              val_samples=4 if args.quick else 16, prior=False, cost_cache=args.out / "cache")
+    result = prepared.search(epsilon=[0.05, 0.2], strategy="ecbo", budget=budget, seed=0,
+                             out_dir=args.out / "search", progress=False)
     print(result.summary())
     if result.best is not None:
         chosen = [name for name in result.best.config.values() if name.startswith("lowrank")]

@@ -27,41 +27,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 import torch
 
 import tocsr_nas
-from tocsr_nas.stages.costs import cost_table_for
+from tocsr_nas.search import prepare_search
+from tocsr_nas.search.setup import shipped_teacher
 from tocsr_nas.stages.distill import DistillConfig, distill_teacher
-from tocsr_nas.errors import TocsrError
-from tocsr_nas.evaluators import make_quality
 from tocsr_nas.stages.space import CandidateCache, build_space
-from tocsr_nas.evaluators.quality import SupernetQuality
 from tocsr_nas.searchspace import SpaceSpec
-from tocsr_nas.surrogates.supernet import SuperNet
-from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
-from tocsr_nas.stages.validation import build_validation_set
 
-log = logging.getLogger("search_tiny_unet")
 HERE = Path(__file__).resolve().parent
-
-
-def load_teacher() -> Teacher:
-    """The shipped trained tiny teacher, or the tiny preset with random weights when it is absent."""
-    try:
-        return Teacher.load(default_teacher_dir())
-    except TocsrError as exc:
-        log.warning("shipped teacher unavailable (%s); using the tiny preset with random weights", exc)
-        return build_teacher("tiny", seed=0)
-
-
-def normalised_prior(library) -> dict[str, dict[str, float]]:
-    """The library's held-out distillation losses scaled into [0, 1]: cheap prior knowledge for ecbo."""
-    raw = library.prior()  # {block: {candidate: final loss}}, teacher = 0
-    top = max((v for row in raw.values() for v in row.values() if math.isfinite(v)), default=0.0) or 1.0
-    return {block: {name: v / top for name, v in row.items() if math.isfinite(v)} for block, row in raw.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
     # 1-2. teacher and search space
-    teacher = load_teacher().eval()
+    teacher = shipped_teacher().eval()  # the trained tiny teacher (the preset with random weights if absent)
     spec = SpaceSpec.load(str(args.space))  # a YAML error is one SearchSpaceError line with the position
     candidates = CandidateCache()  # each distinct (block architecture, candidate) is built once
     probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
@@ -87,24 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     config = DistillConfig(steps=steps, samples=samples, val_samples=8, capture_batch=16, batch_size=8)
     library = distill_teacher(teacher, space, args.out / "library", config, resume=True, progress=not args.quick)
 
-    # 4. cost table, validation set, supernet quality, prior
-    table = cost_table_for(teacher, space, cache=args.out / "cache", candidates=candidates)
+    # 4. cost table, validation set, supernet quality, prior: the set-up of `tocsr-nas search`
+    prepared = prepare_search(teacher=teacher, surrogates=library, space=space, candidates=candidates,
+                              val_samples=val_samples, cost_cache=args.out / "cache",
+                              validation_cache=args.out / "validation.safetensors")
+    table = prepared.cost
     print(f"teacher: {table.teacher().gmacs:.4f} GMACs, {table.teacher().params / 1e6:.3f} M params; "
           f"cheapest configuration (constraints aside): {table.min_cost()[1].gmacs:.4f} GMACs")
-    validation = build_validation_set(teacher, samples=val_samples, cache=args.out / "validation.safetensors")
-    supernet = SuperNet(teacher.unet, library, space)
-    quality = SupernetQuality(supernet, make_quality("denoising", validation))
 
-    # 5. the search, the Pareto plot, the export
-    result = tocsr_nas.search(
-        space,
-        quality=quality,
-        cost=table,
+    # 5. the search (space, quality, cost and prior filled in), the Pareto plot, the export
+    result = prepared.search(
         epsilon=args.epsilon,
         strategy="ecbo",
         budget=budget,
         seed=0,
-        prior=normalised_prior(library),
         out_dir=args.out / "search",
         resume=(args.out / "search" / "journal.jsonl").is_file(),
         progress=not args.quick,
@@ -116,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Pareto front: {len(result.pareto)} trials; plot at {args.out / 'pareto.png'}")
 
     if result.best is not None:
-        supernet.restore()  # put the teacher's blocks back before assembling from the library
+        prepared.supernet.restore()  # put the teacher's blocks back before assembling from the library
         meta = tocsr_nas.export_compact(teacher, space, library, result.best.config, args.out / "compact",
                                         info={"epsilon": result.primary_epsilon, "quality": result.best.quality},
                                         overwrite=True)

@@ -18,33 +18,25 @@ What it assembles, in order (each step fails with one clear line before anything
 
 ``OUT/search.json`` records the command's settings; ``--resume`` refuses to continue a search
 made with another teacher, library, quality or validation set.
+
+The set-up and the stage are :func:`tocsr_nas.search.setup.prepare_search` and
+:func:`tocsr_nas.search.setup.run_search`; this module parses the arguments and prints the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import time
 from pathlib import Path
 from typing import Any
 
 from tocsr_nas.commands import positive_float, positive_int
-from tocsr_nas.errors import UserInputError
-
-logger = logging.getLogger(__name__)
+from tocsr_nas.search.setup import DEFAULT_BUDGET
 
 #: epsilon must lie in this open interval
 EPSILON_RANGE = (0.0, 10.0)
-#: evaluations when neither --budget nor --time-budget is given
-DEFAULT_BUDGET = 50
-#: the settings file in OUT
-SETTINGS_FILE = "search.json"
-#: the cached validation set in OUT
-VALIDATION_FILE = "validation.safetensors"
-#: settings that must match for --resume
-_RESUME_KEYS = ("teacher_fingerprint", "library_space_hash", "quality", "val_samples", "val_seed", "resolution")
 
 
 def parse_epsilons(text: str) -> list[float]:
@@ -147,184 +139,59 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-# ---------------------------------------------------------------------- checks
-def check_arguments(args: argparse.Namespace) -> None:
-    """Everything that can be checked without loading a model (one :class:`UserInputError` each)."""
-    from tocsr_nas.evaluators import available_qualities
-    from tocsr_nas.strategies import available_strategies
-
-    if args.strategy not in available_strategies():
-        raise UserInputError(f"unknown strategy {args.strategy!r}; valid: {', '.join(available_strategies())}")
-    if args.quality not in available_qualities():
-        raise UserInputError(f"unknown quality {args.quality!r}; valid: {', '.join(available_qualities())}")
-    for flag, path in (("--teacher", args.teacher), ("--surrogates", args.surrogates)):
-        if not path.is_dir():
-            raise UserInputError(f"{flag} {path}: no such folder")
-    if args.space is not None and not Path(args.space).is_file():
-        from tocsr_nas.stages.space import DEFAULT_SPACES
-
-        if args.space not in DEFAULT_SPACES:
-            raise UserInputError(f"--space {args.space}: no such file")
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not args.resume:
-        raise UserInputError(
-            f"--out {out} exists and is not empty; pass --resume to continue the search in it, or choose a new "
-            "folder (nothing was changed)"
-        )
-
-
-def _settings(args: argparse.Namespace, teacher_fp: str, library: Any, resolution: int) -> dict[str, Any]:
-    return {
-        "teacher": str(args.teacher),
-        "teacher_fingerprint": teacher_fp,
-        "surrogates": str(args.surrogates),
-        "library_space_hash": library.space_hash,
-        "space": args.space,
-        "quality": args.quality,
-        "val_samples": args.val_samples,
-        "val_seed": args.val_seed,
-        "resolution": resolution,
-        "objective": args.objective,
-        "strategy": args.strategy,
-        "epsilons": args.epsilon,
-        "seed": args.seed,
-        "batch_size": args.batch_size,
-        "budget": args.budget,
-        "time_budget": args.time_budget,
-        "max_gmacs": args.max_gmacs,
-        "max_params": args.max_params,
-        "prior": not args.no_prior,
-        "strategy_options": dict(args.strategy_option),
-    }
-
-
-def _check_resume(out: Path, settings: dict[str, Any]) -> None:
-    path = out / SETTINGS_FILE
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"cannot read {path}: {exc}") from None
-    for key in _RESUME_KEYS:
-        if old.get(key) != settings[key]:
-            raise UserInputError(
-                f"cannot resume {out}: it was searched with {key}={old.get(key)!r}, not {settings[key]!r}; "
-                "use the same teacher, library, --quality, --val-samples, --val-seed and --resolution, or a new --out"
-            )
-
-
-def normalised_prior(library: Any) -> dict[str, dict[str, float]]:
-    """The library's per-pair distillation losses scaled into ``[0, 1]`` (``teacher`` = 0).
-
-    Non-finite losses are left out (the strategy fills in the block's mean).
-    """
-    raw = library.prior()
-    finite = [v for row in raw.values() for v in row.values() if math.isfinite(v) and v >= 0]
-    top = max(finite, default=0.0) or 1.0
-    return {
-        block: {name: float(v) / top for name, v in row.items() if math.isfinite(v) and v >= 0}
-        for block, row in raw.items()
-    }
-
-
 # ---------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
-    """Run ``tocsr-nas search`` from parsed arguments."""
+    """Run ``tocsr-nas search`` from parsed arguments (:func:`~tocsr_nas.search.setup.run_search`)."""
+    from tocsr_nas.search.setup import run_search
+
     start = time.perf_counter()
-    check_arguments(args)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-    from tocsr_nas import search
-    from tocsr_nas._io import atomic_write_json
-    from tocsr_nas.stages.costs import cost_table_for
-    from tocsr_nas.evaluators import make_quality
-    from tocsr_nas.stages.space import CandidateCache, build_space
-    from tocsr_nas.evaluators.quality import SupernetQuality
-    from tocsr_nas.surrogates.supernet import SuperNet
-    from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary
-    from tocsr_nas.teacher import Teacher
-    from tocsr_nas.stages.validation import build_validation_set
-
-    teacher = Teacher.load(args.teacher).eval()
-    fingerprint = teacher.fingerprint()
-    library = SurrogateLibrary.open(args.surrogates, teacher_fingerprint=fingerprint)
-    candidates = CandidateCache()
-    if args.space is not None:
-        probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
-        space = build_space(teacher.unet, args.space, probe=probe, candidates=candidates)
-        if space.hash != library.space_hash:
-            raise LibraryMismatchError(
-                f"--space {args.space} resolves to search space {space.hash}, but the library {args.surrogates} was "
-                f"distilled for space {library.space_hash}; pass the YAML it was distilled with, or leave --space out"
-            )
-    else:
-        space = library.space
-    resolution = args.resolution or library.resolution or teacher.default_resolution
-    teacher.latent_size(resolution)  # validates the resolution against the VAE factor
-    settings = _settings(args, fingerprint, library, resolution)
-    if args.resume:
-        _check_resume(args.out, settings)
-
-    table = cost_table_for(teacher, space, resolution, candidates=candidates, progress=not args.no_progress)
-    args.out.mkdir(parents=True, exist_ok=True)
-    validation = build_validation_set(
-        teacher, samples=args.val_samples, resolution=resolution, seed=args.val_seed, cache=args.out / VALIDATION_FILE
-    )
-    atomic_write_json(args.out / SETTINGS_FILE, settings)
-    supernet = SuperNet(teacher.unet, library, space)
-    quality = SupernetQuality(supernet, make_quality(args.quality, validation))
-    prior = None if args.no_prior else normalised_prior(library)
-    budget = args.budget if args.budget is not None or args.time_budget is not None else DEFAULT_BUDGET
-    logger.info(
-        "searching %s over %s configurations (%d blocks), %s quality on %d samples, set up in %.1f s",
-        args.objective, f"{space.size:.3g}", len(space), args.quality, len(validation), time.perf_counter() - start,
-    )
-    result = search(
-        space,
-        quality=quality,
-        cost=table,
+    result = run_search(
+        teacher=args.teacher,
+        surrogates=args.surrogates,
+        out=args.out,
         epsilon=args.epsilon,
+        space=args.space,
+        objective=args.objective,
         strategy=args.strategy,
-        budget=budget,
+        strategy_options=dict(args.strategy_option),
+        budget=args.budget,
         time_budget=args.time_budget,
         seed=args.seed,
-        objective=args.objective,
+        quality=args.quality,
+        batch_size=args.batch_size,
         max_gmacs=args.max_gmacs,
         max_params=args.max_params,
-        batch_size=args.batch_size,
-        prior=prior,
-        out_dir=args.out,
+        resolution=args.resolution,
+        val_samples=args.val_samples,
+        val_seed=args.val_seed,
         resume=args.resume,
+        prior=not args.no_prior,
         progress=not args.no_progress,
-        strategy_options=dict(args.strategy_option),
+        threads=args.threads,
     )
-    print(summary_text(result, table.teacher(), seconds=time.perf_counter() - start))
+    print(summary_text(result, seconds=time.perf_counter() - start))
     return 0
 
 
-def summary_text(result: Any, teacher_cost: Any, *, seconds: float) -> str:
-    """The lines printed at the end: the best configuration per epsilon against the teacher."""
+def summary_text(result: Any, *, seconds: float) -> str:
+    """The lines printed at the end: the best configuration per epsilon against the teacher
+    (``result.teacher``: the default configuration's cost)."""
+    teacher_gmacs, teacher_params = result.teacher["gmacs"], result.teacher["params"]
     trials = result.trials
     n_feasible = int(trials["feasible"].astype(bool).sum()) if len(trials) else 0
     per_eval = float(trials["seconds"].median()) if len(trials) else math.nan
     lines = [
         f"{len(trials)} trials ({result.strategy}, seed {result.seed}), {n_feasible} feasible at epsilon "
         f"{result.primary_epsilon:g}; {per_eval:.3f} s per evaluation (median); {seconds:.0f} s in all",
-        f"teacher: {teacher_cost.gmacs:.4f} GMACs, {teacher_cost.params / 1e6:.3f} M params",
+        f"teacher: {teacher_gmacs:.4f} GMACs, {teacher_params / 1e6:.3f} M params",
     ]
     for eps, best in result.bests.items():
         if best is None:
             lines.append(f"  epsilon {eps:g}: nothing feasible (raise --budget or epsilon)")
             continue
         lines.append(
-            f"  epsilon {eps:g}: {best.gmacs:.4f} GMACs ({_ratio(teacher_cost.gmacs, best.gmacs)} fewer), "
-            f"{best.params / 1e6:.3f} M params ({_ratio(teacher_cost.params, best.params)} fewer), "
+            f"  epsilon {eps:g}: {best.gmacs:.4f} GMACs ({_ratio(teacher_gmacs, best.gmacs)} fewer), "
+            f"{best.params / 1e6:.3f} M params ({_ratio(teacher_params, best.params)} fewer), "
             f"quality {best.quality:.4f} (trial {best.trial}, {best.hash})"
         )
     if result.out_dir:

@@ -4,7 +4,8 @@
 module                        what it holds
 ============================  ============================================================
 :mod:`~.api`                  :func:`search`, the one-call entry point (``tocsr_nas.search``)
-:mod:`~.setup`                :func:`prepare_search`: teacher + library -> space, costs, quality
+:mod:`~.setup`                :func:`prepare_search`: teacher + library -> space, costs, quality;
+                              :func:`run_search`: the search stage (``tocsr-nas search``)
 :mod:`~.loop`                 :class:`SearchLoop`: budget, feasibility, journal, resume
 :mod:`~.journal`              the append-only journal that makes ``--resume`` lose nothing
 :mod:`~.trials`               the trials table: Pareto front, best feasible row
@@ -27,12 +28,15 @@ from typing import Any
 
 from tocsr_nas.search.api import search
 
-__all__ = ["search", "SearchLoop", "SearchResult", "load_search"]
+__all__ = ["search", "SearchLoop", "SearchResult", "load_search", "PreparedSearch", "prepare_search", "run_search"]
 
 _LAZY = {
     "SearchLoop": "tocsr_nas.search.loop",
     "SearchResult": "tocsr_nas.search.results",
     "load_search": "tocsr_nas.search.results",
+    "PreparedSearch": "tocsr_nas.search.setup",
+    "prepare_search": "tocsr_nas.search.setup",
+    "run_search": "tocsr_nas.search.setup",
 }
 
 

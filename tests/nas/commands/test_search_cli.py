@@ -142,7 +142,7 @@ def test_same_seed_same_trials(micro, tmp_path):
 
 
 def test_prior_is_the_library_losses_scaled_into_unit_interval(micro):
-    from tocsr_nas.commands.search import normalised_prior
+    from tocsr_nas.search.setup import normalised_prior
     from tocsr_nas.surrogates.library import SurrogateLibrary
 
     library = SurrogateLibrary.open(micro["surrogates"])

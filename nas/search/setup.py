@@ -1,0 +1,514 @@
+"""The search set-up as a library function: teacher + surrogate library -> everything a search needs.
+
+:func:`prepare_search` assembles, in order (each step fails with one clear :class:`~tocsr_nas.errors.TocsrError`):
+
+1. the teacher and the surrogate library, which must have been distilled from this very teacher
+   (fingerprint) and for the search space in use (a ``space`` YAML is resolved against the
+   teacher and its hash compared with the library's; without one the library's own space is used);
+2. the cost table of that space at ``resolution`` (default: the library's), fvcore, cached;
+3. the fixed validation set (held-out photos, fixed timesteps and noise, teacher predictions);
+4. the supernet (every surrogate loaded once; a configuration only re-routes blocks) and the
+   quality function (``quality="denoising"`` or ``"agreement"``);
+5. the per-block prior: each candidate's distillation loss from the library, scaled to ``[0, 1]``.
+
+:func:`run_search` is the search *stage* (``tocsr-nas search`` after argument parsing): it checks
+the arguments, prepares, records the settings in ``OUT/search.json`` (``resume=True`` refuses to
+continue a search made with another teacher, library, quality or validation set), caches the
+validation set as ``OUT/validation.safetensors`` and runs :func:`tocsr_nas.search` into ``OUT``.
+
+The module imports nothing heavy; torch and the models load on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tocsr_nas.errors import UserInputError
+
+if TYPE_CHECKING:
+    from tocsr_nas.evaluators import CostTable, ValidationSet
+    from tocsr_nas.evaluators.quality import SupernetQuality
+    from tocsr_nas.search.results import SearchResult
+    from tocsr_nas.searchspace import SearchSpace
+    from tocsr_nas.stages.space import CandidateCache
+    from tocsr_nas.surrogates.library import SurrogateLibrary
+    from tocsr_nas.surrogates.supernet import SuperNet
+    from tocsr_nas.teacher import Teacher
+
+__all__ = [
+    "DEFAULT_BUDGET",
+    "SETTINGS_FILE",
+    "VALIDATION_FILE",
+    "PreparedSearch",
+    "normalised_prior",
+    "prepare_search",
+    "run_search",
+    "shipped_teacher",
+]
+
+logger = logging.getLogger(__name__)
+
+#: evaluations when neither ``budget`` nor ``time_budget`` is given
+DEFAULT_BUDGET = 50
+#: the settings file in OUT
+SETTINGS_FILE = "search.json"
+#: the cached validation set in OUT
+VALIDATION_FILE = "validation.safetensors"
+#: settings that must match for ``resume``
+_RESUME_KEYS = ("teacher_fingerprint", "library_space_hash", "quality", "val_samples", "val_seed", "resolution")
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class PreparedSearch:
+    """Everything a search over a surrogate library needs (see :func:`prepare_search`).
+
+    Attributes:
+        teacher: the :class:`~tocsr_nas.teacher.Teacher` (in eval mode); its UNet is wrapped by ``supernet``.
+        library: the :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`, checked against the teacher.
+        space: the search space (the library's, or the given one with the same hash).
+        cost: the :class:`~tocsr_nas.evaluators.CostTable` of ``space`` at ``resolution``.
+        validation: the fixed :class:`~tocsr_nas.evaluators.ValidationSet`.
+        supernet: the :class:`~tocsr_nas.surrogates.supernet.SuperNet` over the teacher's UNet
+            (``supernet.restore()`` puts the teacher's blocks back, e.g. before an export).
+        quality: ``quality(config) -> float`` (:class:`~tocsr_nas.evaluators.quality.SupernetQuality`).
+        prior: ``block -> candidate -> [0, 1]`` from the library's losses, or ``None`` (``prior=False``).
+        resolution: image side in pixels of the costs and the validation set.
+        settings: what identifies the set-up (teacher and its fingerprint, library and its space
+            hash, space, quality, validation samples and seed, resolution, prior), as recorded in
+            ``search.json``.
+    """
+
+    teacher: Teacher
+    library: SurrogateLibrary
+    space: SearchSpace
+    cost: CostTable
+    validation: ValidationSet
+    supernet: SuperNet
+    quality: SupernetQuality
+    prior: dict[str, dict[str, float]] | None
+    resolution: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def search(self, **options: Any) -> SearchResult:
+        """:func:`tocsr_nas.search` over this set-up: ``space``, ``quality``, ``cost`` and ``prior`` are filled in.
+
+        Args:
+            **options: the other keyword arguments of :func:`tocsr_nas.search` (``epsilon``,
+                ``strategy``, ``budget``, ``seed``, ``out_dir``, ``resume``, ...).
+
+        Returns:
+            The :class:`~tocsr_nas.search.results.SearchResult`.
+        """
+        from tocsr_nas.search.api import search
+
+        return search(self.space, quality=self.quality, cost=self.cost, prior=self.prior, **options)
+
+
+def normalised_prior(library: Any) -> dict[str, dict[str, float]]:
+    """The library's per-pair distillation losses scaled into ``[0, 1]`` (``teacher`` = 0).
+
+    Non-finite losses are left out (the strategy fills in the block's mean).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> lib = SimpleNamespace(prior=lambda: {"b": {"teacher": 0.0, "skip": 0.5, "x": float("nan")}, "c": {"teacher": 0.0, "y": 0.25}})
+        >>> normalised_prior(lib)
+        {'b': {'teacher': 0.0, 'skip': 1.0}, 'c': {'teacher': 0.0, 'y': 0.5}}
+    """
+    raw = library.prior()
+    finite = [v for row in raw.values() for v in row.values() if math.isfinite(v) and v >= 0]
+    top = max(finite, default=0.0) or 1.0
+    return {
+        block: {name: float(v) / top for name, v in row.items() if math.isfinite(v) and v >= 0}
+        for block, row in raw.items()
+    }
+
+
+def shipped_teacher() -> Teacher:
+    """The trained ``tiny`` teacher that ships with the package, or the ``tiny`` preset with random
+    weights (and a warning) when it is absent."""
+    from tocsr_nas.errors import TocsrError
+    from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
+
+    try:
+        return Teacher.load(default_teacher_dir())
+    except TocsrError as exc:
+        logger.warning("shipped teacher unavailable (%s); using the tiny preset with random weights", exc)
+        return build_teacher("tiny", seed=0)
+
+
+# ---------------------------------------------------------------------- checks
+def _check_choice(kind: str, name: Any, valid: Sequence[str]) -> None:
+    if name not in valid:
+        raise UserInputError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_folder(flag: str, path: Any) -> None:
+    if not Path(path).is_dir():
+        raise UserInputError(f"{flag} {path}: no such folder")
+
+
+def _check_space_file(space: Any) -> None:
+    if isinstance(space, (str, os.PathLike)) and not Path(space).is_file():
+        from tocsr_nas.stages.space import DEFAULT_SPACES
+
+        if space not in DEFAULT_SPACES:
+            raise UserInputError(f"--space {space}: no such file")
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise UserInputError(
+            f"--out {out} exists and is not empty; pass --resume to continue the search in it, or choose a new "
+            "folder (nothing was changed)"
+        )
+
+
+def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"cannot read {path}: {exc}") from None
+    for key in _RESUME_KEYS:
+        if old.get(key) != settings[key]:
+            raise UserInputError(
+                f"cannot resume {out}: it was searched with {key}={old.get(key)!r}, not {settings[key]!r}; "
+                "use the same teacher, library, --quality, --val-samples, --val-seed and --resolution, or a new --out"
+            )
+
+
+# ---------------------------------------------------------------------- set-up
+@dataclass
+class _Opened:
+    """The first, cheap half of the set-up: what identifies it (checked on resume before anything is built)."""
+
+    teacher: Teacher
+    library: SurrogateLibrary
+    space: SearchSpace
+    candidates: CandidateCache
+    resolution: int
+    settings: dict[str, Any]
+
+
+def _open(
+    teacher: Teacher | PathLike,
+    surrogates: SurrogateLibrary | PathLike,
+    space: SearchSpace | PathLike | None,
+    quality: str,
+    resolution: int | None,
+    val_samples: int,
+    val_seed: int,
+    prior: bool,
+    candidates: CandidateCache | None,
+    after_checks: Callable[[], None] | None = None,
+) -> _Opened:
+    """Check the arguments (then run ``after_checks``), load the teacher and the library (opened
+    again from its folder when given as an object: the fingerprint check is the library's own),
+    resolve the space and the resolution."""
+    from tocsr_nas.evaluators import available_qualities
+    from tocsr_nas.searchspace import SearchSpace
+    from tocsr_nas.stages.space import CandidateCache, build_space
+    from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary
+    from tocsr_nas.teacher import Teacher
+
+    _check_choice("quality", quality, available_qualities())
+    _check_count("val_samples", val_samples, 1)
+    if isinstance(val_seed, bool) or not isinstance(val_seed, int):
+        raise UserInputError(f"val_seed must be an integer, got {val_seed!r}")
+    if resolution is not None:
+        _check_count("resolution", resolution, 1)
+    library_root = surrogates.root if isinstance(surrogates, SurrogateLibrary) else surrogates
+    if not isinstance(teacher, Teacher):
+        _check_folder("--teacher", teacher)
+    _check_folder("--surrogates", library_root)
+    _check_space_file(space)
+    if after_checks is not None:
+        after_checks()
+
+    teacher_path = None if isinstance(teacher, Teacher) else teacher
+    teacher = (teacher if teacher_path is None else Teacher.load(teacher_path)).eval()
+    fingerprint = teacher.fingerprint()
+    library = SurrogateLibrary.open(library_root, teacher_fingerprint=fingerprint)
+    candidates = candidates if candidates is not None else CandidateCache()
+    if space is None:
+        resolved = library.space
+    else:
+        if isinstance(space, SearchSpace):
+            resolved = space
+        else:
+            probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
+            resolved = build_space(teacher.unet, space, probe=probe, candidates=candidates)
+        if resolved.hash != library.space_hash:
+            raise LibraryMismatchError(
+                f"--space {space} resolves to search space {resolved.hash}, but the library {library_root} was "
+                f"distilled for space {library.space_hash}; pass the YAML it was distilled with, or leave --space out"
+            )
+    resolution = resolution or library.resolution or teacher.default_resolution
+    teacher.latent_size(resolution)  # validates the resolution against the VAE factor
+    settings = {
+        "teacher": str(teacher_path) if teacher_path is not None else None,
+        "teacher_fingerprint": fingerprint,
+        "surrogates": str(library_root),
+        "library_space_hash": library.space_hash,
+        "space": None if space is None or isinstance(space, SearchSpace) else str(space),
+        "quality": quality,
+        "val_samples": val_samples,
+        "val_seed": val_seed,
+        "resolution": resolution,
+        "prior": bool(prior),
+    }
+    return _Opened(teacher, library, resolved, candidates, resolution, settings)
+
+
+def _finish(
+    opened: _Opened,
+    *,
+    quality: str,
+    prior: bool,
+    cost_cache: bool | PathLike,
+    validation_cache: PathLike | None,
+    progress: bool,
+) -> PreparedSearch:
+    """The expensive half: cost table, validation set, supernet, quality function, prior."""
+    from tocsr_nas.evaluators import make_quality
+    from tocsr_nas.evaluators.quality import SupernetQuality
+    from tocsr_nas.stages.costs import cost_table_for
+    from tocsr_nas.stages.validation import build_validation_set
+    from tocsr_nas.surrogates.supernet import SuperNet
+
+    o = opened
+    table = cost_table_for(
+        o.teacher, o.space, o.resolution, cache=cost_cache, candidates=o.candidates, progress=progress
+    )
+    validation = build_validation_set(
+        o.teacher,
+        samples=o.settings["val_samples"],
+        resolution=o.resolution,
+        seed=o.settings["val_seed"],
+        cache=validation_cache,
+    )
+    supernet = SuperNet(o.teacher.unet, o.library, o.space)
+    return PreparedSearch(
+        teacher=o.teacher,
+        library=o.library,
+        space=o.space,
+        cost=table,
+        validation=validation,
+        supernet=supernet,
+        quality=SupernetQuality(supernet, make_quality(quality, validation)),
+        prior=normalised_prior(o.library) if prior else None,
+        resolution=o.resolution,
+        settings=o.settings,
+    )
+
+
+def prepare_search(
+    *,
+    teacher: Teacher | PathLike,
+    surrogates: SurrogateLibrary | PathLike,
+    space: SearchSpace | PathLike | None = None,
+    quality: str = "denoising",
+    resolution: int | None = None,
+    val_samples: int = 32,
+    val_seed: int = 0,
+    prior: bool = True,
+    candidates: CandidateCache | None = None,
+    cost_cache: bool | PathLike = True,
+    validation_cache: PathLike | None = None,
+    progress: bool = False,
+) -> PreparedSearch:
+    """Teacher + surrogate library -> search space, cost table, validation set, quality function and prior.
+
+    Args:
+        teacher: a :class:`~tocsr_nas.teacher.Teacher` or its folder (diffusers layout). A teacher
+            object is used in place: its UNet is wrapped by the returned ``supernet`` (call
+            ``prepared.supernet.restore()`` before handing it to anything else).
+        surrogates: a :class:`~tocsr_nas.surrogates.library.SurrogateLibrary` or its folder; it
+            must have been distilled from ``teacher`` (fingerprint).
+        space: the search space the library was distilled for: a resolved
+            :class:`~tocsr_nas.searchspace.SearchSpace`, a YAML file or a default space name
+            (resolved against the teacher); its hash must equal the library's. ``None``: the
+            library's own space.
+        quality: the quality evaluator, ``"denoising"`` (relative loss increase over the teacher)
+            or ``"agreement"`` (see :func:`~tocsr_nas.evaluators.available_qualities`).
+        resolution: image side in pixels (default: the library's, else the teacher's).
+        val_samples: validation samples.
+        val_seed: seed of the validation timesteps and noise.
+        prior: give the strategy the library's distillation losses (:func:`normalised_prior`).
+        candidates: the :class:`~tocsr_nas.stages.space.CandidateCache` the space was built with,
+            if any (each candidate is then built once for the space check and the cost table).
+        cost_cache: where the cost table is cached (see :func:`~tocsr_nas.stages.costs.cost_table_for`).
+        validation_cache: a ``.safetensors`` path for the validation set (reused when it matches).
+        progress: show a progress bar while the cost table is traced.
+
+    Returns:
+        The :class:`PreparedSearch`; ``prepared.search(epsilon=..., budget=...)`` runs a search on it.
+
+    Raises:
+        UserInputError: an unknown quality, a missing folder or space file, a bad count.
+        LibraryMismatchError: the library was distilled from another teacher or for another space.
+        TocsrError: a resolution the VAE cannot take.
+
+    Example:
+        >>> from tocsr_nas.search import prepare_search
+        >>> prepared = prepare_search(teacher="runs/teacher", surrogates="runs/surrogates")  # doctest: +SKIP
+        >>> result = prepared.search(epsilon=0.05, budget=40, out_dir="runs/search")  # doctest: +SKIP
+        >>> prepared.cost.gmacs(result.best.config) < prepared.cost.teacher().gmacs  # doctest: +SKIP
+        True
+    """
+    opened = _open(teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates)
+    return _finish(
+        opened, quality=quality, prior=prior, cost_cache=cost_cache, validation_cache=validation_cache, progress=progress
+    )
+
+
+# ---------------------------------------------------------------------- the stage
+def run_search(
+    *,
+    teacher: PathLike,
+    surrogates: PathLike,
+    out: PathLike,
+    epsilon: float | Sequence[float],
+    space: PathLike | None = None,
+    objective: str = "gmacs",
+    strategy: str = "ecbo",
+    strategy_options: Mapping[str, Any] | None = None,
+    budget: int | None = None,
+    time_budget: float | None = None,
+    seed: int = 0,
+    quality: str = "denoising",
+    batch_size: int = 1,
+    max_gmacs: float | None = None,
+    max_params: float | None = None,
+    resolution: int | None = None,
+    val_samples: int = 32,
+    val_seed: int = 0,
+    resume: bool = False,
+    prior: bool = True,
+    progress: bool = True,
+    threads: int | None = None,
+) -> SearchResult:
+    """The search stage: :func:`prepare_search`, then :func:`tocsr_nas.search` into ``out``.
+
+    Writes ``out/search.json`` (the settings), ``out/validation.safetensors`` (the validation set,
+    reused on resume) and the search's outputs (``journal.jsonl``, ``trials.csv``, ``pareto.csv``,
+    ``best.json``, ``plots/``). Nothing is written before the arguments, the teacher, the library,
+    the space and (on resume) the recorded settings have been checked.
+
+    Args:
+        teacher: the teacher's folder.
+        surrogates: the surrogate library's folder (distilled from ``teacher``).
+        out: the output folder: new or empty, or the one to resume.
+        epsilon: the quality limit(s); the first is the primary one (``best.json``).
+        space: the search space YAML (or default space name) the library was distilled with
+            (default: the library's own).
+        objective: ``"gmacs"`` or ``"params"``: what to minimise.
+        strategy: a registered strategy name.
+        strategy_options: keyword options of the strategy (recorded in ``search.json``).
+        budget: evaluations (default :data:`DEFAULT_BUDGET` unless ``time_budget`` is given).
+        time_budget: wall seconds (checked before each batch).
+        seed: seed of the strategy.
+        quality: the quality evaluator (``"denoising"`` or ``"agreement"``).
+        batch_size: proposals per round.
+        max_gmacs, max_params: hard bounds: nothing above them is evaluated.
+        resolution: image side in pixels (default: the library's).
+        val_samples, val_seed: size and seed of the validation set.
+        resume: continue the search journalled in ``out`` (the teacher, library, quality,
+            validation set and resolution must be those recorded there).
+        prior: give the strategy the library's distillation losses.
+        progress: progress bars.
+        threads: torch CPU threads (``None``: torch's choice).
+
+    Returns:
+        The :class:`~tocsr_nas.search.results.SearchResult`.
+
+    Raises:
+        UserInputError: a bad argument, a busy ``out`` without ``resume``, or a resume with other settings.
+        LibraryMismatchError: the library does not belong to the teacher or the space.
+
+    Example:
+        >>> from tocsr_nas.search import run_search
+        >>> result = run_search(teacher="runs/teacher", surrogates="runs/surrogates", out="runs/search",
+        ...                     epsilon=[0.05, 0.1], budget=40)  # doctest: +SKIP
+    """
+    from tocsr_nas._io import atomic_write_json
+    from tocsr_nas.strategies import available_strategies
+
+    start = time.perf_counter()
+    out = Path(out)
+    _check_choice("strategy", strategy, available_strategies())
+
+    def before_loading() -> None:
+        _check_out(out, resume)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+
+    opened = _open(
+        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading
+    )
+    strategy_options = dict(strategy_options or {})
+    epsilons = list(epsilon) if isinstance(epsilon, Sequence) else epsilon
+    setup = opened.settings
+    settings = {
+        **{k: v for k, v in setup.items() if k != "prior"},
+        "objective": objective,
+        "strategy": strategy,
+        "epsilons": epsilons,
+        "seed": seed,
+        "batch_size": batch_size,
+        "budget": budget,
+        "time_budget": time_budget,
+        "max_gmacs": max_gmacs,
+        "max_params": max_params,
+        "prior": setup["prior"],
+        "strategy_options": strategy_options,
+    }
+    if resume:
+        _check_resume(out, settings)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = _finish(
+        opened, quality=quality, prior=prior, cost_cache=True, validation_cache=out / VALIDATION_FILE, progress=progress
+    )
+    atomic_write_json(out / SETTINGS_FILE, settings)
+    logger.info(
+        "searching %s over %s configurations (%d blocks), %s quality on %d samples, set up in %.1f s",
+        objective, f"{prepared.space.size:.3g}", len(prepared.space), quality, len(prepared.validation),
+        time.perf_counter() - start,
+    )
+    return prepared.search(
+        epsilon=epsilon,
+        strategy=strategy,
+        budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
+        time_budget=time_budget,
+        seed=seed,
+        objective=objective,
+        max_gmacs=max_gmacs,
+        max_params=max_params,
+        batch_size=batch_size,
+        out_dir=out,
+        resume=resume,
+        progress=progress,
+        strategy_options=strategy_options,
+    )
