@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
     import tocsr_nas
-    from tocsr_nas.search.setup import shipped_teacher
+    from tocsr_nas.teacher import shipped_teacher
     from tocsr_nas.teacher.data import PhotoDataset
     from tocsr_nas.evaluators import CostTable, TeacherAgreement, ValidationSet
     from tocsr_nas.stages.space import CandidateCache, build_space

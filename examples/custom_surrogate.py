@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
     from tocsr_nas.search import prepare_search
-    from tocsr_nas.search.setup import shipped_teacher
+    from tocsr_nas.teacher import shipped_teacher
     from tocsr_nas.stages.distill import DistillConfig, distill_teacher
     from tocsr_nas.stages.space import CandidateCache, build_space
     from tocsr_nas.searchspace import SpaceSpec

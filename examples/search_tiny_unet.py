@@ -33,7 +33,7 @@ import torch
 
 import tocsr_nas
 from tocsr_nas.search import prepare_search
-from tocsr_nas.search.setup import shipped_teacher
+from tocsr_nas.teacher import shipped_teacher
 from tocsr_nas.stages.distill import DistillConfig, distill_teacher
 from tocsr_nas.stages.space import CandidateCache, build_space
 from tocsr_nas.searchspace import SpaceSpec

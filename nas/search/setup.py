@@ -51,7 +51,6 @@ __all__ = [
     "normalised_prior",
     "prepare_search",
     "run_search",
-    "shipped_teacher",
 ]
 
 logger = logging.getLogger(__name__)
@@ -132,19 +131,6 @@ def normalised_prior(library: Any) -> dict[str, dict[str, float]]:
         block: {name: float(v) / top for name, v in row.items() if math.isfinite(v) and v >= 0}
         for block, row in raw.items()
     }
-
-
-def shipped_teacher() -> Teacher:
-    """The trained ``tiny`` teacher that ships with the package, or the ``tiny`` preset with random
-    weights (and a warning) when it is absent."""
-    from tocsr_nas.errors import TocsrError
-    from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
-
-    try:
-        return Teacher.load(default_teacher_dir())
-    except TocsrError as exc:
-        logger.warning("shipped teacher unavailable (%s); using the tiny preset with random weights", exc)
-        return build_teacher("tiny", seed=0)
 
 
 # ---------------------------------------------------------------------- checks

@@ -16,6 +16,7 @@ from tocsr_nas.teacher.presets import (
     build_teacher,
     default_teacher_dir,
     register_preset,
+    shipped_teacher,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "build_teacher",
     "default_teacher_dir",
     "register_preset",
+    "shipped_teacher",
 ]

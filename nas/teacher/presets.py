@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,7 +37,9 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.teacher.model import LATENT_CHANNELS, NullContext, Teacher
 
-__all__ = ["PRESETS", "UnknownPresetError", "available_presets", "build_teacher", "default_teacher_dir", "register_preset"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["PRESETS", "UnknownPresetError", "available_presets", "build_teacher", "default_teacher_dir", "register_preset", "shipped_teacher"]
 
 
 class UnknownPresetError(TocsrError, KeyError):
@@ -187,6 +190,16 @@ def default_teacher_dir() -> Path:
         True
     """
     return Path(__file__).resolve().parent.parent / "assets" / "teacher-tiny"
+
+
+def shipped_teacher() -> Teacher:
+    """The trained ``tiny`` teacher that ships with the package (:func:`default_teacher_dir`), or the
+    ``tiny`` preset with random weights (and a warning) when it is absent."""
+    try:
+        return Teacher.load(default_teacher_dir())
+    except TocsrError as exc:
+        logger.warning("shipped teacher unavailable (%s); using the tiny preset with random weights", exc)
+        return build_teacher("tiny", seed=0)
 
 
 # ---------------------------------------------------------------------- helpers
