@@ -190,6 +190,7 @@ class SearchSpace:
         *,
         name: str = "space",
         spec: SpaceSpec | None = None,
+        merged: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if not blocks:
             raise SearchSpaceError("a search space needs at least one block")
@@ -205,6 +206,17 @@ class SearchSpace:
         self.spec = spec
         self._by_path = {b.path: b for b in self.blocks}
         names = {b.path: b.names for b in self.blocks}
+        #: ``{block path: {dropped candidate: kept candidate}}``: choices left out because they build
+        #: the same architecture as an earlier choice of the block (see :meth:`merge`); empty if none
+        self.merged: dict[str, dict[str, str]] = {}
+        for path, drops in (merged or {}).items():
+            if path not in names:
+                raise SearchSpaceError("merge record names a block not in the space", path=path)
+            for dropped, kept in drops.items():
+                if dropped in names[path] or kept not in names[path]:
+                    raise SearchSpaceError(f"bad merge record {dropped!r} -> {kept!r}; the block has {names[path]}", path=path)
+            if drops:
+                self.merged[path] = dict(drops)
         for c in self.constraints:
             c.check(names)
 
@@ -243,6 +255,34 @@ class SearchSpace:
         from tocsr_nas.searchspace.nni_format import choices_from_nni
 
         return cls.from_choices(choices_from_nni(search_space), name=name)
+
+    def merge(self, merged: Mapping[str, Mapping[str, str]]) -> "SearchSpace":
+        """This space without the choices that duplicate another, recording which kept choice stands in.
+
+        Args:
+            merged: ``{block path: {dropped candidate: kept candidate}}``; a kept candidate must stay.
+
+        Returns:
+            A new space whose blocks lack the dropped choices and whose :attr:`merged` holds the
+            record (added to this space's own); its :attr:`hash` differs exactly when something
+            was dropped. :meth:`validate` reads a dropped name as the kept one.
+
+        Example:
+            >>> space = SearchSpace.from_choices({"a": ["x", "y", "z"], "b": ["u", "v"]})
+            >>> merged = space.merge({"a": {"z": "x"}})
+            >>> merged["a"].names, merged.merged, merged.size
+            (['x', 'y'], {'a': {'z': 'x'}}, 4)
+            >>> merged.validate({"a": "z"})["a"], space.merge({}).hash == space.hash
+            ('x', True)
+        """
+        record = {path: dict(drops) for path, drops in self.merged.items()}
+        for path, drops in merged.items():
+            record.setdefault(path, {}).update(drops)
+        blocks = []
+        for b in self.blocks:
+            drops = merged.get(b.path, {})
+            blocks.append(Block(b.path, b.module_type, b.rule, tuple(c for c in b.choices if c.name not in drops)))
+        return SearchSpace(blocks, self.constraints, name=self.name, spec=self.spec, merged=record)
 
     # -- basic facts ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -296,6 +336,8 @@ class SearchSpace:
     def validate(self, config: Mapping[str, str]) -> Configuration:
         """Check that ``config`` names every block with a valid choice; missing blocks take choice 0.
 
+        A choice dropped by :meth:`merge` is read as the choice kept in its place.
+
         Raises:
             SearchSpaceError: unknown block or candidate, or a violated constraint.
         """
@@ -305,6 +347,7 @@ class SearchSpace:
         full = {}
         for b in self.blocks:
             name = config.get(b.path, b.choices[0].name)
+            name = self.merged.get(b.path, {}).get(name, name)
             b.index(name)
             full[b.path] = name
         cfg = Configuration(full)
@@ -401,7 +444,10 @@ class SearchSpace:
         return Configuration(cfg)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (blocks, choices, constraints) that :meth:`from_dict` restores."""
+        """A JSON-ready description that :meth:`from_dict` restores.
+
+        Blocks, choices and constraints, plus ``merged`` when :meth:`merge` dropped something.
+        """
         return {
             "name": self.name,
             "blocks": [
@@ -409,6 +455,7 @@ class SearchSpace:
                 for b in self.blocks
             ],
             "constraints": [c.to_dict() for c in self.constraints],
+            **({"merged": self.merged} if self.merged else {}),
         }
 
     @classmethod
@@ -417,7 +464,7 @@ class SearchSpace:
             Block(d["path"], d.get("module_type"), d.get("rule"), tuple(Candidate(c["type"], c.get("params") or {}) for c in d["choices"]))
             for d in data["blocks"]
         ]
-        return cls(blocks, data.get("constraints") or (), name=data.get("name", "space"))
+        return cls(blocks, data.get("constraints") or (), name=data.get("name", "space"), merged=data.get("merged"))
 
     def summary(self) -> str:
         return f"SearchSpace({self.name!r}: {len(self.blocks)} blocks, {self.size:.3g} configurations)"

@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="show the search space of a teacher: blocks, candidates, params and GMACs",
         description="Resolve a search space against a teacher UNet and print every block with its "
         "candidates' params and GMACs (fvcore, attention counted), the teacher's totals, the space size "
-        "and the smallest params/GMACs reachable.",
+        "and the smallest params/GMACs reachable, and the candidates dropped as duplicates of an earlier "
+        "choice (same architecture), if any.",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="teacher preset (tiny, sd21-vae16); default: the shipped tiny teacher")
@@ -79,6 +80,7 @@ def space_report(teacher, space, table) -> dict:
         "base_params": table.base.params,
         "base_gmacs": table.base.macs / 1e9,
         "blocks": blocks,
+        "merged": space.merged,
     }
 
 
@@ -94,6 +96,12 @@ def _print_tables(report: dict, seconds: float) -> None:
     with pd.option_context("display.max_rows", None, "display.width", 160, "display.float_format", "{:.4f}".format):
         print(df.to_string(index=False))
     keep = report["min_no_skip"]
+    if report["merged"]:
+        print()
+        print("merged (candidates that build the same block as an earlier choice; dropped = kept):")
+        for path, drops in report["merged"].items():
+            for dropped, kept in drops.items():
+                print(f"  {path}: {dropped} = {kept}")
     print()
     print(f"space {report['space']} ({report['space_hash']}): {report['num_blocks']} blocks, "
           f"{report['size']:.4g} configurations, at {report['resolution']} px")

@@ -3,8 +3,10 @@
 ``build_space(unet, spec, probe=...)`` resolves the rules against ``unet.named_modules()``, checks
 that every candidate type exists, can stand in for its block's kind, accepts its parameters and
 returns the block's output structure and shapes on real inputs (one forward pass at a small
-probe resolution, blocks with identical signatures checked once). Every failure is one
-:class:`~tocsr_nas.searchspace.SearchSpaceError` naming the rule and the block path.
+probe resolution, blocks with identical signatures checked once), and drops a candidate that
+builds the same architecture as an earlier choice of its block (recorded in ``space.merged``).
+Every failure is one :class:`~tocsr_nas.searchspace.SearchSpaceError` naming the rule and the
+block path.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tocsr_nas.surrogates.capture import BlockIO, capture_block_io
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SPACES", "default_space_file", "load_space_spec", "build_space", "make_candidate", "CandidateCache", "assemble", "structure"]
+__all__ = ["DEFAULT_SPACES", "default_space_file", "load_space_spec", "build_space", "make_candidate", "CandidateCache", "assemble", "structure", "architecture"]
 
 #: packaged spaces, by name (``--space unet`` or a path to your own YAML)
 DEFAULT_SPACES = {"unet": "unet.yaml"}
@@ -116,11 +118,22 @@ def assemble(model: nn.Module, space: SearchSpace, config: Mapping[str, str], bu
     return out
 
 
+def architecture(module: nn.Module) -> str:
+    """What makes two modules the same block: their class and resolved diffusers config.
+
+    Modules without a ``config`` (e.g. a teacher ``ResnetBlock2D``) are described by their ``repr``;
+    private config keys (``_class_name``, ``_use_default_values``...) are left out.
+    """
+    config = getattr(module, "config", None)
+    if isinstance(config, Mapping):
+        desc: Any = {k: v for k, v in config.items() if not k.startswith("_")}
+    else:
+        desc = repr(module)
+    return json.dumps([f"{type(module).__module__}.{type(module).__qualname__}", desc], sort_keys=True, default=str)
+
+
 def _signature(block: nn.Module, io: BlockIO) -> str:
-    config = getattr(block, "config", None)
-    desc = dict(config) if isinstance(config, Mapping) else repr(block)
-    shapes = structure((io.args, io.kwargs))
-    return json.dumps([type(block).__name__, desc, shapes], sort_keys=True, default=str)
+    return json.dumps([architecture(block), structure((io.args, io.kwargs))], sort_keys=True, default=str)
 
 
 def build_space(
@@ -130,7 +143,12 @@ def build_space(
     probe: tuple[Sequence[Any], Mapping[str, Any]] | None = None,
     candidates: CandidateCache | None = None,
 ) -> SearchSpace:
-    """Resolve ``spec`` against ``model`` and check every (block, candidate) pair.
+    """Resolve ``spec`` against ``model``, check every (block, candidate) pair and drop duplicates.
+
+    A candidate that builds the same :func:`architecture` as an earlier choice of its block (say
+    two ratios that round to one width) is dropped in favour of the earlier one, with a logged
+    warning; the space records it in :attr:`~tocsr_nas.searchspace.SearchSpace.merged` and its
+    hash differs from the unmerged space's (it is the same when nothing is merged).
 
     Args:
         model: the teacher network (e.g. a diffusers ``UNet2DConditionModel``).
@@ -141,7 +159,7 @@ def build_space(
             :func:`~tocsr_nas.stages.costs.cost_table_for` so nothing is built twice).
 
     Returns:
-        The resolved, checked search space.
+        The resolved, checked search space, without duplicate candidates.
 
     Raises:
         SearchSpaceError: a rule that matches nothing, an unknown candidate type, a candidate that
@@ -154,13 +172,13 @@ def build_space(
     space = spec.resolve(modules, known_types=available_surrogates())
     ios = capture_block_io(model, space.paths, *probe) if probe is not None else {}
     checked: set[tuple[str, str]] = set()
+    merged: dict[str, dict[str, str]] = {}
     for block in space.blocks:
         module = model.get_submodule(block.path)
         io = ios.get(block.path)
         signature = _signature(module, io) if io is not None else repr(module)
+        seen = {architecture(candidates(module, block.choices[0])): block.choices[0].name}
         for cand in block.choices[1:]:
-            if (signature, cand.name) in checked:
-                continue
             try:
                 surrogate = candidates(module, cand)
             except SearchSpaceError:
@@ -168,6 +186,11 @@ def build_space(
             except Exception as exc:  # TocsrError subclasses from the registry, or a bad constructor
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise SearchSpaceError(f"candidate {cand.name!r} cannot be built: {msg}", rule=block.rule, path=block.path) from None
+            kept = seen.setdefault(architecture(surrogate), cand.name)
+            if kept != cand.name:
+                merged.setdefault(block.path, {})[cand.name] = kept
+            if (signature, cand.name) in checked:
+                continue
             if io is not None:
                 with torch.no_grad():
                     try:
@@ -187,4 +210,12 @@ def build_space(
                     )
             checked.add((signature, cand.name))
     log.debug("space %s: %d blocks, %d pair types checked", space.name, len(space), len(checked))
+    if merged:
+        log.warning(
+            "space %s: %d candidates build the same block as an earlier choice and were dropped: %s",
+            space.name,
+            sum(map(len, merged.values())),
+            "; ".join(f"{path}: {dropped} = {kept}" for path, drops in merged.items() for dropped, kept in drops.items()),
+        )
+        space = space.merge(merged)
     return space

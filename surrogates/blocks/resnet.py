@@ -25,56 +25,66 @@ from tocsr_nas.surrogates.blocks.samplers import init_depthwise_identity
 from tocsr_nas.surrogates.kinds import ResnetDims, resnet_dims
 from tocsr_nas.surrogates.registry import register_surrogate
 
-__all__ = ["BottleneckResnet", "DwsepResnet", "bottleneck_width"]
+__all__ = ["BottleneckResnet", "DwsepResnet", "bottleneck_width", "divisor_groups"]
 
 
-def bottleneck_width(out_channels: int, ratio: float, groups: int) -> int:
-    """Inner width of a bottleneck: ``out * ratio`` rounded to the nearest multiple of ``groups``.
+def bottleneck_width(out_channels: int, ratio: float) -> int:
+    """Inner width of a bottleneck: ``out * ratio`` rounded to the nearest integer, at least 1.
 
     Args:
         out_channels: the block's output channels.
         ratio: the bottleneck ratio in ``(0, 1]``.
-        groups: GroupNorm groups of the inner norm.
 
     Returns:
-        ``max(groups, groups * floor(out * ratio / groups + 1/2))`` (halves round up).
+        ``max(1, floor(out * ratio + 1/2))`` (halves round up), so different ratios give different
+        widths wherever ``out * ratio`` differs by a channel or more.
 
     Example:
-        >>> bottleneck_width(320, 0.25, 32)
-        96
+        >>> bottleneck_width(320, 0.25), bottleneck_width(64, 0.125), bottleneck_width(4, 0.1)
+        (80, 8, 1)
     """
-    return max(groups, groups * math.floor(out_channels * ratio / groups + 0.5))
+    return max(1, math.floor(out_channels * ratio + 0.5))
+
+
+def divisor_groups(channels: int, groups: int) -> int:
+    """GroupNorm groups for ``channels``: the largest divisor of ``channels`` not above ``groups``.
+
+    Args:
+        channels: channels the norm normalises.
+        groups: the most groups wanted (the teacher's group count).
+
+    Returns:
+        ``groups`` itself when it divides ``channels``, else the next smaller divisor (1 at worst).
+
+    Example:
+        >>> divisor_groups(320, 32), divisor_groups(40, 32), divisor_groups(8, 32), divisor_groups(7, 4)
+        (32, 20, 8, 1)
+    """
+    return next(g for g in range(min(groups, channels), 0, -1) if channels % g == 0)
 
 
 class _ResnetLike(SurrogateBlock):
     """Shared forward of the ResNet surrogates (not registered; subclasses define the convs)."""
 
-    def _build_common(
-        self,
-        *,
-        in_channels: int,
-        out_channels: int,
-        mid_channels: int,
-        temb_channels: int | None,
-        groups: int,
-        groups_out: int,
-        eps: float,
-        non_linearity: str,
-        time_embedding_norm: str,
-        conv_shortcut_bias: bool = True,
-    ) -> None:
-        if time_embedding_norm not in ("default", "scale_shift"):
-            raise ValueError(f"time_embedding_norm must be 'default' or 'scale_shift', got {time_embedding_norm!r}")
-        self.norm1 = nn.GroupNorm(groups, in_channels, eps=eps, affine=True)
+    def _build_common(self, *, mid_channels: int, groups_out: int) -> None:
+        """Norms, time projection, activation and shortcut around a ``mid_channels`` wide middle.
+
+        Everything else (channels, groups, eps, activation, time-embedding norm) is read from
+        ``self.config``, which ``@register_to_config`` fills before ``__init__`` runs.
+        """
+        cfg = self.config
+        if cfg.time_embedding_norm not in ("default", "scale_shift"):
+            raise ValueError(f"time_embedding_norm must be 'default' or 'scale_shift', got {cfg.time_embedding_norm!r}")
+        self.norm1 = nn.GroupNorm(cfg.groups, cfg.in_channels, eps=cfg.eps, affine=True)
         self.time_emb_proj = None
-        if temb_channels is not None:
-            width = 2 * mid_channels if time_embedding_norm == "scale_shift" else mid_channels
-            self.time_emb_proj = nn.Linear(temb_channels, width)
-        self.norm2 = nn.GroupNorm(groups_out, mid_channels, eps=eps, affine=True)
-        self.nonlinearity = get_activation(non_linearity)
+        if cfg.temb_channels is not None:
+            width = 2 * mid_channels if cfg.time_embedding_norm == "scale_shift" else mid_channels
+            self.time_emb_proj = nn.Linear(cfg.temb_channels, width)
+        self.norm2 = nn.GroupNorm(groups_out, mid_channels, eps=cfg.eps, affine=True)
+        self.nonlinearity = get_activation(cfg.non_linearity)
         self.conv_shortcut = None
-        if in_channels != out_channels:
-            self.conv_shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=conv_shortcut_bias)
+        if cfg.in_channels != cfg.out_channels:
+            self.conv_shortcut = nn.Conv2d(cfg.in_channels, cfg.out_channels, kernel_size=1)
 
     def _conv_a(self, h: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_mid, H, W)
         raise NotImplementedError
@@ -149,6 +159,12 @@ class BottleneckResnet(_ResnetLike):
     inner -> out; 1x1 shortcut when in != out. Weights ``9 inner (in + out)`` instead of
     ``9 out (in + out)``.
 
+    ``from_teacher(block, ratio=r)`` makes the bottleneck ``inner = round(r * out)`` channels wide
+    (:func:`bottleneck_width`, at least 1), so each ratio means what it says and different ratios
+    give different blocks whenever they differ by a channel. The norm over the bottleneck uses the
+    largest divisor of ``inner`` not above the teacher's group count (:func:`divisor_groups`; the
+    teacher's own count when it divides ``inner``, e.g. 32 groups at ``inner = 160``, 20 at 40).
+
     Initialised from the teacher by truncation: ``norm1`` and the shortcut are copied; ``conv1``,
     ``norm2`` and ``time_emb_proj`` keep the teacher's first ``inner`` output channels and
     ``conv2`` its first ``inner`` input channels (``ratio=1`` reproduces the teacher exactly).
@@ -156,10 +172,11 @@ class BottleneckResnet(_ResnetLike):
     Args:
         in_channels: input channels.
         out_channels: output channels.
-        inner_channels: bottleneck width (a multiple of ``groups_out``).
+        inner_channels: bottleneck width.
         temb_channels: time-embedding width, ``None`` for none.
         groups: GroupNorm groups over the input.
-        groups_out: GroupNorm groups over the bottleneck.
+        groups_out: GroupNorm groups over the bottleneck (must divide ``inner_channels``);
+            ``None``: ``divisor_groups(inner_channels, groups)``.
         eps: GroupNorm epsilon.
         non_linearity: activation name.
         time_embedding_norm: ``"default"`` or ``"scale_shift"``.
@@ -187,17 +204,8 @@ class BottleneckResnet(_ResnetLike):
         output_scale_factor: float = 1.0,
     ) -> None:
         super().__init__()
-        self._build_common(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            mid_channels=inner_channels,
-            temb_channels=temb_channels,
-            groups=groups,
-            groups_out=groups if groups_out is None else groups_out,
-            eps=eps,
-            non_linearity=non_linearity,
-            time_embedding_norm=time_embedding_norm,
-        )
+        groups_out = divisor_groups(inner_channels, groups) if groups_out is None else groups_out
+        self._build_common(mid_channels=inner_channels, groups_out=groups_out)
         self.conv1 = nn.Conv2d(in_channels, inner_channels, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(inner_channels, out_channels, kernel_size=3, padding=1)
 
@@ -207,12 +215,15 @@ class BottleneckResnet(_ResnetLike):
 
         Args:
             block: the teacher ``ResnetBlock2D``.
-            ratio: inner width / out channels, in ``(0, 1]``; see :func:`bottleneck_width`.
+            ratio: inner width / out channels, in ``(0, 1]``; see :func:`bottleneck_width` and
+                :func:`divisor_groups` for the width and groups it resolves to.
         """
         ratio = check_number("bottleneck_resnet", "ratio", ratio, low=0.0, low_open=True, high=1.0)
         dims = resnet_dims(block)
-        inner = bottleneck_width(dims.out_channels, ratio, dims.groups_out)
-        surrogate = cls(inner_channels=inner, **_common_config(dims))
+        inner = bottleneck_width(dims.out_channels, ratio)
+        config = _common_config(dims)
+        config["groups_out"] = divisor_groups(inner, dims.groups_out)
+        surrogate = cls(inner_channels=inner, **config)
         if inner <= dims.out_channels:
             with torch.no_grad():
                 surrogate._copy_shared_from(block, inner)
@@ -271,17 +282,7 @@ class DwsepResnet(_ResnetLike):
         output_scale_factor: float = 1.0,
     ) -> None:
         super().__init__()
-        self._build_common(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            mid_channels=out_channels,
-            temb_channels=temb_channels,
-            groups=groups,
-            groups_out=groups if groups_out is None else groups_out,
-            eps=eps,
-            non_linearity=non_linearity,
-            time_embedding_norm=time_embedding_norm,
-        )
+        self._build_common(mid_channels=out_channels, groups_out=groups if groups_out is None else groups_out)
         self.depthwise1 = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels)
         self.pointwise1 = nn.Conv2d(in_channels, out_channels, 1)
         self.depthwise2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, groups=out_channels)

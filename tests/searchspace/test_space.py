@@ -204,6 +204,23 @@ def test_space_dict_round_trip_keeps_hash(space):
     assert SearchSpace.from_dict(json.loads(json.dumps(space.to_dict()))).hash == space.hash
 
 
+def test_merge_drops_duplicates_records_them_and_changes_the_hash_only_then(space):
+    assert space.merged == {} and "merged" not in space.to_dict()
+    assert space.merge({}).hash == space.hash
+    path = "down_blocks.0.resnets.0"
+    merged = space.merge({path: {"bottleneck_resnet(ratio=0.5)": "bottleneck_resnet(ratio=0.25)"}})
+    assert merged[path].names == ["teacher", "skip", "bottleneck_resnet(ratio=0.25)"]
+    assert merged["mid_block.resnets.0"].names == space["mid_block.resnets.0"].names
+    assert merged.merged == {path: {"bottleneck_resnet(ratio=0.5)": "bottleneck_resnet(ratio=0.25)"}}
+    assert merged.hash != space.hash and merged.size * 4 == space.size * 3
+    # a dropped name reads as the kept one; the record survives the dict round trip
+    assert merged.validate({path: "bottleneck_resnet(ratio=0.5)"})[path] == "bottleneck_resnet(ratio=0.25)"
+    back = SearchSpace.from_dict(json.loads(json.dumps(merged.to_dict())))
+    assert back.merged == merged.merged and back.hash == merged.hash
+    with pytest.raises(SearchSpaceError, match="bad merge record"):
+        space.merge({path: {"skip": "bottleneck_resnet(ratio=0.5)", "bottleneck_resnet(ratio=0.5)": "teacher"}})
+
+
 def test_searchspace_imports_no_torch():
     code = "import sys, tocsr_nas.searchspace; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

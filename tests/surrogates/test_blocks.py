@@ -23,7 +23,7 @@ from tocsr_nas.surrogates import (
     example_inputs,
     get_surrogate,
 )
-from tocsr_nas.surrogates.blocks.resnet import bottleneck_width
+from tocsr_nas.surrogates.blocks.resnet import bottleneck_width, divisor_groups
 from tocsr_nas.surrogates.testing import CHECKS, build_case, conformance_cases
 from tocsr_nas.surrogates.verify import verify_surrogate
 
@@ -110,10 +110,42 @@ def test_skip_samplers_pool_and_upsample(micro_blocks):
 
 
 @pytest.mark.parametrize(
-    "out, ratio, groups, want", [(320, 0.25, 32, 96), (320, 0.5, 32, 160), (32, 0.1, 8, 8), (32, 1.0, 8, 32)]
+    "out, ratio, want", [(320, 0.25, 80), (320, 0.5, 160), (64, 0.125, 8), (32, 0.1, 3), (4, 0.1, 1), (32, 1.0, 32)]
 )
-def test_bottleneck_width(out, ratio, groups, want):
-    assert bottleneck_width(out, ratio, groups) == want
+def test_bottleneck_width(out, ratio, want):
+    assert bottleneck_width(out, ratio) == want
+
+
+@pytest.mark.parametrize(
+    "channels, groups, want", [(320, 32, 32), (80, 32, 20), (40, 32, 20), (8, 32, 8), (16, 16, 16), (7, 4, 1), (1, 32, 1)]
+)
+def test_divisor_groups(channels, groups, want):
+    assert divisor_groups(channels, groups) == want
+
+
+@torch.no_grad()
+def test_bottleneck_ratios_are_distinct_blocks_on_a_64_channel_32_group_block():
+    # before: widths rounded to multiples of the 32 groups made ratios 0.125, 0.25 and 0.5 one block
+    teacher = ResnetBlock2D(in_channels=64, out_channels=64, temb_channels=32, groups=32).eval()
+    args, _ = example_inputs(teacher)
+    widths, groups = [], []
+    for ratio in (0.125, 0.25, 0.5):
+        block = build_surrogate("bottleneck_resnet", teacher, ratio=ratio).eval()
+        widths.append(block.conv1.out_channels)
+        groups.append(block.norm2.num_groups)
+        assert block.config.inner_channels == widths[-1] and block.config.groups_out == groups[-1]
+        again = type(block).from_config(block.config)  # the config alone rebuilds the same block
+        again.load_state_dict(block.state_dict())
+        assert torch.equal(again(*args), block(*args))
+        assert torch.equal(block.conv1.weight, teacher.conv1.weight[: widths[-1]])  # truncated teacher weights
+    assert widths == [8, 16, 32] and groups == [8, 16, 32]
+
+
+def test_bottleneck_groups_out_default_divides_the_width():
+    block = get_surrogate("bottleneck_resnet")(in_channels=8, out_channels=8, inner_channels=12, groups=8)
+    assert block.norm2.num_groups == 6
+    with pytest.raises(ValueError):
+        get_surrogate("bottleneck_resnet")(in_channels=8, out_channels=8, inner_channels=12, groups=8, groups_out=8)
 
 
 @torch.no_grad()

@@ -21,6 +21,24 @@ def test_space_json_report(capsys):
     assert report["teacher_gmacs_no_attention"] < report["teacher_gmacs"]
     teacher_sum = sum(next(c["params"] for c in b["candidates"] if c["name"] == "teacher") for b in report["blocks"])
     assert teacher_sum + report["base_params"] == report["teacher_params"]
+    assert report["merged"] == {}  # the default space has no duplicate candidates
+
+
+def test_space_lists_merged_duplicates(tmp_path, capsys):
+    # on the 32-channel blocks round(0.51 * 32) = round(0.5 * 32) = 16: one architecture
+    path = tmp_path / "dup.yaml"
+    path.write_text("rules: [{name: r, match: '*resnets.*', type: ResnetBlock2D, "
+                    "candidates: [{type: bottleneck_resnet, grid: {ratio: [0.5, 0.51]}}]}]")
+    assert main(["space", "--preset", "tiny", "--space", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    drop = {"bottleneck_resnet(ratio=0.51)": "bottleneck_resnet(ratio=0.5)"}
+    assert report["merged"] == {p: drop for p in ("down_blocks.0.resnets.0", "up_blocks.2.resnets.0", "up_blocks.2.resnets.1")}
+    by_path = {b["path"]: [c["name"] for c in b["candidates"]] for b in report["blocks"]}
+    assert by_path["down_blocks.0.resnets.0"] == ["teacher", "bottleneck_resnet(ratio=0.5)"]
+    assert len(by_path["mid_block.resnets.0"]) == 3
+    assert main(["space", "--preset", "tiny", "--space", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "up_blocks.2.resnets.1: bottleneck_resnet(ratio=0.51) = bottleneck_resnet(ratio=0.5)" in out
 
 
 BAD = {

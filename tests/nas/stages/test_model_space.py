@@ -1,5 +1,6 @@
 """Building a checked search space for a real UNet, and exact cost tables."""
 
+import logging
 import random
 
 import pytest
@@ -106,6 +107,38 @@ def test_bad_candidates_name_rule_and_path(teacher, probe, rule, fragment, half_
         build_space(teacher.unet, SpaceSpec([rule]), probe=probe)
     msg = str(info.value)
     assert fragment in msg and f"rule {rule.name!r}" in msg and "\n" not in msg
+
+
+def _modules(model):
+    return [(name, type(module).__name__) for name, module in model.named_modules()]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "sd21-vae16"])
+def test_default_space_has_no_duplicate_candidates(preset):
+    # architectures only: the teacher and every candidate are built on the meta device (no weights)
+    with torch.device("meta"):
+        unet = build_teacher(preset).unet
+        space = build_space(unet, "unet")
+    unmerged = load_space_spec("unet").resolve(_modules(unet))
+    assert space.merged == {}
+    assert space.hash == unmerged.hash and space.size == unmerged.size
+
+
+def test_candidates_that_build_the_same_block_are_merged(teacher, probe, caplog):
+    # round(0.51 * 32) = round(0.5 * 32) = 16, but round(0.51 * 64) = 33 != 32
+    grid = {"type": "bottleneck_resnet", "grid": {"ratio": [0.5, 0.51]}}
+    spec = SpaceSpec([Rule("res", "*resnets.*", [grid], module_type="ResnetBlock2D")])
+    with caplog.at_level(logging.WARNING, logger="tocsr_nas.stages.space"):
+        space = build_space(teacher.unet, spec, probe=probe)
+    narrow = [p for p in space.paths if teacher.unet.get_submodule(p).conv2.out_channels == 32]
+    assert 0 < len(narrow) < len(space)
+    assert space.merged == {p: {"bottleneck_resnet(ratio=0.51)": "bottleneck_resnet(ratio=0.5)"} for p in narrow}
+    for block in space.blocks:
+        want = ["teacher", "bottleneck_resnet(ratio=0.5)"] + ([] if block.path in narrow else ["bottleneck_resnet(ratio=0.51)"])
+        assert block.names == want, block.path
+    assert f"{narrow[0]}: bottleneck_resnet(ratio=0.51) = bottleneck_resnet(ratio=0.5)" in caplog.text
+    unmerged = spec.resolve(_modules(teacher.unet))
+    assert space.hash != unmerged.hash and space.size * 3 ** len(narrow) == unmerged.size * 2 ** len(narrow)
 
 
 def _assert_lookup_matches_trace(teacher, space, table, configs, resolution):
