@@ -15,12 +15,12 @@ from pathlib import Path
 
 from tocsr_nas.evaluators import CostTable
 from tocsr_nas.evaluators.cost_table import CostTableError
-from tocsr_nas.stages.space import CandidateCache
-from tocsr_nas.searchspace import SearchSpace
+from tocsr_nas.searchspace import TEACHER, SearchSpace
+from tocsr_nas.stages.space import CandidateCache, architecture
 
 log = logging.getLogger(__name__)
 
-__all__ = ["architecture_hash", "cache_dir", "cost_table_for"]
+__all__ = ["architecture_hash", "candidates_hash", "cache_dir", "cost_table_for"]
 
 
 def architecture_hash(teacher) -> str:
@@ -31,6 +31,22 @@ def architecture_hash(teacher) -> str:
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def candidates_hash(teacher, space: SearchSpace, candidates: CandidateCache) -> str:
+    """12 hex digits identifying what every candidate of ``space`` builds on ``teacher``'s UNet.
+
+    Candidate *names* do not pin an architecture: a surrogate type may change how it resolves its
+    parameters (as ``bottleneck_resnet`` did when its GroupNorm groups began to divide the width), so
+    a cached table is keyed on each candidate's class and resolved config as well.
+    """
+    h = hashlib.sha256()
+    for block in space.blocks:
+        module = teacher.unet.get_submodule(block.path)
+        for candidate in block.choices:
+            if candidate.type != TEACHER:
+                h.update(f"{block.path}|{candidate.name}|{architecture(candidates(module, candidate))}\n".encode())
+    return h.hexdigest()[:12]
 
 
 def cache_dir() -> Path:
@@ -61,11 +77,13 @@ def cost_table_for(
         A :class:`~tocsr_nas.evaluators.CostTable` whose lookups equal whole-model fvcore traces.
     """
     resolution = resolution or teacher.default_resolution
-    meta = {"architecture": architecture_hash(teacher), "space": space.hash}
+    candidates = candidates if candidates is not None else CandidateCache()
+    meta = {"architecture": architecture_hash(teacher), "space": space.hash,
+            "candidates": candidates_hash(teacher, space, candidates)}
     path = None
     if cache:
         folder = cache_dir() if cache is True else Path(cache)
-        path = folder / f"costs-{meta['architecture']}-{meta['space']}-{resolution}px.json"
+        path = folder / f"costs-{meta['architecture']}-{meta['space']}-{meta['candidates']}-{resolution}px.json"
         if path.is_file():
             try:
                 return CostTable.load(path, expect={**meta, "resolution": resolution})
@@ -74,7 +92,6 @@ def cost_table_for(
     unet = teacher.unet.eval()
     args, kwargs = teacher.unet_example_inputs(batch=1, resolution=resolution)
     choices = {b.path: b.names for b in space.blocks}
-    candidates = candidates if candidates is not None else CandidateCache()
 
     def instantiate(block_path: str, name: str, block):
         return candidates(block, space[block_path].choices[space[block_path].index(name)])
