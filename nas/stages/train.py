@@ -6,15 +6,21 @@
 * :func:`train_sr_folder`: ``tocsr-nas sr train``;
 * :func:`distill_onestep_folder`: ``tocsr-nas sr distill``.
 
-Each takes its config's fields as keyword options. For the checkpointed ones (teacher, SR,
-one-step) an option left ``None`` takes the config's default or, when resuming, the value the
-checkpoint recorded (:func:`resumed_config`).
+Each takes its config's fields as keyword options. The checkpointed ones (teacher, SR, one-step)
+share these keyword arguments, and an option left ``None`` takes the config's default or, when
+resuming, the value the checkpoint recorded (:func:`resumed_config`):
+
+* ``resume``: continue ``out`` from its last checkpoint;
+* ``keep_checkpoints``: keep ``out/checkpoints`` after success (to extend ``steps`` later);
+* ``progress``: show progress bars;
+* ``threads``: torch CPU threads (``None``: torch's choice; :func:`~tocsr_nas.threads.set_threads`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +50,16 @@ def resumed_config(cls: type[C], out: str | Path, resume: bool, options: dict[st
     return dataclasses.replace(base, **given)
 
 
+def _checkpointed(
+    train: Callable[..., Any], config_cls: type[C], sources: tuple[Any, ...], out: str | Path, options: dict[str, Any],
+    *, resume: bool, threads: int | None, **kwargs: Any,
+) -> tuple[Any, C]:
+    """Set the threads, build the (resumed) config, run ``train(*sources, out, config, resume=..., **kwargs)``."""
+    set_threads(threads)
+    config = resumed_config(config_cls, out, resume, options)
+    return train(*sources, out, config, resume=resume, **kwargs), config
+
+
 def train_teacher_folder(
     out: str | Path,
     *,
@@ -57,10 +73,7 @@ def train_teacher_folder(
 
     Args:
         out: output folder (new, or the one to resume).
-        resume: continue ``out`` from its last checkpoint.
-        keep_checkpoints: keep ``out/checkpoints`` after success.
-        progress: show progress bars.
-        threads: torch CPU threads (``None``: torch's choice).
+        resume, keep_checkpoints, progress, threads: see the module docstring.
         **options: :class:`~tocsr_nas.teacher.train.TrainConfig` fields (``None``: unset).
 
     Returns:
@@ -72,12 +85,14 @@ def train_teacher_folder(
     from tocsr_nas.teacher import available_presets
     from tocsr_nas.teacher.train import TrainConfig, train_teacher
 
-    set_threads(threads)
     preset = options.get("preset") or "tiny"
     if preset not in available_presets():
         raise TocsrError(f"unknown teacher preset {preset!r}; valid presets: {', '.join(available_presets())}")
-    config = resumed_config(TrainConfig, out, resume, options)
-    return train_teacher(Path(out), config, resume=resume, keep_checkpoints=keep_checkpoints, progress=progress)
+    metrics, _ = _checkpointed(
+        train_teacher, TrainConfig, (), Path(out), options, resume=resume, threads=threads,
+        keep_checkpoints=keep_checkpoints, progress=progress,
+    )  # fmt: skip
+    return metrics
 
 
 def distill_library(
@@ -151,10 +166,7 @@ def train_sr_folder(
         backbone: teacher folder or compact UNet folder.
         out: output SR model folder (new, or the one to resume).
         teacher: teacher folder for a compact backbone's VAE (default: the one it records).
-        resume: continue ``out`` from its last checkpoint.
-        keep_checkpoints: keep ``out/checkpoints`` after success.
-        progress: show a progress bar.
-        threads: torch CPU threads (``None``: torch's choice).
+        resume, keep_checkpoints, progress, threads: see the module docstring.
         **options: :class:`~tocsr_nas.sr.train.SRTrainConfig` fields (``None``: unset).
 
     Returns:
@@ -162,12 +174,10 @@ def train_sr_folder(
     """
     from tocsr_nas.sr.train import SRTrainConfig, train_sr
 
-    set_threads(threads)
-    config = resumed_config(SRTrainConfig, out, resume, options)
-    model = train_sr(
-        backbone, out, config, teacher=teacher, resume=resume, keep_checkpoints=keep_checkpoints, progress=progress
-    )
-    return model, config
+    return _checkpointed(
+        train_sr, SRTrainConfig, (backbone,), out, options, resume=resume, threads=threads, teacher=teacher,
+        keep_checkpoints=keep_checkpoints, progress=progress,
+    )  # fmt: skip
 
 
 def distill_onestep_folder(
@@ -185,10 +195,7 @@ def distill_onestep_folder(
     Args:
         teacher: the multi-step SR model folder (``tocsr-nas sr train``).
         out: output one-step model folder (new, or the one to resume).
-        resume: continue ``out`` from its last checkpoint.
-        keep_checkpoints: keep ``out/checkpoints`` after success.
-        progress: show a progress bar.
-        threads: torch CPU threads (``None``: torch's choice).
+        resume, keep_checkpoints, progress, threads: see the module docstring.
         **options: :class:`~tocsr_nas.sr.onestep.DistillConfig` fields (``None``: unset).
 
     Returns:
@@ -196,7 +203,7 @@ def distill_onestep_folder(
     """
     from tocsr_nas.sr.onestep import DistillConfig, distill_onestep
 
-    set_threads(threads)
-    config = resumed_config(DistillConfig, out, resume, options)
-    model = distill_onestep(teacher, out, config, resume=resume, keep_checkpoints=keep_checkpoints, progress=progress)
-    return model, config
+    return _checkpointed(
+        distill_onestep, DistillConfig, (teacher,), out, options, resume=resume, threads=threads,
+        keep_checkpoints=keep_checkpoints, progress=progress,
+    )  # fmt: skip
