@@ -1,12 +1,30 @@
 """Sub-commands of the ``tocsr-nas`` CLI, one module each (see ``tocsr_nas.cli``), and the
-argparse value types they share."""
+argparse value types and options they share.
+
+A command parses its arguments and calls the library function of its stage (``tocsr_nas.stages``,
+``tocsr_nas.sr``); nothing outside this package and ``tocsr_nas.cli`` imports the commands."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+from typing import Any
 
-__all__ = ["positive_int", "non_negative_int", "positive_float"]
+__all__ = [
+    "add_action_group",
+    "add_checkpoint_options",
+    "add_image_options",
+    "add_out",
+    "add_resume",
+    "add_seed",
+    "add_step_options",
+    "add_threads",
+    "given",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+]
 
 
 def _int(text: str, minimum: int) -> int:
@@ -38,3 +56,86 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def add_action_group(subparsers: argparse._SubParsersAction, name: str, help: str, dest: str) -> Any:
+    """Register command ``name`` whose actions are sub-commands; alone it prints its help (exit code 2).
+
+    Returns:
+        The sub-parsers to add the actions to.
+    """
+    parser = subparsers.add_parser(name, help=help)
+    sub = parser.add_subparsers(dest=dest, metavar="ACTION", parser_class=type(parser))
+
+    def missing_action(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=missing_action)
+    return sub
+
+
+def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = True, default: Path | None = None) -> None:
+    """``--out DIR``: the command's output folder."""
+    p.add_argument("--out", type=Path, required=required, default=default, help=help)
+
+
+def add_seed(p: argparse.ArgumentParser, default: int | None = None, help: str = "seed") -> None:
+    """``--seed N``; the help names the default (``0`` when ``default`` is ``None``: the config's)."""
+    shown = 0 if default is None else default
+    p.add_argument("--seed", type=int, default=default, help=f"{help} (default {shown})")
+
+
+def add_threads(
+    p: argparse.ArgumentParser, default: int | None = None, help: str = "torch CPU threads", *, type: Any = int
+) -> None:
+    """``--threads N``: torch CPU threads (:func:`tocsr_nas.threads.set_threads`; ``None``: torch's choice)."""
+    p.add_argument("--threads", type=type, default=default, help=help)
+
+
+def add_resume(p: argparse.ArgumentParser, help: str = "continue OUT from its last checkpoint") -> None:
+    """``--resume``."""
+    p.add_argument("--resume", action="store_true", help=help)
+
+
+def add_image_options(p: argparse.ArgumentParser, help: str = "train on this folder of images instead") -> None:
+    """``--images DIR``: train on a folder of images instead of the built-in photos."""
+    p.add_argument("--images", type=Path, default=None, help=help)
+
+
+def add_step_options(
+    p: argparse.ArgumentParser,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: str,
+    what: tuple[str, str, str] = ("optimisation steps", "latent crops per step", "peak learning rate"),
+) -> None:
+    """``--steps``, ``--batch-size`` and ``--lr`` of a training command; unset (``None``) they take the
+    config's defaults, which the help quotes. ``what`` are the three helps without their defaults."""
+    p.add_argument("--steps", type=int, default=None, help=f"{what[0]} (default {steps})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"{what[1]} (default {batch_size})")
+    p.add_argument("--lr", type=float, default=None, help=f"{what[2]} (default {lr})")
+
+
+def add_checkpoint_options(
+    p: argparse.ArgumentParser,
+    *,
+    every: int,
+    keep: str = "keep OUT/checkpoints after success (to extend --steps)",
+    threads: str = "torch CPU threads (1 is often fastest on a busy machine)",
+) -> None:
+    """The options of a checkpointed training command: ``--checkpoint-every``, ``--resume``,
+    ``--keep-checkpoints``, ``--no-progress`` and ``--threads``."""
+    p.add_argument("--checkpoint-every", type=int, default=None, help=f"steps between checkpoints (default {every})")
+    add_resume(p)
+    p.add_argument("--keep-checkpoints", action="store_true", help=keep)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads(p, help=threads)
+
+
+def given(args: argparse.Namespace, *names: str, **renamed: str) -> dict[str, Any]:
+    """Config options from parsed arguments: each of ``names`` as is, each ``field=dest`` renamed;
+    a ``Path`` becomes a string (configs record plain JSON values)."""
+    pairs = [(n, n) for n in names] + list(renamed.items())
+    return {field: str(v) if isinstance(v := getattr(args, dest), Path) else v for field, dest in pairs}

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tocsr_nas.commands import add_out, add_threads
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``evaluate``."""
@@ -26,9 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of the multi-step model (default: its own)")
     p.add_argument("--max-side", type=int, default=None, help="centre-crop each image to at most this many px per side")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: MODEL/evaluation)")
+    add_out(p, "output folder (default: MODEL/evaluation)", required=False)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads(p)
     p.set_defaults(func=run)
 
 
@@ -64,8 +66,8 @@ def format_report(report: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
-    from tocsr_nas.commands.sr import set_threads
     from tocsr_nas.sr.evaluate import evaluate
+    from tocsr_nas.threads import set_threads
 
     set_threads(args.threads)
     report = evaluate(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
+from tocsr_nas.commands import add_out, add_seed, add_threads
 from tocsr_nas.errors import UserInputError
-
-log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``run``."""
     from tocsr_nas.stages.run import PipelineSettings
 
     d = PipelineSettings()
@@ -22,18 +21,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "photos), one folder per stage under --out, each cached and resumable: rerun the same command after "
         "an interruption to continue. Ends with a summary table and OUT/report.md.",
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default: runs/demo)")
+    add_out(p, "output folder (default: runs/demo)", required=False, default=Path("runs/demo"))
     p.add_argument("--preset", default=d.preset, help="teacher preset (default: tiny, the shipped checkpoint)")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every stage (default {d.seed})")
+    add_seed(p, d.seed, "seed of every stage")
     p.add_argument("--budget", type=int, default=d.budget, help=f"search evaluations (default {d.budget})")
     p.add_argument("--strategy", default=d.strategy, help=f"search strategy (default {d.strategy})")
     p.add_argument("--workers", type=int, default=d.workers, help=f"distillation processes (default {d.workers})")
-    p.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads per stage (default {d.threads})")
+    add_threads(p, d.threads, f"torch CPU threads per stage (default {d.threads})")
     p.add_argument("--quick", action="store_true", help="tiny stage sizes: a smoke test of the pipeline (minutes)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``run``: the pipeline, then its report."""
     from tocsr_nas.stages.run import PipelineSettings, quick_settings, run_pipeline
     from tocsr_nas.stages.report import write_report
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from tocsr_nas.errors import TocsrError
+from tocsr_nas.commands import (
+    add_action_group,
+    add_checkpoint_options,
+    add_image_options,
+    add_out,
+    add_seed,
+    add_step_options,
+    given,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sr`` with its ``train`` and ``distill`` actions."""
-    parser = subparsers.add_parser("sr", help="SR adaptation of a backbone and one-step distillation")
-    sub = parser.add_subparsers(dest="sr_command", metavar="ACTION", parser_class=type(parser))
-    parser.set_defaults(func=lambda args: _missing_action(parser))
+    sub = add_action_group(subparsers, "sr", "SR adaptation of a backbone and one-step distillation", "sr_command")
 
     train = sub.add_parser(
         "train",
@@ -27,12 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     train.add_argument("--backbone", required=True, type=Path, help="teacher folder or compact UNet folder")
-    train.add_argument("--out", required=True, type=Path, help="output SR model folder (new, or the one to --resume)")
+    add_out(train, "output SR model folder (new, or the one to --resume)")
     train.add_argument("--teacher", type=Path, default=None, help="teacher folder for a compact backbone's VAE (default: the one it records)")
-    train.add_argument("--steps", type=int, default=None, help="optimisation steps (default 300)")
-    train.add_argument("--batch-size", type=int, default=None, help="latent crops per step (default 16)")
-    train.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-4)")
-    train.add_argument("--seed", type=int, default=None, help="seed of data and noise (default 0)")
+    add_step_options(train, steps=300, batch_size=16, lr="3e-4")
+    add_seed(train, help="seed of data and noise")
     train.add_argument("--pool-size", type=int, default=None, help="training patches encoded once (default 96)")
     train.add_argument("--trainable", choices=("all", "unet"), default=None, help="train the UNet and null context (all, default) or the UNet only")
     train.add_argument("--sampler-steps", type=int, default=None, help="default DDIM steps of the saved model (default 20)")
@@ -40,9 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--strength", type=float, default=None,
         help="sampler strength in (0, 1]: 1 starts DDIM from pure noise, less from the noised LR latent (default 0.3)",
     )  # fmt: skip
-    train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 50)")
-    train.add_argument("--images", type=Path, default=None, help="train on this folder of images instead of the built-in photos")
-    _common(train)
+    add_image_options(train, "train on this folder of images instead of the built-in photos")
+    add_checkpoint_options(train, every=50)
     train.set_defaults(func=run_train)
 
     distill = sub.add_parser(
@@ -56,74 +58,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     distill.add_argument("--teacher", required=True, type=Path, help="the multi-step SR model folder (from `sr train`)")
-    distill.add_argument("--out", required=True, type=Path, help="output one-step model folder")
-    distill.add_argument("--steps", type=int, default=None, help="optimisation steps (default 200)")
-    distill.add_argument("--batch-size", type=int, default=None, help="latent crops per step (default 16)")
-    distill.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-4)")
-    distill.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    add_out(distill, "output one-step model folder")
+    add_step_options(distill, steps=200, batch_size=16, lr="1e-4")
+    add_seed(distill)
     distill.add_argument("--timestep", type=int, default=None, help="t* (default: automatic noise-level matching)")
     distill.add_argument("--start", choices=("lr", "noise"), default=None, help="generator input: the LR latent (default) or noised LR latent")
     distill.add_argument("--target-steps", type=int, default=None, help="DDIM steps of the distilled sampler (default: the SR model's)")
     distill.add_argument("--pool-size", type=int, default=None, help="training patches with DDIM outputs (default 32)")
     distill.add_argument("--pixel-weight", type=float, default=None, help="weight of the pixel loss (default 10)")
-    distill.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 50)")
-    distill.add_argument("--images", type=Path, default=None, help="train on this folder of images instead")
-    _common(distill)
+    add_image_options(distill)
+    add_checkpoint_options(distill, every=50)
     distill.set_defaults(func=run_distill)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resume", action="store_true", help="continue OUT from its last checkpoint")
-    p.add_argument("--keep-checkpoints", action="store_true", help="keep OUT/checkpoints after success (to extend --steps)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is often fastest on a busy machine)")
-
-
-def _missing_action(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
-
-
-def set_threads(threads: int | None) -> None:
-    """Apply ``--threads``."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise TocsrError(f"--threads must be >= 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _config(cls, out: Path, resume: bool, given: dict):  # noqa: ANN001, ANN202
-    from tocsr_nas._io import read_json
-
-    given = {k: v for k, v in given.items() if v is not None}
-    base = cls()
-    state = out / "checkpoints" / "state.json"
-    if resume and state.is_file():
-        base = cls(**read_json(state)["config"])  # unset options keep the checkpoint's values
-    return dataclasses.replace(base, **given)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``sr train``."""
-    from tocsr_nas.sr.train import SRTrainConfig, train_sr
+    from tocsr_nas.stages.train import train_sr_folder
 
-    set_threads(args.threads)
-    config = _config(
-        SRTrainConfig,
-        args.out,
-        args.resume,
-        {
-            "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "pool_size": args.pool_size, "trainable": args.trainable, "sampler_steps": args.sampler_steps,
-            "strength": args.strength, "checkpoint_every": args.checkpoint_every, "images": str(args.images) if args.images else None,
-        },
+    options = given(
+        args, "steps", "batch_size", "lr", "seed", "pool_size", "trainable", "sampler_steps", "strength",
+        "checkpoint_every", "images",
     )  # fmt: skip
-    model = train_sr(
-        args.backbone, args.out, config, teacher=args.teacher, resume=args.resume,
-        keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
+    model, config = train_sr_folder(
+        args.backbone, args.out, teacher=args.teacher, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
+        progress=not args.no_progress, threads=args.threads, **options,
     )  # fmt: skip
     m = model.config["metrics"]
     print(
@@ -135,23 +93,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_distill(args: argparse.Namespace) -> int:
     """Run ``sr distill``."""
-    from tocsr_nas.sr.onestep import DistillConfig, distill_onestep
+    from tocsr_nas.stages.train import distill_onestep_folder
 
-    set_threads(args.threads)
-    config = _config(
-        DistillConfig,
-        args.out,
-        args.resume,
-        {
-            "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "timestep": args.timestep, "start": args.start, "target_steps": args.target_steps,
-            "pool_size": args.pool_size, "w_pixel": args.pixel_weight, "checkpoint_every": args.checkpoint_every,
-            "images": str(args.images) if args.images else None,
-        },
+    options = given(
+        args, "steps", "batch_size", "lr", "seed", "timestep", "start", "target_steps", "pool_size",
+        "checkpoint_every", "images", w_pixel="pixel_weight",
     )  # fmt: skip
-    model = distill_onestep(
-        args.teacher, args.out, config, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
-        progress=not args.no_progress,
+    model, config = distill_onestep_folder(
+        args.teacher, args.out, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
+        progress=not args.no_progress, threads=args.threads, **options,
     )  # fmt: skip
     m, o = model.config["metrics"], model.config["onestep"]
     print(

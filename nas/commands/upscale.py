@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tocsr_nas.commands import add_out, add_threads
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``upscale``."""
@@ -19,20 +21,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, type=Path, help="SR model folder")
     p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="input images (PNG, JPEG, ...)")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    add_out(p, "output folder")
     p.add_argument("--scale", type=int, default=None, help="upscaling factor (must be the model's; default: the model's)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps of a multi-step model (default: the model's)")
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default: the model's)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``upscale``."""
-    from tocsr_nas.commands.sr import set_threads
-    from tocsr_nas.teacher.data import load_image
     from tocsr_nas.sr.model import SRModel
     from tocsr_nas.sr.upscale import upscale_files
+    from tocsr_nas.teacher.data import load_image
+    from tocsr_nas.threads import set_threads
 
     set_threads(args.threads)
     for path in args.inputs:  # fail on an unreadable input before loading the model

@@ -196,3 +196,100 @@ def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
     except (OSError, ValueError) as exc:
         raise CompactFormatError(f"{directory}: incomplete export ({exc})") from None
     return Teacher(vae=vae.eval(), unet=unet, scheduler=scheduler, context=context.eval(), preset="compact")
+
+
+# ---------------------------------------------------------------------- export from a search folder
+def _search_path(search: Path, value: str) -> Path:
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return path
+    return search / path  # a path relative to the search folder
+
+
+def pick_trial(result: Any, trial: int | None, epsilon: float | None) -> tuple[Any, float | None]:
+    """The trial to export from a search result: by id, or the best feasible at ``epsilon``.
+
+    Args:
+        result: a :class:`~tocsr_nas.search.results.SearchResult`.
+        trial: a trial id (then the returned epsilon is ``None``).
+        epsilon: one of the search's epsilons (default: its primary one).
+
+    Returns:
+        ``(trial, epsilon)``.
+
+    Raises:
+        UserInputError: no such trial, an epsilon the search did not use, or no feasible trial at it.
+    """
+    import math
+
+    from tocsr_nas.search.results import Trial
+
+    if trial is not None:
+        rows = result.trials[result.trials["trial"] == trial]
+        if rows.empty:
+            raise UserInputError(f"no trial {trial} in the search (trials 0..{len(result.trials) - 1})")
+        return Trial.from_row(rows.iloc[0], result.epsilons), None
+    eps = result.primary_epsilon if epsilon is None else float(epsilon)
+    known = [e for e in result.epsilons if math.isclose(eps, e)]
+    if not known:
+        raise UserInputError(f"epsilon {eps} was not part of the search; its epsilons are {list(result.epsilons)}")
+    eps = known[0]
+    best = result.bests[eps]
+    if best is None:
+        raise UserInputError(f"no feasible trial at epsilon {eps}; export one by --trial ID or search longer")
+    return best, eps
+
+
+def export_search(
+    search_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    trial: int | None = None,
+    epsilon: float | None = None,
+    overwrite: bool = False,
+) -> tuple[dict[str, Any], Any]:
+    """Export a trial of a ``tocsr-nas search`` folder as a compact UNet folder (``tocsr-nas export``).
+
+    Args:
+        search_dir: the search's ``--out`` folder (its ``search.json`` names the teacher and library).
+        out: the compact folder to create.
+        trial: export this trial id (default: the best feasible trial, see :func:`pick_trial`).
+        epsilon: the best feasible trial at this epsilon (default: the search's primary one).
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        ``(meta, trial)``: :func:`export_compact`'s metadata and the exported trial.
+
+    Raises:
+        UserInputError: ``search_dir`` is not a search folder, or the trial cannot be picked.
+    """
+    from tocsr_nas.search.results import load_search
+    from tocsr_nas.surrogates.library import SurrogateLibrary
+    from tocsr_nas.teacher import Teacher
+
+    search = Path(search_dir)
+    settings_file = search / "search.json"
+    if not settings_file.is_file():
+        raise UserInputError(f"{search} is not a `tocsr-nas search` folder (no search.json)")
+    settings = json.loads(settings_file.read_text(encoding="utf-8"))
+    result = load_search(search)
+    chosen, eps = pick_trial(result, trial, epsilon)
+    teacher = Teacher.load(_search_path(search, settings["teacher"])).eval()
+    library = SurrogateLibrary.open(_search_path(search, settings["surrogates"]), teacher_fingerprint=teacher.fingerprint())
+    info = {
+        "search": str(search.resolve()),
+        "trial": chosen.trial,
+        "epsilon": eps,
+        "quality": chosen.quality,
+        "quality_name": settings.get("quality"),
+        "objective": settings.get("objective"),
+        "searched": {"params": chosen.params, "gmacs": chosen.gmacs},
+    }
+    meta = export_compact(
+        teacher, library.space, library, chosen.config, out, resolution=settings.get("resolution"), info=info,
+        overwrite=overwrite,
+    )  # fmt: skip
+    return meta, chosen
+
+
+__all__ += ["export_search", "pick_trial"]

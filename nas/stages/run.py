@@ -10,9 +10,10 @@ Stages and their folders under ``--out`` (each is a valid ``DIR`` of the matchin
     onestep/     tocsr-nas sr distill
     evaluate/    tocsr-nas evaluate
 
-Every stage runs the same code as its command (the CLI entry point, in-process). ``OUT/pipeline.json``
-records each finished stage with its arguments and seconds, written atomically after the stage;
-a rerun skips finished stages and passes ``--resume`` to an interrupted one, so Ctrl-C or a crash
+Every stage calls the same library function as its command, in-process (the search stage still
+goes through the CLI: :func:`_search_stage`). ``OUT/pipeline.json`` records each finished stage
+with the equivalent command line (``argv``, to rerun it by hand) and its seconds, written atomically
+after the stage; a rerun skips finished stages and resumes an interrupted one, so Ctrl-C or a crash
 never costs more than the stage in progress.
 """
 
@@ -23,7 +24,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from tocsr_nas.errors import TocsrError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PipelineSettings", "Stage", "quick_settings", "run_pipeline", "STATE_FILE"]
+__all__ = ["STATE_FILE", "PipelineSettings", "Stage", "command_line", "quick_settings", "run_pipeline", "stages"]
 
 STATE_FILE = "pipeline.json"
 
@@ -84,86 +85,129 @@ def quick_settings() -> PipelineSettings:
     )
 
 
+def command_line(options: dict[str, Any]) -> list[str]:
+    """The CLI arguments of ``options`` (in order): ``name=True`` is the flag ``--name``, ``None`` and
+    ``False`` are left out, any other value is ``--name VALUE`` (underscores become dashes)."""
+    argv: list[str] = []
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
+
+
 @dataclass
 class Stage:
-    """One step of the pipeline: its folder name and the CLI arguments that produce it."""
+    """One step of the pipeline: its folder name, its command, and the library call that runs it.
+
+    Attributes:
+        name: the stage's folder under ``OUT`` (and its key in ``pipeline.json``).
+        command: the ``tocsr-nas`` sub-command words (``None``: no command does this stage).
+        options: ``(out, resume) -> {option: value}``, the command's options, which are also the
+            keyword arguments of ``run`` (see :func:`command_line`).
+        run: runs the stage from those options.
+        resumable: an interrupted stage is continued (``resume=True``), not restarted.
+    """
 
     name: str
-    argv: Callable[[Path, bool], list[str]]
+    command: tuple[str, ...] | None
+    options: Callable[[Path, bool], dict[str, Any]]
+    run: Callable[[dict[str, Any]], Any]
     resumable: bool = True
-    after: Callable[[Path], None] | None = field(default=None)
+
+    def argv(self, out: Path, resume: bool) -> list[str] | None:
+        """The equivalent ``tocsr-nas`` command line (``None`` when no command does this stage)."""
+        return None if self.command is None else [*self.command, *command_line(self.options(out, resume))]
 
 
-def _cli(argv: Sequence[str]) -> None:
+def _search_stage(options: dict[str, Any]) -> None:
+    """The search stage, still through the CLI (in-process) until ``tocsr_nas.search.setup.run_search``
+    lands: the only place the pipeline touches ``tocsr_nas.cli``."""
     from tocsr_nas.cli import main
 
-    code = main(list(argv))
+    argv = ["search", *command_line(options)]
+    code = main(argv)
     if code:
         raise TocsrError(f"stage command `tocsr-nas {' '.join(argv)}` failed with exit code {code}")
 
 
-def stages(settings: PipelineSettings) -> list[Stage]:
-    """The pipeline's stages for ``settings``, in order."""
-    s = settings
-    eps = ",".join(str(e) for e in s.epsilons)
-
-    def resume(flag: bool) -> list[str]:
-        return ["--resume"] if flag else []
-
-    threads = ["--threads", str(s.threads)]
-    sr_sizes = [*(["--pool-size", str(s.sr_pool)] if s.sr_pool else []),
-                *(["--batch-size", str(s.batch_size)] if s.batch_size else [])]
-
-    return [
-        Stage(
-            "surrogates",
-            lambda out, r: ["distill", "--teacher", str(out / "teacher"), "--out", str(out / "surrogates"),
-                            "--steps", str(s.distill_steps), "--samples", str(s.distill_samples),
-                            "--workers", str(s.workers), "--seed", str(s.seed), *threads, *resume(r)],
-        ),
-        Stage(
-            "search",
-            lambda out, r: ["search", "--teacher", str(out / "teacher"), "--surrogates", str(out / "surrogates"),
-                            "--epsilon", eps, "--strategy", s.strategy, "--budget", str(s.budget),
-                            "--seed", str(s.seed), "--out", str(out / "search"), *threads, *resume(r)],
-        ),
-        Stage(
-            "compact",
-            lambda out, r: ["export", "--search", str(out / "search"), "--out", str(out / "compact"), "--overwrite"],
-            resumable=False,
-        ),
-        Stage(
-            "sr",
-            lambda out, r: ["sr", "train", "--backbone", str(out / "compact"), "--out", str(out / "sr"),
-                            "--steps", str(s.sr_steps), "--seed", str(s.seed), "--sampler-steps", str(s.sampler_steps),
-                            *sr_sizes, *threads, *resume(r)],
-        ),
-        Stage(
-            "onestep",
-            lambda out, r: ["sr", "distill", "--teacher", str(out / "sr"), "--out", str(out / "onestep"),
-                            "--steps", str(s.onestep_steps), "--seed", str(s.seed), *sr_sizes, *threads, *resume(r)],
-        ),
-        Stage(
-            "evaluate",
-            lambda out, r: ["evaluate", "--model", str(out / "onestep"), "--multistep", str(out / "sr"),
-                            "--out", str(out / "evaluate"), *threads,
-                            *(["--max-side", str(s.evaluate_max_side)] if s.evaluate_max_side else [])],
-            resumable=False,
-        ),
-    ]
-
-
-def _prepare_teacher(out: Path, settings: PipelineSettings) -> list[str] | None:
-    """Copy the shipped tiny teacher, or return the training command for another preset."""
+def _copy_shipped_teacher(target: Path) -> None:
     from tocsr_nas.teacher import default_teacher_dir
 
-    if settings.preset == "tiny":
-        tmp = out / ".teacher.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(default_teacher_dir(), tmp, ignore=shutil.ignore_patterns("README.md"))
-        tmp.replace(out / "teacher")
-        return None
-    return ["teacher", "train", "--preset", settings.preset, "--out", str(out / "teacher"), "--seed", str(settings.seed)]
+    tmp = target.parent / ".teacher.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(default_teacher_dir(), tmp, ignore=shutil.ignore_patterns("README.md"))
+    tmp.replace(target)
+
+
+def _evaluate(out: Path, model: Path, multistep: Path, threads: int, max_side: int | None) -> None:
+    from tocsr_nas.sr.evaluate import evaluate
+    from tocsr_nas.threads import set_threads
+
+    set_threads(threads)
+    evaluate(model, multistep_dir=multistep, max_side=max_side, out=out)
+
+
+def stages(settings: PipelineSettings) -> list[Stage]:
+    """The pipeline's stages for ``settings``, in order (the teacher first)."""
+    from tocsr_nas.stages import export, train
+
+    s = settings
+    eps = ",".join(str(e) for e in s.epsilons)
+    sr_sizes = {"pool_size": s.sr_pool, "batch_size": s.batch_size}
+
+    if s.preset == "tiny":
+        teacher = Stage("teacher", None, lambda out, r: {"out": out / "teacher"},
+                        lambda o: _copy_shipped_teacher(o["out"]), resumable=False)  # fmt: skip
+    else:
+        teacher = Stage(
+            "teacher", ("teacher", "train"),
+            lambda out, r: {"preset": s.preset, "out": out / "teacher", "seed": s.seed, "resume": r},
+            lambda o: train.train_teacher_folder(**o),
+        )  # fmt: skip
+    return [
+        teacher,
+        Stage(
+            "surrogates", ("distill",),
+            lambda out, r: {"teacher": out / "teacher", "out": out / "surrogates", "steps": s.distill_steps,
+                            "samples": s.distill_samples, "workers": s.workers, "seed": s.seed, "threads": s.threads,
+                            "resume": r},
+            lambda o: train.distill_library(**o),
+        ),
+        Stage(
+            "search", ("search",),
+            lambda out, r: {"teacher": out / "teacher", "surrogates": out / "surrogates", "epsilon": eps,
+                            "strategy": s.strategy, "budget": s.budget, "seed": s.seed, "out": out / "search",
+                            "threads": s.threads, "resume": r},
+            _search_stage,
+        ),
+        Stage(
+            "compact", ("export",),
+            lambda out, r: {"search": out / "search", "out": out / "compact", "overwrite": True},
+            lambda o: export.export_search(o["search"], o["out"], overwrite=o["overwrite"]),
+            resumable=False,
+        ),
+        Stage(
+            "sr", ("sr", "train"),
+            lambda out, r: {"backbone": out / "compact", "out": out / "sr", "steps": s.sr_steps, "seed": s.seed,
+                            "sampler_steps": s.sampler_steps, **sr_sizes, "threads": s.threads, "resume": r},
+            lambda o: train.train_sr_folder(**o),
+        ),
+        Stage(
+            "onestep", ("sr", "distill"),
+            lambda out, r: {"teacher": out / "sr", "out": out / "onestep", "steps": s.onestep_steps, "seed": s.seed,
+                            **sr_sizes, "threads": s.threads, "resume": r},
+            lambda o: train.distill_onestep_folder(**o),
+        ),
+        Stage(
+            "evaluate", ("evaluate",),
+            lambda out, r: {"model": out / "onestep", "multistep": out / "sr", "out": out / "evaluate",
+                            "threads": s.threads, "max_side": s.evaluate_max_side},
+            lambda o: _evaluate(**o),
+            resumable=False,
+        ),
+    ]  # fmt: skip
 
 
 def _load_state(out: Path) -> dict[str, Any]:
@@ -201,20 +245,14 @@ def run_pipeline(out: str | Path, settings: PipelineSettings | None = None, *, o
         done[name] = {"argv": argv, "seconds": round(seconds, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_json(out / STATE_FILE, state)
 
-    if "teacher" not in done and (only is None or "teacher" in only):
-        start = time.perf_counter()
-        argv = _prepare_teacher(out, settings)
-        if argv is not None:
-            _cli(argv + (["--resume"] if (out / "teacher").exists() else []))
-        finish("teacher", argv, time.perf_counter() - start)
     for stage in stages(settings):
         if stage.name in done or (only is not None and stage.name not in only):
             continue
         folder = out / stage.name
-        interrupted = folder.exists() and any(folder.iterdir())
-        argv = stage.argv(out, stage.resumable and interrupted)
-        log.info("== stage %s: tocsr-nas %s", stage.name, " ".join(argv))
+        resume = stage.resumable and folder.is_dir() and any(folder.iterdir())
+        argv = stage.argv(out, resume)
+        log.info("== stage %s: %s", stage.name, "tocsr-nas " + " ".join(argv) if argv else "copy the shipped teacher")
         start = time.perf_counter()
-        _cli(argv)
+        stage.run(stage.options(out, resume))
         finish(stage.name, argv, time.perf_counter() - start)
     return state
