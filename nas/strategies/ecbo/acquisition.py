@@ -30,15 +30,10 @@ mean and standard deviation of the latent (noise-free) warped quality.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-from botorch.acquisition.analytic import AnalyticAcquisitionFunction
-from botorch.models.model import Model
-from botorch.utils.transforms import t_batch_mode_transform
 from torch import Tensor
 
-__all__ = ["LogFeasibleImprovement", "log_feasible_improvement"]
+__all__ = ["log_feasible_improvement", "probability_of_feasibility"]
 
 
 def log_feasible_improvement(
@@ -66,35 +61,14 @@ def log_feasible_improvement(
     return log_pof + log_gain
 
 
-class LogFeasibleImprovement(AnalyticAcquisitionFunction):
-    """``log((c* - c(x))^+ * P(q(x) <= epsilon))`` for a known cost and a GP on quality (eq. 3).
+def probability_of_feasibility(mean: Tensor, sigma: Tensor, threshold: float) -> Tensor:
+    """``P(g(q(x)) <= t) = Phi((t - mu) / sigma)``, the factor of eq. (2), all ``(b,)``.
 
-    Args:
-        model: a fitted single-output botorch model of the warped quality.
-        cost: maps design points ``(b, d)`` to their known costs ``(b,)``.
-        best_cost: ``c*``, the cheapest feasible cost so far; ``None`` when nothing is feasible.
-        threshold: ``t = g(epsilon)``, the feasibility threshold in the model's output space.
+    ``ecbo``'s ``min_pof`` option lets only candidates with at least this probability compete.
 
     Example:
         >>> import torch
-        >>> from botorch.models import SingleTaskGP
-        >>> X = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
-        >>> gp = SingleTaskGP(X, torch.tensor([[0.0], [2.0]], dtype=torch.float64), outcome_transform=None)
-        >>> acq = LogFeasibleImprovement(gp, cost=lambda x: 10.0 - x[:, 0], best_cost=10.0, threshold=1.0)
-        >>> acq(torch.tensor([[[0.1]], [[0.9]]], dtype=torch.float64)).shape
-        torch.Size([2])
+        >>> probability_of_feasibility(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 1.0]), threshold=0.0)
+        tensor([0.5000, 0.1587])
     """
-
-    def __init__(self, model: Model, cost: Callable[[Tensor], Tensor], best_cost: float | None, threshold: float) -> None:
-        super().__init__(model=model)
-        self.cost = cost
-        self.best_cost = best_cost
-        self.threshold = float(threshold)
-
-    @t_batch_mode_transform(expected_q=1)
-    def forward(self, X: Tensor) -> Tensor:
-        """Evaluate on ``X`` of shape ``(b, 1, d)``; returns ``(b,)``."""
-        mean, sigma = self._mean_and_sigma(X)  # (b, 1), (b, 1): one output
-        mean, sigma = mean.squeeze(-1), sigma.squeeze(-1)  # (b,), (b,)
-        cost = self.cost(X.squeeze(-2)).to(X)  # (b,)
-        return log_feasible_improvement(mean, sigma, cost, self.best_cost, self.threshold)
+    return torch.special.ndtr((threshold - mean) / sigma)

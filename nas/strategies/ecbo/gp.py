@@ -1,42 +1,19 @@
-"""The GP that ``ecbo`` fits to quality: features of a configuration and a structured kernel.
+"""The GP that ``ecbo`` fits to quality: exact posterior, chain tables and the MAP fit.
 
-Damage to quality is roughly additive over blocks, with interactions between neighbouring blocks
-and a little compounding. The kernel mirrors that decomposition of the latent warped quality::
-
-    f(x) = sum_b w_b[x_b]                        additive: one weight per (block, candidate)
-         + sum_b v_b[x_b, x_{b+1}]               neighbour pairs (blocks in model order)
-         + s * z(x)                              prior: z = summed prior damage, s ~ N(0, .)
-         + s2 * z2(x)                            compounding: z2 = sum_b sqrt(p_b[x_b] p_{b+1}[x_{b+1}])
-         + sum_b p_b[x_b] u_b[x_b]               prior-scaled weights: the prior's error grows with it
-         + sum_n count_n(x) t_n                  candidates named alike (``skip``...) damage alike
-         + h(x)                                  residual interactions, RBF on one-hot
-
-With Gaussian weights each term is a linear kernel on one-hot features (the first two count
-matching blocks / matching neighbour pairs; the RBF on one-hot vectors is ``exp(-hamming / l^2)``),
-so the GP is::
-
-    k(x, x') = a1 <phi1(x), phi1(x')> + a2 <phi2(x), phi2(x')> + a3 z(x) z(x')
-             + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x') + a7 z2(x) z2(x')
-
-with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
-``phi_p`` the one-hot weighted by the (normalised) prior, ``n`` the counts of each candidate name
-shared by several blocks / sqrt(B), ``z2`` the summed geometric-mean prior damage of neighbouring
-blocks (damage of neighbours compounds; the prior terms only with a prior),
-a constant mean and Gaussian noise (a nugget for model misfit). Hyperparameters are fitted by
-MAP under weak Gamma priors, vague on the prior terms (how the prior's units map to quality's is
-unknown); the prior-scaled per-cell weights can be tied to the prior's scale by a relative error
-(see :func:`fit_quality_gp`, ``prior_rel_sd``).
-
-Outputs are ``y = g(q) = sign(q) log1p(|q| / e_ref)`` (``warp="log1p"``) or ``q / e_ref``
-(``warp="linear"``), ``e_ref`` the largest epsilon: monotone, so ``q <= e <=> y <= g(e)``; the
-log warp keeps wildly infeasible configurations from dominating the fit near the threshold.
+A :class:`QualityGP` is an exact GP on the features of
+:class:`~tocsr_nas.strategies.ecbo.features.ConfigFeatures` with the structured kernel of
+:mod:`~tocsr_nas.strategies.ecbo.kernel`, a constant mean and Gaussian noise (a nugget for model
+misfit), fitted to warped qualities (:mod:`~tocsr_nas.strategies.ecbo.warp`) by
+:func:`fit_quality_gp`: MAP under weak Gamma priors, vague on the prior terms (how the prior's
+units map to quality's is unknown); the prior-scaled per-cell weights can be tied to the prior's
+scale by a relative error (``prior_rel_sd``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import gpytorch
 import numpy as np
@@ -44,175 +21,12 @@ import torch
 from gpytorch.constraints import GreaterThan
 from torch import Tensor
 
-from tocsr_nas.searchspace import SearchSpace
+from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
+from tocsr_nas.strategies.ecbo.kernel import StructuredKernel
 
-__all__ = ["ChainTables", "ConfigFeatures", "QualityGP", "QualityWarp", "fit_quality_gp"]
+__all__ = ["ChainTables", "QualityGP", "fit_quality_gp"]
 
 logger = logging.getLogger(__name__)
-
-DTYPE = torch.float64
-
-
-class QualityWarp:
-    """The monotone output warp ``g`` of ``r = q / e_ref`` (see the module docstring).
-
-    ``"log1p"``: ``sign(r) log1p(|r|)``; ``"linear"``: ``r``; ``"hinge"``: ``r`` up to ``r0 = 2``
-    and ``r0 + log1p(r - r0)`` beyond (continuous, slope 1 at ``r0``): additive damages stay
-    additive near the threshold while wildly infeasible configurations cannot dominate the fit.
-    """
-
-    R0 = 2.0
-
-    def __init__(self, kind: str, e_ref: float) -> None:
-        self.kind = kind
-        self.e_ref = e_ref if e_ref > 0 else 1.0
-
-    def __call__(self, q: np.ndarray | float) -> np.ndarray:
-        r = np.asarray(q, dtype=np.float64) / self.e_ref
-        if self.kind == "linear":
-            return r
-        if self.kind == "hinge":
-            return np.where(r <= self.R0, r, self.R0 + np.log1p(np.maximum(r - self.R0, 0.0)))
-        return np.sign(r) * np.log1p(np.abs(r))
-
-    def inverse(self, y: float) -> float:
-        """``g^{-1}(y)``: the quality whose warp is ``y``."""
-        if self.kind == "linear":
-            return y * self.e_ref
-        if self.kind == "hinge":
-            return (y if y <= self.R0 else self.R0 + math.expm1(y - self.R0)) * self.e_ref
-        return math.copysign(math.expm1(abs(y)), y) * self.e_ref
-
-
-class ConfigFeatures:
-    """Turns choice-index matrices ``(N, B)`` into GP features ``(N, D)``.
-
-    Columns: ``[phi1 (one-hot, D1) | phi2 (neighbour pairs, D2) | z (prior, 1) | phi_p (prior-scaled
-    one-hot, D1, with a prior) | n (shared names, D3) | z2 (compounding, 1, with a prior)]``.
-
-    Args:
-        space: the search space (block order = model order).
-        prior: optional ``path -> candidate -> damage``; missing entries take the block's mean.
-        shared: include the counts of candidate names shared by several blocks.
-    """
-
-    def __init__(self, space: SearchSpace, prior: Mapping[str, Mapping[str, float]] | None = None, *, shared: bool = True) -> None:
-        self.card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
-        self.n_blocks = len(self.card)
-        self.offsets = np.concatenate([[0], np.cumsum(self.card)[:-1]])  # (B,)
-        self.d1 = int(self.card.sum())
-        pair_sizes = self.card[:-1] * self.card[1:]  # (B-1,)
-        self.pair_offsets = np.concatenate([[0], np.cumsum(pair_sizes)[:-1]]) if len(pair_sizes) else np.zeros(0, np.int64)
-        self.d2 = int(pair_sizes.sum())
-        self.has_prior = prior is not None
-        self.prior_table = np.zeros((self.n_blocks, int(self.card.max())))  # (B, Kmax)
-        if prior is not None:
-            for b, block in enumerate(space.blocks):
-                known = prior.get(block.path, {})
-                fill = float(np.mean(list(known.values()))) if known else 0.0
-                for k, name in enumerate(block.names):
-                    self.prior_table[b, k] = float(known.get(name, 0.0 if k == 0 and not known else fill))
-            worst = self.prior_table.max(axis=1).sum()
-            if worst > 0:
-                self.prior_table /= worst  # z in [0, 1]
-        # the prior-scaled one-hot has |phi_p|^2 <= 1, like phi1
-        sq = float((self.prior_table.max(axis=1) ** 2).sum())
-        self.scaled_norm = 1.0 / math.sqrt(sq) if sq > 0 else 1.0
-        # candidates named alike in different blocks (skip, half-width...) damage alike: count them
-        names = sorted({n for b in space.blocks for n in b.names[1:]})
-        self.name_id = np.full((self.n_blocks, int(self.card.max())), -1, dtype=np.int64)  # (B, Kmax)
-        for b, block in enumerate(space.blocks):
-            for k, n in enumerate(block.names):
-                if k > 0:
-                    self.name_id[b, k] = names.index(n)
-        self.d3 = len(names) if shared and any((self.name_id == i).sum() > 1 for i in range(len(names))) else 0
-        self.d_base = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
-        # z2: summed geometric-mean prior damage of neighbouring pairs (compounding damage)
-        self.d4 = 1 if self.has_prior and self.n_blocks > 1 else 0
-        self.dim = self.d_base + self.d3 + self.d4
-        self.slice_s = list(range(self.d_base, self.d_base + self.d3))
-        self.slice_z2 = list(range(self.d_base + self.d3, self.dim))
-        root = np.sqrt(np.maximum(self.prior_table, 0.0))  # (B, Kmax)
-        self.prior_pair_table = root[:-1, :, None] * root[1:, None, :]  # (B-1, Kmax, Kmax)
-        self.slice1 = list(range(0, self.d1))
-        self.slice2 = list(range(self.d1, self.d1 + self.d2))
-        self.slice_z = [self.d1 + self.d2]
-        self.slice_p = list(range(self.d1 + self.d2 + 1, self.d_base))  # prior-scaled one-hot
-
-    def __call__(self, idx: np.ndarray) -> Tensor:
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1, self.n_blocks)  # (N, B)
-        n = idx.shape[0]
-        out = np.zeros((n, self.dim))
-        rows = np.arange(n)[:, None]
-        out[rows, self.offsets[None, :] + idx] = 1.0 / math.sqrt(self.n_blocks)
-        if self.n_blocks > 1:
-            pair = idx[:, :-1] * self.card[None, 1:] + idx[:, 1:]  # (N, B-1)
-            out[rows, self.d1 + self.pair_offsets[None, :] + pair] = 1.0 / math.sqrt(self.n_blocks - 1)
-        per_block = self.prior_table[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
-        out[:, self.slice_z[0]] = per_block.sum(axis=1)
-        if self.has_prior:  # one-hot weighted by the prior damage: weights w = p * (s + noise)
-            out[rows, self.slice_p[0] + self.offsets[None, :] + idx] = per_block * self.scaled_norm
-        if self.d3:  # counts of each shared candidate name / sqrt(B)
-            ids = self.name_id[np.arange(self.n_blocks)[None, :], idx]  # (N, B)
-            for j in range(self.d3):
-                out[:, self.d_base + j] = (ids == j).sum(axis=1) / math.sqrt(self.n_blocks)
-        if self.d4:
-            blocks = np.arange(self.n_blocks - 1)[None, :]
-            out[:, self.slice_z2[0]] = self.prior_pair_table[blocks, idx[:, :-1], idx[:, 1:]].sum(axis=1)
-        return torch.as_tensor(out, dtype=DTYPE)
-
-    def prior_damage(self, idx: np.ndarray) -> np.ndarray:
-        """``(B, Kmax)`` normalised prior table (zeros without a prior)."""
-        return self.prior_table
-
-    def column_terms(self) -> dict[str, slice]:
-        """Which feature columns belong to which linear kernel term."""
-        out = {"additive": slice(0, self.d1), "pairs": slice(self.d1, self.d1 + self.d2),
-               "prior": slice(self.d1 + self.d2, self.d1 + self.d2 + 1)}
-        if self.has_prior:
-            out["scaled"] = slice(self.slice_p[0], self.d_base)
-        if self.d3:
-            out["shared"] = slice(self.d_base, self.d_base + self.d3)
-        if self.d4:
-            out["prior_pairs"] = slice(self.slice_z2[0], self.dim)
-        return out
-
-    def decompose(self, w: Tensor) -> tuple[Tensor, Tensor]:
-        """Split linear weights over the feature columns into chain tables.
-
-        Every feature column is a sum over blocks (one-hot, pair one-hot, summed prior, scaled
-        one-hot, name counts), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``.
-
-        Args:
-            w: weights ``(D, S)`` for ``S`` weight vectors.
-
-        Returns:
-            ``U`` ``(S, B, Kmax)`` (``inf`` where a block has fewer choices) and ``V``
-            ``(S, max(B - 1, 0), Kmax, Kmax)`` (zero where invalid).
-        """
-        S, B, K = w.shape[1], self.n_blocks, int(self.card.max())
-        w = w.detach().to(DTYPE)
-        valid = torch.as_tensor(np.arange(K)[None, :] < self.card[:, None])  # (B, K)
-        flat = torch.as_tensor(np.where(valid.numpy(), self.offsets[:, None] + np.arange(K)[None, :], 0))  # (B, K)
-        U = w[flat.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)  # additive one-hot
-        prior = torch.as_tensor(self.prior_table, dtype=DTYPE)  # (B, K)
-        U = U + w[self.d1 + self.d2][:, None, None] * prior[None]  # s * z(x)
-        if self.has_prior:
-            U = U + w[self.slice_p[0] + flat.reshape(-1)].T.reshape(S, B, K) * (prior * self.scaled_norm)[None]
-        if self.d3:
-            ids = torch.as_tensor(np.maximum(self.name_id, 0))
-            shared = w[self.d_base + ids.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)
-            U = U + torch.where(torch.as_tensor(self.name_id >= 0)[None], shared, torch.zeros((), dtype=DTYPE))
-        U = torch.where(valid[None], U, torch.full((), math.inf, dtype=DTYPE))
-        V = torch.zeros((S, max(B - 1, 0), K, K), dtype=DTYPE)
-        for b in range(B - 1):
-            kb, kn = int(self.card[b]), int(self.card[b + 1])
-            cols = self.d1 + int(self.pair_offsets[b]) + np.arange(kb * kn)
-            V[:, b, :kb, :kn] = w[cols].T.reshape(S, kb, kn) / math.sqrt(B - 1)
-        if self.d4:
-            V = V + w[self.slice_z2[0]][:, None, None, None] * torch.as_tensor(self.prior_pair_table, dtype=DTYPE)[None]
-        return U, V
-
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
 _HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "rbf", "lengthscale", "noise")
@@ -233,68 +47,6 @@ _PRIORS = {
 }
 _INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
-
-
-class StructuredKernel:
-    """The kernel of the module docstring; the RBF term is ``exp(-|phi1 - phi1'|^2 / (2 l^2))``.
-
-    ``|phi1|^2 = 1`` for every configuration, so ``|phi1 - phi1'|^2 = 2 - 2 <phi1, phi1'>`` (twice
-    the fraction of blocks that differ). Terms not in ``active`` are left out.
-    """
-
-    def __init__(self, features: ConfigFeatures, active: Sequence[str]) -> None:
-        self.features = features
-        self.active = tuple(active)
-
-    def parts(self, X1: Tensor, X2: Tensor) -> dict[str, Tensor]:
-        f = self.features
-        k1 = X1[:, : f.d1] @ X2[:, : f.d1].T  # (n1, n2)
-        out = {"additive": k1}
-        if "pairs" in self.active:
-            out["pairs"] = X1[:, f.d1 : f.d1 + f.d2] @ X2[:, f.d1 : f.d1 + f.d2].T
-        if "prior" in self.active:
-            z = f.slice_z[0]
-            out["prior"] = X1[:, z : z + 1] @ X2[:, z : z + 1].T
-        if "scaled" in self.active:
-            out["scaled"] = X1[:, f.slice_p[0] : f.d_base] @ X2[:, f.slice_p[0] : f.d_base].T
-        if "shared" in self.active:
-            out["shared"] = X1[:, f.slice_s[0] : f.slice_s[-1] + 1] @ X2[:, f.slice_s[0] : f.slice_s[-1] + 1].T
-        if "prior_pairs" in self.active:
-            z2 = f.slice_z2[0]
-            out["prior_pairs"] = X1[:, z2 : z2 + 1] @ X2[:, z2 : z2 + 1].T
-        if "rbf" in self.active:
-            out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
-        return out
-
-    @staticmethod
-    def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
-        K = h["additive"] * parts["additive"]
-        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared"):
-            if name in parts:
-                K = K + h[name] * parts[name]
-        if "sqdist" in parts:
-            K = K + h["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * h["lengthscale"] ** 2))
-        return K
-
-    def __call__(self, X1: Tensor, X2: Tensor, h: Mapping[str, Tensor | float]) -> Tensor:
-        return self.combine(self.parts(X1, X2), h)
-
-    def diag(self, X: Tensor, h: Mapping[str, Tensor | float]) -> Tensor:
-        f = self.features
-        d = h["additive"] * (X[:, : f.d1] ** 2).sum(1)
-        if "pairs" in self.active:
-            d = d + h["pairs"] * (X[:, f.d1 : f.d1 + f.d2] ** 2).sum(1)
-        if "prior" in self.active:
-            d = d + h["prior"] * X[:, f.slice_z[0]] ** 2
-        if "scaled" in self.active:
-            d = d + h["scaled"] * (X[:, f.slice_p[0] : f.d_base] ** 2).sum(1)
-        if "shared" in self.active:
-            d = d + h["shared"] * (X[:, f.slice_s[0] : f.slice_s[-1] + 1] ** 2).sum(1)
-        if "prior_pairs" in self.active:
-            d = d + h["prior_pairs"] * X[:, f.slice_z2[0]] ** 2
-        if "rbf" in self.active:
-            d = d + h["rbf"]
-        return d
 
 
 class ChainTables:
@@ -331,8 +83,7 @@ class QualityGP:
         var(x)  = k(x, x) - |L^{-1} k(X, x)|^2
 
     :meth:`to_botorch` returns an equivalent botorch ``SingleTaskGP`` (gpytorch kernels, same
-    hyperparameters) for use with botorch acquisition functions such as
-    :class:`~tocsr_nas.strategies.ecbo.acquisition.LogFeasibleImprovement`.
+    hyperparameters): the reference that the hand-written algebra is tested against.
     """
 
     def __init__(self, kernel: StructuredKernel, X: Tensor, y: Tensor, hypers: Mapping[str, float], mean: float) -> None:
@@ -503,7 +254,7 @@ def fit_quality_gp(
     prior_rel_sd: float | None = None,
     maxiter: int = 100,
 ) -> QualityGP:
-    """Fit the GP of the module docstring by MAP; deterministic given the data.
+    """Fit the GP of :mod:`~tocsr_nas.strategies.ecbo.gp` by MAP; deterministic given the data.
 
     The objective is ``-log N(y | c, K + s^2 I) - sum log Gamma(hyper)`` over log-hyperparameters
     (and the constant mean ``c``), minimised by L-BFGS-B from a fixed start.

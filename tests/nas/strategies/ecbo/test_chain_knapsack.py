@@ -10,7 +10,8 @@ import torch
 from tocsr_nas.strategies.testing import chain
 
 from tocsr_nas.strategies.ecbo.chain_knapsack import chain_frontiers
-from tocsr_nas.strategies.ecbo.gp import DTYPE, ConfigFeatures, fit_quality_gp
+from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
+from tocsr_nas.strategies.ecbo.gp import fit_quality_gp
 
 
 def brute_frontier(U, V, C):

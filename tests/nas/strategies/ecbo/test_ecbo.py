@@ -11,8 +11,9 @@ import torch
 from tocsr_nas.strategies.testing import chain, small
 
 from tocsr_nas.strategies import StrategyError, make_strategy
-from tocsr_nas.strategies.ecbo.acquisition import LogFeasibleImprovement, log_feasible_improvement
-from tocsr_nas.strategies.ecbo.gp import DTYPE, ConfigFeatures, fit_quality_gp
+from tocsr_nas.strategies.ecbo.acquisition import log_feasible_improvement
+from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
+from tocsr_nas.strategies.ecbo.gp import fit_quality_gp
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
 
@@ -54,8 +55,28 @@ def test_gp_interpolates_and_matches_its_botorch_twin():
     m2, v2 = gp.predict(test)
     assert torch.allclose(post.mean.squeeze(-1), m2, atol=1e-6)
     assert torch.allclose(post.variance.squeeze(-1), v2, atol=1e-6)
-    acq = LogFeasibleImprovement(gp.to_botorch(), cost=lambda X: torch.ones(len(X)), best_cost=2.0, threshold=0.5)
-    assert acq(test.unsqueeze(1)).shape == (5,)
+
+
+def test_ecbo_scores_with_the_tested_acquisition(monkeypatch):
+    """The score ecbo ranks candidates by is :func:`log_feasible_improvement` of the GP's moments."""
+    import tocsr_nas.strategies.ecbo.strategy as strategy_module
+
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return log_feasible_improvement(*args)
+
+    monkeypatch.setattr(strategy_module, "log_feasible_improvement", spy)
+    land = small()
+    strategy, _ = search("ecbo", land, 4, 0, pof_power=1.5, **FAST)
+    assert calls and all(args[-1] == 1.5 for args in calls)
+    rows = np.array([land.space.encode(c) for c in land.space.enumerate()][:50])
+    scores, mus = strategy._score(strategy._last_gp, rows, best_cost=20.0, threshold=0.5)
+    mean, var = strategy._last_gp.predict(strategy._features(rows))
+    cost = torch.tensor([land.cost(land.space.decode(list(r))) for r in rows], dtype=DTYPE)
+    expected = log_feasible_improvement(mean, var.sqrt(), cost, 20.0, 0.5, 1.5)
+    assert np.allclose(scores, expected.numpy()) and np.allclose(mus, mean.numpy())
 
 
 def test_finds_the_optimum_of_the_small_landscape():

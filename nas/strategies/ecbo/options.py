@@ -1,0 +1,160 @@
+"""The options of ``ecbo``: one frozen, keyword-only dataclass, validated on construction.
+
+Options reach :class:`~tocsr_nas.strategies.ecbo.strategy.ECBO` as keyword arguments
+(``make_strategy("ecbo", problem, pool_random=500)``, or ``--strategy-option pool_random=500`` on
+the command line); :class:`~tocsr_nas.strategies.base.Strategy` rejects an unknown or misspelt key
+with a :class:`~tocsr_nas.strategies.base.StrategyError` that lists the valid ones, and
+:class:`ECBOOptions` rejects an invalid value the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tocsr_nas.strategies.base import StrategyError
+
+__all__ = ["ECBOOptions", "WARPS"]
+
+#: the output warps of quality (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`)
+WARPS = ("log1p", "linear", "hinge")
+
+_BOOLS = ("use_pairs", "use_rbf", "use_prior", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean")
+_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
+_POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ECBOOptions:
+    """Every option of ``ecbo``, with its default.
+
+    Grouped by the part they tune: the model (:mod:`~tocsr_nas.strategies.ecbo.gp`), the
+    acquisition (:mod:`~tocsr_nas.strategies.ecbo.acquisition`), the candidate pool
+    (:mod:`~tocsr_nas.strategies.ecbo.pool`), the local search (:mod:`~tocsr_nas.strategies.ecbo.local`)
+    and running.
+
+    Attributes:
+        warp: output warp of quality before the GP: ``"linear"`` (``q / e_ref``), ``"log1p"``
+            (``sign(r) log1p(|r|)``) or ``"hinge"`` (linear up to twice the largest epsilon, then
+            logarithmic), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`.
+        use_pairs: include the neighbour-pair kernel term.
+        use_rbf: include the residual RBF (Hamming) kernel term.
+        use_prior: use ``problem.prior`` (as kernel features and as a damage table of the pool).
+        use_shared: include the kernel term for candidate names shared by several blocks.
+        use_prior_pairs: include the compounding term ``z2`` (summed geometric-mean prior damage
+            of neighbouring blocks); only with a prior.
+        anchor_mean: fix the GP's constant mean at the teacher's warped quality (once told)
+            instead of fitting it, so that every weight is a damage relative to the teacher.
+        prior_rel_sd: the prior's assumed relative error per cell: the prior-scaled per-cell
+            weights get ``prior_rel_sd`` times the fitted prior scale as their standard deviation
+            (``None``: a separately fitted variance), see
+            :func:`~tocsr_nas.strategies.ecbo.gp.fit_quality_gp`.
+        fail_quality: the quality imputed for failed evaluations, in units of the largest
+            epsilon (at least the worst finite quality observed is used); greater than 1.
+        pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
+            larger prefers likely-feasible steps to long, unlikely jumps); positive.
+        min_pof: when > 0, only candidates feasible with at least this probability compete
+            (when any are); in ``[0, 1)``.
+        calib_band: proposals aim at the threshold minus the model's mean leave-one-out
+            optimism over the observations whose warped quality is within ``calib_band`` of it
+            (at least 5 of them; 0 turns the correction off); nonnegative.
+        thompson_every: when > 0, every ``thompson_every``-th proposal is a Thompson sample: the
+            cheapest configuration that one posterior sample of the chain model deems feasible.
+        pool_random: random configurations in the pool (three quarters biased towards cheap
+            candidates, one quarter uniform).
+        pool_local: random double swaps of the incumbents in the pool (and half as many triple
+            swaps and crossovers).
+        posterior_tables: joint posterior samples of the damage tables (model frontiers) and of
+            the chain model (chain frontiers).
+        chain_dp: add the exact chain-frontier candidates
+            (:mod:`~tocsr_nas.strategies.ecbo.chain_knapsack`; only when the cost is additive).
+        chain_window: frontier points taken on each side of the cheapest predicted-feasible one.
+        n_local_starts: hill-climbing starts from the best pool members.
+        local_steps: maximum hill-climbing steps.
+        trust_region: restrict the pool (but not the chain frontiers) to a Hamming ball around
+            the incumbent whose radius is replayed from the history
+            (:func:`~tocsr_nas.strategies.ecbo.local.trust_radius`).
+        tr_init: the initial trust radius; positive.
+        tr_fail_tolerance: evaluations in a row without a new incumbent that halve the radius;
+            positive.
+        threads: torch intra-op threads while proposing (restored afterwards; ``None`` leaves
+            torch's setting alone). The matrices are small (hundreds of rows), where one thread
+            is fastest and avoids oversubscribing a shared CPU.
+
+    Raises:
+        StrategyError: an option has an invalid type or value.
+
+    Example:
+        >>> ECBOOptions(pool_random=500).pool_random
+        500
+        >>> ECBOOptions(warp="log")
+        Traceback (most recent call last):
+        ...
+        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge'], got 'log'
+    """
+
+    # the model
+    warp: str = "linear"
+    use_pairs: bool = True
+    use_rbf: bool = True
+    use_prior: bool = True
+    use_shared: bool = False
+    use_prior_pairs: bool = True
+    anchor_mean: bool = True
+    prior_rel_sd: float | None = 1.0
+    fail_quality: float = 3.0
+    # the acquisition
+    pof_power: float = 2.0
+    min_pof: float = 0.0
+    calib_band: float = 0.25
+    thompson_every: int = 0
+    # the candidate pool
+    pool_random: int = 1000
+    pool_local: int = 400
+    posterior_tables: int = 16
+    chain_dp: bool = True
+    chain_window: int = 6
+    # the local search
+    n_local_starts: int = 12
+    local_steps: int = 8
+    trust_region: bool = True
+    tr_init: int = 4
+    tr_fail_tolerance: int = 3
+    # running
+    threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.warp not in WARPS:
+            raise StrategyError(f"ecbo: warp must be one of {list(WARPS)}, got {self.warp!r}")
+        for name in _BOOLS:
+            if not isinstance(getattr(self, name), bool):
+                raise StrategyError(f"ecbo: {name} must be true or false, got {getattr(self, name)!r}")
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                raise StrategyError(f"ecbo: {name} must be a nonnegative integer, got {value!r}")
+        for name in _POSITIVE_COUNTS:
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise StrategyError(f"ecbo: {name} must be a positive integer, got {value!r}")
+        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+            raise StrategyError(f"ecbo: threads must be a positive integer or None, got {self.threads!r}")
+        if self.prior_rel_sd is not None and not (_is_number(self.prior_rel_sd) and self.prior_rel_sd > 0):
+            raise StrategyError(f"ecbo: prior_rel_sd must be a positive number or None, got {self.prior_rel_sd!r}")
+        if not (_is_number(self.fail_quality) and self.fail_quality > 1):
+            raise StrategyError(f"ecbo: fail_quality must be a number > 1, got {self.fail_quality!r}")
+        if not (_is_number(self.pof_power) and self.pof_power > 0):
+            raise StrategyError(f"ecbo: pof_power must be a positive number, got {self.pof_power!r}")
+        if not (_is_number(self.min_pof) and 0 <= self.min_pof < 1):
+            raise StrategyError(f"ecbo: min_pof must be a number in [0, 1), got {self.min_pof!r}")
+        if not (_is_number(self.calib_band) and self.calib_band >= 0):
+            raise StrategyError(f"ecbo: calib_band must be a nonnegative number, got {self.calib_band!r}")
