@@ -10,8 +10,8 @@ Stages and their folders under ``--out`` (each is a valid ``DIR`` of the matchin
     onestep/     tocsr-nas sr distill
     evaluate/    tocsr-nas evaluate
 
-Every stage calls the same library function as its command, in-process (the search stage still
-goes through the CLI: :func:`_search_stage`). ``OUT/pipeline.json`` records each finished stage
+Every stage calls the same library function as its command, in-process; nothing here imports the
+command line. ``OUT/pipeline.json`` records each finished stage
 with the equivalent command line (``argv``, to rerun it by hand) and its seconds, written atomically
 after the stage; a rerun skips finished stages and resumes an interrupted one, so Ctrl-C or a crash
 never costs more than the stage in progress.
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas._io import atomic_write_json
-from tocsr_nas.errors import TocsrError
+from tocsr_nas._io import atomic_dir, atomic_write_json
+from tocsr_nas.errors import TocsrError, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -122,23 +122,23 @@ class Stage:
 
 
 def _search_stage(options: dict[str, Any]) -> None:
-    """The search stage, still through the CLI (in-process) until ``tocsr_nas.search.setup.run_search``
-    lands: the only place the pipeline touches ``tocsr_nas.cli``."""
-    from tocsr_nas.cli import main
+    """The search stage: :func:`~tocsr_nas.search.setup.run_search` (``epsilon`` is the command
+    line's comma-separated sweep)."""
+    from tocsr_nas.search.setup import run_search
 
-    argv = ["search", *command_line(options)]
-    code = main(argv)
-    if code:
-        raise TocsrError(f"stage command `tocsr-nas {' '.join(argv)}` failed with exit code {code}")
+    run_search(**{**options, "epsilon": [float(e) for e in str(options["epsilon"]).split(",")]})
 
 
 def _copy_shipped_teacher(target: Path) -> None:
+    """Copy the shipped tiny teacher to ``target`` atomically; never over a folder with content."""
     from tocsr_nas.teacher import default_teacher_dir
 
-    tmp = target.parent / ".teacher.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(default_teacher_dir(), tmp, ignore=shutil.ignore_patterns("README.md"))
-    tmp.replace(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserInputError(
+            f"{target} exists and is not a finished stage of this run; move it away or use another --out"
+        )
+    with atomic_dir(target) as tmp:
+        shutil.copytree(default_teacher_dir(), tmp, ignore=shutil.ignore_patterns("README.md"), dirs_exist_ok=True)
 
 
 def _evaluate(out: Path, model: Path, multistep: Path, threads: int, max_side: int | None) -> None:
