@@ -13,8 +13,6 @@ import pandas as pd
 import pytest
 
 from tocsr_nas.cli import main
-from tocsr_nas.stages.distill import DistillConfig, distill_teacher
-from tocsr_nas.stages.space import build_space
 from tocsr_nas.teacher import build_teacher
 
 MICRO_SPACE = """\
@@ -38,17 +36,9 @@ FAST = ["--val-samples", "4", "--threads", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
+def micro(saved_library):
     """``{"teacher": dir, "surrogates": dir, "space": yaml}``: a saved random tiny teacher and its library."""
-    root = tmp_path_factory.mktemp("micro-search")
-    teacher = build_teacher("tiny", seed=0)
-    teacher.save(root / "teacher")
-    (root / "micro.yaml").write_text(MICRO_SPACE)
-    probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
-    space = build_space(teacher.unet, root / "micro.yaml", probe=probe)
-    config = DistillConfig(steps=3, samples=8, val_samples=4, capture_batch=8, batch_size=4)
-    distill_teacher(teacher, space, root / "lib", config, progress=False)
-    return {"teacher": root / "teacher", "surrogates": root / "lib", "space": root / "micro.yaml", "root": root}
+    return saved_library(MICRO_SPACE, steps=3, samples=8, val_samples=4, capture_batch=8, batch_size=4)
 
 
 def _args(micro, out, *extra):

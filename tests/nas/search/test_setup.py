@@ -15,8 +15,6 @@ import pytest
 import tocsr_nas
 from tocsr_nas.errors import TocsrError, UserInputError
 from tocsr_nas.search import setup
-from tocsr_nas.stages.distill import DistillConfig, distill_teacher
-from tocsr_nas.stages.space import build_space
 from tocsr_nas.surrogates.library import LibraryMismatchError
 from tocsr_nas.teacher import Teacher, build_teacher
 
@@ -37,17 +35,9 @@ FAST = {"val_samples": 2, "progress": False}
 
 
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory):
+def lib(saved_library):
     """``{"teacher": dir, "surrogates": dir, "space": yaml}``: a saved random tiny teacher and its library."""
-    root = tmp_path_factory.mktemp("setup")
-    teacher = build_teacher("tiny", seed=0)
-    teacher.save(root / "teacher")
-    (root / "samplers.yaml").write_text(SAMPLERS_SPACE)
-    probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
-    space = build_space(teacher.unet, root / "samplers.yaml", probe=probe)
-    config = DistillConfig(steps=2, samples=4, val_samples=2, capture_batch=4, batch_size=2)
-    distill_teacher(teacher, space, root / "lib", config, progress=False)
-    return {"teacher": root / "teacher", "surrogates": root / "lib", "space": root / "samplers.yaml", "root": root}
+    return saved_library(SAMPLERS_SPACE, steps=2, samples=4, val_samples=2, capture_batch=4, batch_size=2)
 
 
 def test_exported_lazily_from_tocsr_nas_search():
