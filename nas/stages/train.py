@@ -129,8 +129,6 @@ def distill_library(
     if teacher is not None and preset is not None:
         raise TocsrError("give a teacher folder or a preset, not both")
     config = DistillConfig(**options)
-    if not (config.lr > 0):
-        raise TocsrError(f"--lr must be positive, got {config.lr}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TocsrError(f"--out {out} is a file, not a folder")
