@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
+    "check_out_path",
     "read_json",
     "save_safetensors",
     "load_safetensors",
@@ -314,3 +315,62 @@ def replace_dir(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Non
     fsync_dir(dst.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- output paths
+def check_out_path(
+    out: str | os.PathLike[str],
+    *,
+    option: str = "--out",
+    inside_ok: tuple[str, ...] = (),
+    **inputs: str | os.PathLike[str] | None,
+) -> None:
+    """Refuse an output path that is a file, or that is, contains or lies inside an input of the command.
+
+    Every command that writes to ``--out`` calls this before it reads or writes anything, so a
+    mistyped ``--out`` can never replace, delete or litter the files the command reads: ``export
+    --search S --out S --overwrite`` would otherwise swap the search folder for the export. Paths
+    are compared after resolving ``..`` and symbolic links; a path that does not exist yet is fine.
+
+    Args:
+        out: the output folder.
+        option: its command-line option, for the message.
+        inside_ok: names of inputs ``out`` may lie inside (a command that writes a new sub-folder
+            there by design, such as ``evaluate``'s ``MODEL/evaluation``).
+        **inputs: each input by its option's name (``multistep`` for ``--multistep``) -> its path
+            (a file or a folder); ``None`` is skipped.
+
+    Raises:
+        UserInputError: ``out`` is an existing file, or is, contains or lies inside an input
+            (the message names both options and both paths).
+
+    Example:
+        >>> check_out_path("runs/compact", search="runs/search")
+        >>> check_out_path("runs/search/compact", search="runs/search")
+        Traceback (most recent call last):
+        ...
+        tocsr_nas.errors.UserInputError: --out runs/search/compact lies inside the --search folder runs/search; choose an --out apart from the command's inputs (nothing was changed)
+    """
+    from tocsr_nas.errors import UserInputError
+
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise UserInputError(f"{option} {out} is a file, not a folder (nothing was changed)")
+    real = Path(os.path.realpath(target))
+    for name, given in inputs.items():
+        if given is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        source = Path(os.path.realpath(given))
+        kind = "file" if source.is_file() else "folder"
+        if real == source:
+            problem = f"is the {flag} {kind}"
+        elif source.is_relative_to(real):
+            problem = f"contains the {flag} {kind} {given}"
+        elif real.is_relative_to(source) and name not in inside_ok:
+            problem = f"lies inside the {flag} {kind} {given}"
+        else:
+            continue
+        raise UserInputError(
+            f"{option} {out} {problem}; choose an {option} apart from the command's inputs (nothing was changed)"
+        )

@@ -3,7 +3,9 @@
 Each sub-command lives in its own module under ``tocsr_nas.commands`` and exposes
 ``add_parser(subparsers)`` (which registers the parser and sets ``func``). Errors a user can
 cause (:class:`~tocsr_nas.errors.TocsrError` and its subclasses, bad arguments) print one line
-to stderr and exit with code 2; nothing else is caught, so real bugs keep their traceback.
+to stderr and exit with code 2, and so do the file-system refusals of :data:`DISK_ERRNOS` (a full,
+read-only or forbidden disk, named by its path); nothing else is caught, so real bugs keep their
+traceback.
 
 ``--plugin MODULE`` (before the command, repeatable) imports a module - a dotted name on
 ``sys.path`` or a ``.py`` file - before the command runs, so the strategies, surrogate types and
@@ -15,6 +17,7 @@ quality evaluators it registers (``@register_strategy`` ...) can be named on the
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import logging
@@ -23,6 +26,9 @@ from pathlib import Path
 from types import ModuleType
 
 from tocsr_nas.errors import TocsrError, UserInputError
+
+#: ``OSError`` numbers that are the disk's answer, not a bug: no space, quota, read-only, no permission
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 #: sub-command modules, in the order ``--help`` lists them
 COMMANDS = ("search", "space", "teacher", "distill", "export", "sr", "upscale", "evaluate", "run")
@@ -105,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TocsrError as exc:
         print(f"tocsr-nas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"tocsr-nas {args.command}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tocsr-nas {args.command}: interrupted; finished work is saved, rerun with --resume", file=sys.stderr)

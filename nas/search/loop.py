@@ -47,12 +47,38 @@ from tocsr_nas.search.journal import JOURNAL_NAME, Journal, JournalContents, Jou
 from tocsr_nas.search.results import OBJECTIVES, SearchResult, trials_frame
 from tocsr_nas.searchspace import Configuration, SearchSpace, SearchSpaceError
 
-__all__ = ["SearchLoop", "validate_epsilons"]
+__all__ = ["RESULT_FILES", "SearchLoop", "check_fresh_start", "validate_epsilons"]
 
 logger = logging.getLogger(__name__)
 
 #: a space at most this big may be searched without a budget (until the strategy is exhausted)
 UNBOUNDED_SPACE_LIMIT = 10_000
+
+#: the result files a search writes next to its journal
+RESULT_FILES = ("trials.csv", "pareto.csv", "best.json")
+
+
+def check_fresh_start(out_dir: str | os.PathLike[str], option: str = "--out") -> None:
+    """Refuse to start a search afresh in a folder that holds a search's results but no journal.
+
+    Without its journal a search cannot be resumed, and a new one would rewrite ``trials.csv``
+    and ``best.json`` with fewer trials: the results are never replaced, with or without ``resume``.
+
+    Args:
+        out_dir: the search's output folder.
+        option: its command-line option, for the message.
+
+    Raises:
+        TocsrError: ``out_dir`` holds a result file and no ``journal.jsonl``.
+    """
+    if os.path.exists(os.path.join(out_dir, JOURNAL_NAME)):
+        return
+    found = [name for name in RESULT_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if found:
+        raise TocsrError(
+            f"{option} {os.fspath(out_dir)} holds search results ({', '.join(found)}) but no {JOURNAL_NAME}: it "
+            "cannot be resumed and is never started over; choose a new folder (nothing was changed)"
+        )
 
 
 def validate_epsilons(epsilon: float | Sequence[float]) -> tuple[float, ...]:
@@ -182,7 +208,8 @@ class SearchLoop:
         batch_size: proposals per ``ask`` (q).
         prior: ``block -> candidate -> expected damage`` handed to the strategy.
         out_dir: where the journal and the result files go; ``None`` keeps everything in memory.
-        resume: continue the journal in ``out_dir`` (a fresh start if there is none).
+        resume: continue the journal in ``out_dir`` (a fresh start if there is none; a folder with
+            results but no journal is refused, see :func:`check_fresh_start`).
         progress: show a tqdm progress bar (best feasible objective so far in its postfix).
         strategy_options: keyword options of the strategy (JSON-serialisable).
         max_duplicate_rounds: how many ``ask`` calls in a row may bring nothing new before the
@@ -507,6 +534,7 @@ class SearchLoop:
             journal, contents = Journal.open_for_resume(path, self.header())
             logger.info("resuming %s: %d trials finished", path, len(contents.finished_trials()))
             return journal, contents
+        check_fresh_start(self.out_dir, option="out_dir")
         if self.resume:
             logger.info("nothing to resume in %s: starting a new search", self.out_dir)
         return Journal.create(path, self.header()), None

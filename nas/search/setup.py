@@ -21,12 +21,13 @@ The module imports nothing heavy; torch and the models load on first use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,14 +158,24 @@ def _check_space_file(space: Any) -> None:
             raise UserInputError(f"--space {space}: no such file")
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out {out} is a file, not a folder")
+def _check_out(out: Path, resume: bool, **inputs: Any) -> None:
+    """``out`` apart from the ``inputs``; empty, or (``resume``) a search that can be continued."""
+    from tocsr_nas._io import check_out_path
+    from tocsr_nas.search.loop import check_fresh_start
+
+    check_out_path(out, **inputs)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise UserInputError(
             f"--out {out} exists and is not empty; pass --resume to continue the search in it, or choose a new "
             "folder (nothing was changed)"
         )
+    if resume:
+        check_fresh_start(out)
+
+
+def _recorded_path(path: PathLike) -> str:
+    """A path as ``search.json`` records it: absolute, so the folder can be used from any directory."""
+    return os.path.abspath(path)
 
 
 def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
@@ -181,6 +192,11 @@ def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
                 f"cannot resume {out}: it was searched with {key}={old.get(key)!r}, not {settings[key]!r}; "
                 "use the same teacher, library, --quality, --val-samples, --val-seed and --resolution, or a new --out"
             )
+
+
+def _space_name(space: PathLike) -> str:
+    """A space as ``search.json`` records it: a YAML file's absolute path, a packaged space's name."""
+    return _recorded_path(space) if Path(space).is_file() else str(space)
 
 
 # ---------------------------------------------------------------------- set-up
@@ -252,11 +268,11 @@ def _open(
     resolution = resolution or library.resolution or teacher.default_resolution
     teacher.latent_size(resolution)  # validates the resolution against the VAE factor
     settings = {
-        "teacher": str(teacher_path) if teacher_path is not None else None,
+        "teacher": _recorded_path(teacher_path) if teacher_path is not None else None,
         "teacher_fingerprint": fingerprint,
-        "surrogates": str(library_root),
+        "surrogates": _recorded_path(library_root),
         "library_space_hash": library.space_hash,
-        "space": None if space is None or isinstance(space, SearchSpace) else str(space),
+        "space": None if space is None or isinstance(space, SearchSpace) else _space_name(space),
         "quality": quality,
         "val_samples": val_samples,
         "val_seed": val_seed,
@@ -445,7 +461,8 @@ def run_search(
     _check_choice("strategy", strategy, available_strategies())
 
     def before_loading() -> None:
-        _check_out(out, resume)
+        space_file = space if isinstance(space, (str, os.PathLike)) and Path(space).is_file() else None
+        _check_out(out, resume, teacher=teacher, surrogates=surrogates, space=space_file)
         if threads is not None:
             import torch
 
@@ -473,28 +490,55 @@ def run_search(
     }
     if resume:
         _check_resume(out, settings)
-    out.mkdir(parents=True, exist_ok=True)
-    prepared = _finish(
-        opened, quality=quality, prior=prior, cost_cache=True, validation_cache=out / VALIDATION_FILE, progress=progress
-    )
-    atomic_write_json(out / SETTINGS_FILE, settings)
-    logger.info(
-        "searching %s over %s configurations (%d blocks), %s quality on %d samples, set up in %.1f s",
-        objective, f"{prepared.space.size:.3g}", len(prepared.space), quality, len(prepared.validation),
-        time.perf_counter() - start,
-    )
-    return prepared.search(
-        epsilon=epsilon,
-        strategy=strategy,
-        budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
-        time_budget=time_budget,
-        seed=seed,
-        objective=objective,
-        max_gmacs=max_gmacs,
-        max_params=max_params,
-        batch_size=batch_size,
-        out_dir=out,
-        resume=resume,
-        progress=progress,
-        strategy_options=strategy_options,
-    )
+    with _undo_if_not_started(out):
+        out.mkdir(parents=True, exist_ok=True)
+        prepared = _finish(
+            opened, quality=quality, prior=prior, cost_cache=True, validation_cache=out / VALIDATION_FILE,
+            progress=progress,
+        )  # fmt: skip
+        atomic_write_json(out / SETTINGS_FILE, settings)
+        logger.info(
+            "searching %s over %s configurations (%d blocks), %s quality on %d samples, set up in %.1f s",
+            objective, f"{prepared.space.size:.3g}", len(prepared.space), quality, len(prepared.validation),
+            time.perf_counter() - start,
+        )
+        return prepared.search(
+            epsilon=epsilon,
+            strategy=strategy,
+            budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
+            time_budget=time_budget,
+            seed=seed,
+            objective=objective,
+            max_gmacs=max_gmacs,
+            max_params=max_params,
+            batch_size=batch_size,
+            out_dir=out,
+            resume=resume,
+            progress=progress,
+            strategy_options=strategy_options,
+        )
+
+
+@contextlib.contextmanager
+def _undo_if_not_started(out: Path) -> Iterator[None]:
+    """Remove what a fresh search wrote into ``out`` if it fails before its journal exists.
+
+    A search that stops before its first journal record (an invalid strategy option, a bad bound,
+    Ctrl-C while the validation set is built) leaves no ``search.json`` or validation set behind,
+    so the corrected command is not refused as a busy folder. Files that were there before, and
+    everything once the journal exists (a resumable search), are kept.
+    """
+    from tocsr_nas.search.journal import JOURNAL_NAME
+
+    existed = out.exists()
+    before = {p.name for p in out.iterdir()} if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not (out / JOURNAL_NAME).exists():
+            for name in (SETTINGS_FILE, VALIDATION_FILE):
+                if name not in before:
+                    (out / name).unlink(missing_ok=True)
+            if not existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tocsr_nas._io import atomic_path, atomic_write_json
+from tocsr_nas._io import atomic_path, atomic_write_json, check_out_path
 from tocsr_nas.teacher.data import PhotoDataset, downscale, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.evaluators.complexity import count_complexity
@@ -214,7 +214,14 @@ def evaluate(
         ``ssim_y``, ``per_image`` of ``D(E(x_hr))``), ``complexity``, ``speedup`` (multi-step
         over one-step seconds per image), ``denoise_speedup`` (the same for the denoising part
         alone, without the VAE) and ``outputs``.
+
+    Raises:
+        UserInputError: ``out`` is a file, is ``model_dir`` or contains it, or is, contains or lies
+            inside ``multistep_dir`` or ``images`` (it may lie inside ``model_dir``: the default
+            ``MODEL/evaluation``).
     """
+    if out is not None:
+        check_out_path(out, inside_ok=("model",), model=model_dir, multistep=multistep_dir, images=images)
     models = resolve_models(model_dir, multistep_dir)
     for m in models.values():
         if m.scale != scale:

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,14 +31,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tocsr_nas._io import atomic_path
+from tocsr_nas._io import atomic_path, check_out_path
 from tocsr_nas.teacher.data import load_image, to_tensor, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel, bicubic_upsample
 from tocsr_nas.sr.sampling import ddim_sample, onestep_sample
 from tocsr_nas.sr.tiling import pad_to_multiple, tiled_map
 
-__all__ = ["super_resolve", "upscale_files", "VAE_TILE"]
+__all__ = ["output_files", "super_resolve", "upscale_files", "VAE_TILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,52 @@ def super_resolve(
     return x[..., :H, :W].clamp(-1.0, 1.0)
 
 
+def output_files(inputs: Sequence[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """The file :func:`upscale_files` writes for each input, ``OUT/<stem>.png``, checked before any work.
+
+    Args:
+        inputs: image files.
+        out_dir: the output folder (need not exist).
+        overwrite: replace output files that already exist (never an input).
+
+    Returns:
+        The output files, in input order.
+
+    Raises:
+        TocsrError: ``out_dir`` is a file, two inputs share a stem, an output would replace one of
+            the inputs (even with ``overwrite``), or an output exists (without ``overwrite``, or
+            when it is not a file).
+
+    Example:
+        >>> output_files(["photos/cat.jpg"], "big")
+        [PosixPath('big/cat.png')]
+        >>> output_files(["photos/cat.png"], "photos")
+        Traceback (most recent call last):
+        ...
+        tocsr_nas.searchspace.errors.TocsrError: --out photos: its cat.png would replace the input photos/cat.png (even with --overwrite); choose another --out
+    """
+    check_out_path(out_dir)
+    paths = [Path(p) for p in inputs]
+    stems = [p.stem for p in paths]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise TocsrError(f"several inputs would write the same output name: {', '.join(d + '.png' for d in dupes)}")
+    sources = {os.path.realpath(p): p for p in paths}
+    targets = [Path(out_dir) / f"{p.stem}.png" for p in paths]
+    for target in targets:
+        source = sources.get(os.path.realpath(target))
+        if source is not None:
+            raise TocsrError(
+                f"--out {out_dir}: its {target.name} would replace the input {source} (even with --overwrite); "
+                "choose another --out"
+            )
+        if target.exists() and not target.is_file():
+            raise TocsrError(f"--out {out_dir}: {target} exists and is not a file; choose another --out")
+        if target.exists() and not overwrite:
+            raise TocsrError(f"{target} exists; pass --overwrite to replace it, or choose another --out")
+    return targets
+
+
 def upscale_files(
     model: SRModel,
     inputs: Sequence[str | Path],
@@ -111,10 +158,12 @@ def upscale_files(
     scale: int | None = None,
     steps: int | None = None,
     seed: int | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Upscale image files (PNG/JPEG/...) and write ``OUT/<stem>.png`` for each.
 
-    Every input is read first, so an unreadable file fails the call before any work.
+    Every input is read and every output checked (:func:`output_files`) first, so an unreadable
+    file or an output in the way fails the call before any work.
 
     Args:
         model: the SR model.
@@ -122,29 +171,25 @@ def upscale_files(
         out_dir: output folder (created).
         scale: must equal the model's scale when given.
         steps, seed: as in :func:`super_resolve`.
+        overwrite: replace existing output files (never an input).
 
     Returns:
         The written files, in input order.
 
     Raises:
-        TocsrError: an unreadable input (named), a scale the model was not trained for, or two
-            inputs with the same stem.
+        TocsrError: an unreadable input (named), a scale the model was not trained for, or an
+            output that :func:`output_files` refuses.
     """
     if scale is not None and scale != model.scale:
         raise TocsrError(f"this model upscales x{model.scale}; --scale {scale} is not supported")
+    targets = output_files(inputs, out_dir, overwrite=overwrite)
     paths = [Path(p) for p in inputs]
-    stems = [p.stem for p in paths]
-    dupes = sorted({s for s in stems if stems.count(s) > 1})
-    if dupes:
-        raise TocsrError(f"several inputs would write the same output name: {', '.join(d + '.png' for d in dupes)}")
     images = [load_image(p) for p in paths]  # ImageDataError (a TocsrError) names an unreadable file
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
-    for path, image in zip(paths, images):
+    for path, image, target in zip(paths, images, targets):
         lr = to_tensor(image)[None]  # (1, 3, h, w)
         hr = super_resolve(model, lr, steps=steps, seed=seed)  # (1, 3, s h, s w)
-        target = out_dir / f"{path.stem}.png"
         with atomic_path(target) as tmp:
             Image.fromarray(to_uint8(hr[0])).save(tmp, format="PNG")
         logger.info("%s (%dx%d) -> %s (%dx%d)", path, lr.shape[-1], lr.shape[-2], target, hr.shape[-1], hr.shape[-2])

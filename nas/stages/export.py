@@ -28,7 +28,7 @@ from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file
 from torch import nn
 
-from tocsr_nas._io import atomic_dir, atomic_write_text, save_safetensors
+from tocsr_nas._io import atomic_dir, atomic_write_text, check_out_path, save_safetensors
 from tocsr_nas.errors import TocsrError, UserInputError
 from tocsr_nas.evaluators import count_complexity
 from tocsr_nas.searchspace import TEACHER, Configuration, SearchSpace
@@ -102,6 +102,7 @@ def export_compact(
         The ``compact.json`` content (with ``measured`` params/GMACs of the rebuilt model).
     """
     out = Path(out_dir)
+    check_out_path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserInputError(f"{out} exists and is not empty; choose another --out or remove it")
     cfg = space.validate(config)
@@ -268,6 +269,7 @@ def export_search(
     from tocsr_nas.teacher import Teacher
 
     search = Path(search_dir)
+    check_out_path(out, search=search)
     settings_file = search / "search.json"
     if not settings_file.is_file():
         raise UserInputError(f"{search} is not a `tocsr-nas search` folder (no search.json)")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas._io import atomic_dir, atomic_write_json
+from tocsr_nas._io import atomic_dir, atomic_write_json, check_out_path
 from tocsr_nas.errors import TocsrError, UserInputError
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class Stage:
             keyword arguments of ``run`` (see :func:`command_line`).
         run: runs the stage from those options.
         resumable: an interrupted stage is continued (``resume=True``), not restarted.
+        marks: names that only this stage writes in its folder; a non-empty folder without any of
+            them holds someone else's files and the run refuses to touch it.
     """
 
     name: str
@@ -115,6 +117,22 @@ class Stage:
     options: Callable[[Path, bool], dict[str, Any]]
     run: Callable[[dict[str, Any]], Any]
     resumable: bool = True
+    marks: tuple[str, ...] = ()
+
+    def check_folder(self, folder: Path) -> None:
+        """Refuse a non-empty ``folder`` that holds none of :attr:`marks` (files this run did not write).
+
+        Raises:
+            UserInputError: the folder holds someone else's files (nothing is changed).
+        """
+        if folder.exists() and not folder.is_dir():
+            raise UserInputError(f"{folder} is a file, not the {self.name} stage's folder; move it away or use another --out")
+        if folder.is_dir() and any(folder.iterdir()) and not any((folder / m).exists() for m in self.marks):
+            which = f" (none of {', '.join(self.marks)})" if self.marks else ""
+            raise UserInputError(
+                f"{folder} holds files this run did not write{which}; move them away or use another --out "
+                "(nothing was changed)"
+            )
 
     def argv(self, out: Path, resume: bool) -> list[str] | None:
         """The equivalent ``tocsr-nas`` command line (``None`` when no command does this stage)."""
@@ -159,12 +177,13 @@ def stages(settings: PipelineSettings) -> list[Stage]:
 
     if s.preset == "tiny":
         teacher = Stage("teacher", None, lambda out, r: {"out": out / "teacher"},
-                        lambda o: _copy_shipped_teacher(o["out"]), resumable=False)  # fmt: skip
+                        lambda o: _copy_shipped_teacher(o["out"]), resumable=False, marks=())  # fmt: skip
     else:
         teacher = Stage(
             "teacher", ("teacher", "train"),
             lambda out, r: {"preset": s.preset, "out": out / "teacher", "seed": s.seed, "resume": r},
             lambda o: train.train_teacher_folder(**o),
+            marks=("checkpoints", "teacher.json"),
         )  # fmt: skip
     return [
         teacher,
@@ -174,6 +193,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
                             "samples": s.distill_samples, "workers": s.workers, "seed": s.seed, "threads": s.threads,
                             "resume": r},
             lambda o: train.distill_library(**o),
+            marks=("manifest.json", "features"),
         ),
         Stage(
             "search", ("search",),
@@ -181,24 +201,28 @@ def stages(settings: PipelineSettings) -> list[Stage]:
                             "strategy": s.strategy, "budget": s.budget, "seed": s.seed, "out": out / "search",
                             "threads": s.threads, "resume": r},
             _search_stage,
+            marks=("search.json", "journal.jsonl", "validation.safetensors"),
         ),
         Stage(
             "compact", ("export",),
             lambda out, r: {"search": out / "search", "out": out / "compact", "overwrite": True},
             lambda o: export.export_search(o["search"], o["out"], overwrite=o["overwrite"]),
             resumable=False,
+            marks=("compact.json",),
         ),
         Stage(
             "sr", ("sr", "train"),
             lambda out, r: {"backbone": out / "compact", "out": out / "sr", "steps": s.sr_steps, "seed": s.seed,
                             "sampler_steps": s.sampler_steps, **sr_sizes, "threads": s.threads, "resume": r},
             lambda o: train.train_sr_folder(**o),
+            marks=("checkpoints", "sr.json"),
         ),
         Stage(
             "onestep", ("sr", "distill"),
             lambda out, r: {"teacher": out / "sr", "out": out / "onestep", "steps": s.onestep_steps, "seed": s.seed,
                             **sr_sizes, "threads": s.threads, "resume": r},
             lambda o: train.distill_onestep_folder(**o),
+            marks=("checkpoints", "sr.json"),
         ),
         Stage(
             "evaluate", ("evaluate",),
@@ -206,6 +230,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
                             "threads": s.threads, "max_side": s.evaluate_max_side},
             lambda o: _evaluate(**o),
             resumable=False,
+            marks=("evaluation.json", "comparison.png"),
         ),
     ]  # fmt: skip
 
@@ -227,10 +252,15 @@ def run_pipeline(out: str | Path, settings: PipelineSettings | None = None, *, o
         out: the output folder (created; an earlier run's folder is resumed).
         settings: sizes of the stages.
         only: run only these stages (their inputs must already exist).
+
+    Raises:
+        UserInputError: ``out`` is a file, or the folder of a stage still to run holds files this
+            run did not write (checked for every such stage before anything is written).
+        TocsrError: ``out`` holds a run with other settings, or a stage fails.
     """
     settings = settings or PipelineSettings()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_path(out)
     state = _load_state(out)
     recorded = state.get("settings")
     current = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
@@ -240,14 +270,16 @@ def run_pipeline(out: str | Path, settings: PipelineSettings | None = None, *, o
         )
     state["settings"] = current
     done = state.setdefault("stages", {})
+    todo = [s for s in stages(settings) if s.name not in done and (only is None or s.name in only)]
+    for stage in todo:  # a stage folder that holds a user's files stops the run before anything is written
+        stage.check_folder(out / stage.name)
+    out.mkdir(parents=True, exist_ok=True)
 
     def finish(name: str, argv: list[str] | None, seconds: float) -> None:
         done[name] = {"argv": argv, "seconds": round(seconds, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write_json(out / STATE_FILE, state)
 
-    for stage in stages(settings):
-        if stage.name in done or (only is not None and stage.name not in only):
-            continue
+    for stage in todo:
         folder = out / stage.name
         resume = stage.resumable and folder.is_dir() and any(folder.iterdir())
         argv = stage.argv(out, resume)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tocsr_nas._io import check_out_path
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.threads import set_threads
 
@@ -52,9 +53,12 @@ def resumed_config(cls: type[C], out: str | Path, resume: bool, options: dict[st
 
 def _checkpointed(
     train: Callable[..., Any], config_cls: type[C], sources: tuple[Any, ...], out: str | Path, options: dict[str, Any],
-    *, resume: bool, threads: int | None, **kwargs: Any,
+    *, resume: bool, threads: int | None, inputs: dict[str, Any], **kwargs: Any,
 ) -> tuple[Any, C]:
-    """Set the threads, build the (resumed) config, run ``train(*sources, out, config, resume=..., **kwargs)``."""
+    """Check ``out`` against the command's ``inputs`` (option name -> path, see
+    :func:`~tocsr_nas._io.check_out_path`; ``options["images"]`` is one too), set the threads, build the
+    (resumed) config, run ``train(*sources, out, config, resume=..., **kwargs)``."""
+    check_out_path(out, **inputs, images=options.get("images"))
     set_threads(threads)
     config = resumed_config(config_cls, out, resume, options)
     return train(*sources, out, config, resume=resume, **kwargs), config
@@ -89,7 +93,7 @@ def train_teacher_folder(
     if preset not in available_presets():
         raise TocsrError(f"unknown teacher preset {preset!r}; valid presets: {', '.join(available_presets())}")
     metrics, _ = _checkpointed(
-        train_teacher, TrainConfig, (), Path(out), options, resume=resume, threads=threads,
+        train_teacher, TrainConfig, (), Path(out), options, resume=resume, threads=threads, inputs={},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
     return metrics
@@ -130,8 +134,8 @@ def distill_library(
         raise TocsrError("give a teacher folder or a preset, not both")
     config = DistillConfig(**options)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise TocsrError(f"--out {out} is a file, not a folder")
+    space_file = space if space is not None and Path(space).is_file() else None
+    check_out_path(out, teacher=teacher or default_teacher_dir(), space=space_file)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise TocsrError(
             f"--out {out} exists and is not empty; pass --resume to finish the library in it, or choose a new "
@@ -174,6 +178,7 @@ def train_sr_folder(
 
     return _checkpointed(
         train_sr, SRTrainConfig, (backbone,), out, options, resume=resume, threads=threads, teacher=teacher,
+        inputs={"backbone": backbone, "teacher": teacher},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
 
@@ -203,5 +208,6 @@ def distill_onestep_folder(
 
     return _checkpointed(
         distill_onestep, DistillConfig, (teacher,), out, options, resume=resume, threads=threads,
+        inputs={"teacher": teacher},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
