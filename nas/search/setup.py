@@ -161,6 +161,7 @@ def _check_space_file(space: Any) -> None:
 def _check_out(out: Path, resume: bool, **inputs: Any) -> None:
     """``out`` apart from the ``inputs``; empty, or (``resume``) a search that can be continued."""
     from tocsr_nas._io import check_out_path
+    from tocsr_nas.search.journal import JOURNAL_NAME
     from tocsr_nas.search.loop import check_fresh_start
 
     check_out_path(out, **inputs)
@@ -171,6 +172,12 @@ def _check_out(out: Path, resume: bool, **inputs: Any) -> None:
         )
     if resume:
         check_fresh_start(out)
+        visible = [p.name for p in out.iterdir() if not p.name.startswith(".")] if out.is_dir() else []
+        if visible and not any((out / name).exists() for name in (SETTINGS_FILE, JOURNAL_NAME, VALIDATION_FILE)):
+            raise UserInputError(
+                f"cannot resume --out {out}: it holds no search ({SETTINGS_FILE} missing) but other files; choose a "
+                "new folder (nothing was changed)"
+            )
 
 
 def _recorded_path(path: PathLike) -> str:
