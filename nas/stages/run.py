@@ -109,7 +109,8 @@ class Stage:
         run: runs the stage from those options.
         resumable: an interrupted stage is continued (``resume=True``), not restarted.
         marks: names that only this stage writes in its folder; a non-empty folder without any of
-            them holds someone else's files and the run refuses to touch it.
+            them holds someone else's files and the run refuses to touch it (``()``: any content is
+            foreign; ``None``: the folder is not checked).
     """
 
     name: str
@@ -117,16 +118,18 @@ class Stage:
     options: Callable[[Path, bool], dict[str, Any]]
     run: Callable[[dict[str, Any]], Any]
     resumable: bool = True
-    marks: tuple[str, ...] = ()
+    marks: tuple[str, ...] | None = None
 
     def check_folder(self, folder: Path) -> None:
-        """Refuse a non-empty ``folder`` that holds none of :attr:`marks` (files this run did not write).
+        """Refuse a file, or a non-empty ``folder`` that holds none of :attr:`marks` (files this run did not write).
 
         Raises:
             UserInputError: the folder holds someone else's files (nothing is changed).
         """
         if folder.exists() and not folder.is_dir():
             raise UserInputError(f"{folder} is a file, not the {self.name} stage's folder; move it away or use another --out")
+        if self.marks is None:
+            return
         if folder.is_dir() and any(folder.iterdir()) and not any((folder / m).exists() for m in self.marks):
             which = f" (none of {', '.join(self.marks)})" if self.marks else ""
             raise UserInputError(
