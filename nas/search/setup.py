@@ -461,11 +461,13 @@ def run_search(
         ...                     epsilon=[0.05, 0.1], budget=40)  # doctest: +SKIP
     """
     from tocsr_nas._io import atomic_write_json
-    from tocsr_nas.strategies import available_strategies
+    from tocsr_nas.strategies import available_strategies, get_strategy
 
     start = time.perf_counter()
     out = Path(out)
     _check_choice("strategy", strategy, available_strategies())
+    strategy_options = dict(strategy_options or {})
+    get_strategy(strategy).parse_options(**strategy_options)  # a bad option fails before anything is written
 
     def before_loading() -> None:
         space_file = space if isinstance(space, (str, os.PathLike)) and Path(space).is_file() else None
@@ -478,7 +480,6 @@ def run_search(
     opened = _open(
         teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading
     )
-    strategy_options = dict(strategy_options or {})
     epsilons = list(epsilon) if isinstance(epsilon, Sequence) else epsilon
     setup = opened.settings
     settings = {

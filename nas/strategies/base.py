@@ -257,16 +257,7 @@ class Strategy(ABC):
             raise StrategyError(f"a strategy needs a Problem, got {type(problem).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise StrategyError(f"seed must be an integer, got {seed!r}")
-        valid = {f.name for f in dataclasses.fields(self.Options)}
-        unknown = sorted(set(options) - valid)
-        if unknown:
-            raise StrategyError(
-                f"strategy {self.name!r}: unknown option(s) {unknown}; valid: {sorted(valid) or 'none'}"
-            )
-        try:
-            self.options = self.Options(**options)
-        except TypeError as exc:
-            raise StrategyError(f"strategy {self.name!r}: {exc}") from None
+        self.options = self.parse_options(**options)
         self.problem = problem
         self.space = problem.space
         self.seed = seed
@@ -274,6 +265,27 @@ class Strategy(ABC):
         self._told: dict[Configuration, Observation] = {}
         self._pending: dict[Configuration, None] = {}
         self._n_asks = 0
+
+    @classmethod
+    def parse_options(cls, **options: Any) -> Any:
+        """The strategy's ``Options`` from keyword options, checked without a problem.
+
+        A command checks its ``--strategy-option`` values with this before it writes anything.
+
+        Returns:
+            An instance of ``cls.Options``.
+
+        Raises:
+            StrategyError: an unknown option (the message lists the valid ones) or an invalid value.
+        """
+        valid = {f.name for f in dataclasses.fields(cls.Options)}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise StrategyError(f"strategy {cls.name!r}: unknown option(s) {unknown}; valid: {sorted(valid) or 'none'}")
+        try:
+            return cls.Options(**options)
+        except TypeError as exc:
+            raise StrategyError(f"strategy {cls.name!r}: {exc}") from None
 
     # -- public API -------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Configuration]:

@@ -82,6 +82,13 @@ def no_journal(tmp: Path, a) -> dict[str, str]:
     return {"s": str(s)}
 
 
+def shipped_teacher(tmp: Path, a) -> None:
+    """A finished ``teacher train`` folder (the shipped tiny teacher, metrics.json included) at ``{tmp}/t``."""
+    from tocsr_nas.teacher import default_teacher_dir
+
+    shutil.copytree(default_teacher_dir(), tmp / "t")
+
+
 def nothing_hidden(folder: str):
     """An ``after`` check: ``{tmp}/folder`` holds no hidden leftovers (``.x.tmp-*``)."""
 
@@ -132,6 +139,8 @@ CASES = [
          r"--out .*/w contains the --search folder", setup=copies(s="search@w/s"), unchanged=["{tmp}/w"]),
     Case("export", "out-is-file", ["export", "--search", "{search}", "--out", "{tmp}/f", "--overwrite"],
          r"--out .*/f is a file", setup=a_file("f"), unchanged=["{tmp}/f", "{search}"]),
+    Case("export", "out-exists-without-overwrite", ["export", "--search", "{search}", "--out", "{c}"],
+         r"exists and is not empty", setup=copies(c="compact"), unchanged=["{c}"]),
     Case("export", "out-is-search-via-dotdot", ["export", "--search", "{s}", "--out", "{s}/../s", "--overwrite"],
          r"is the --search folder", setup=copies(s="search"), unchanged=["{s}"]),
     # --- distill: --out apart from --teacher and --space
@@ -145,6 +154,9 @@ CASES = [
     Case("distill", "out-contains-space", ["distill", "--teacher", "{teacher}", "--space", "{tmp}/w/space.yaml",
                                             "--out", "{tmp}/w", "--resume"],
          r"--out .*/w contains the --space file", setup=copies(sp="space@w/space.yaml"), unchanged=["{tmp}/w"]),
+    Case("distill", "resume-a-user-folder", ["distill", "--teacher", "{teacher}", "--space", "{space}", "--out", "{tmp}/w",
+                                             "--resume"],
+         r"cannot resume .*/w: it holds no surrogate library", setup=a_file("w/notes.txt"), unchanged=["{tmp}/w"]),
     Case("distill", "out-is-file", ["distill", "--teacher", "{teacher}", "--space", "{space}", "--out", "{tmp}/f"],
          r"--out .*/f is a file", setup=a_file("f"), unchanged=["{tmp}/f"]),
     # --- search: --out apart from --teacher, --surrogates and --space
@@ -171,6 +183,9 @@ CASES = [
     Case("search", "unknown-strategy-option-empty-out", _search(out="{tmp}/e", extra=["--strategy-option", "nope=1"]),
          r"unknown option.*nope", setup=lambda tmp, a: (tmp / "e").mkdir() and None,
          absent=["{tmp}/e/search.json", "{tmp}/e/validation.safetensors"]),
+    Case("search", "resume-with-unknown-strategy-option", _search(out="{s}", extra=["--resume", "--strategy-option",
+                                                                              "nope=1"]),
+         r"unknown option.*nope", setup=copies(s="search"), unchanged=["{s}"]),
     # --- sr train: --out apart from --backbone, --teacher and --images
     Case("sr train", "out-is-backbone", ["sr", "train", "--backbone", "{c}", "--out", "{c}", "--resume", *SR_FAST],
          r"--out .* is the --backbone folder", setup=copies(c="compact"), unchanged=["{c}"]),
@@ -187,6 +202,9 @@ CASES = [
          r"--out .*/f is a file", setup=a_file("f"), unchanged=["{tmp}/f"]),
     Case("sr train", "resume-finished", ["sr", "train", "--backbone", "{sr_teacher}", "--out", "{m}", "--resume", *SR_FAST],
          r"already trained \(sr.json exists\)", setup=copies(m="sr"), unchanged=["{m}"]),
+    Case("sr train", "resume-a-user-folder", ["sr", "train", "--backbone", "{sr_teacher}", "--out", "{tmp}/w", "--resume",
+                                              *SR_FAST],
+         r"nothing to resume in .*/w", setup=a_file("w/notes.txt"), unchanged=["{tmp}/w"]),
     # --- sr distill: --out apart from --teacher (the multi-step model) and --images
     Case("sr distill", "out-is-teacher", ["sr", "distill", "--teacher", "{m}", "--out", "{m}", "--resume", *SR_FAST],
          r"--out .* is the --teacher folder", setup=copies(m="sr"), unchanged=["{m}"]),
@@ -198,6 +216,9 @@ CASES = [
     Case("sr distill", "out-is-images", ["sr", "distill", "--teacher", "{sr}", "--images", "{imgs}", "--out", "{imgs}",
                                          *SR_FAST],
          r"--out .* is the --images folder", setup=images(), unchanged=["{imgs}", "{sr}"]),
+    Case("sr distill", "out-contains-images", ["sr", "distill", "--teacher", "{sr}", "--images", "{imgs}", "--out",
+                                               "{tmp}/w", *SR_FAST],
+         r"--out .*/w contains the --images folder", setup=images("w/imgs"), unchanged=["{tmp}/w"]),
     Case("sr distill", "resume-finished", ["sr", "distill", "--teacher", "{sr}", "--out", "{o}", "--resume", *SR_FAST],
          r"already trained \(sr.json exists\)", setup=copies(o="onestep"), unchanged=["{o}"]),
     # --- teacher train
@@ -210,6 +231,9 @@ CASES = [
     Case("teacher train", "resume-a-saved-teacher", ["teacher", "train", "--out", "{t}", "--resume", "--steps", "1",
                                                      "--vae-steps", "1", "--threads", "1", "--no-progress"],
          r"nothing to resume in .*: no checkpoints/state.json", setup=copies(t="teacher"), unchanged=["{t}"]),
+    Case("teacher train", "resume-finished", ["teacher", "train", "--out", "{tmp}/t", "--resume", "--steps", "1",
+                                              "--vae-steps", "1", "--threads", "1", "--no-progress"],
+         r"already trained \(metrics.json exists\)", setup=shipped_teacher, unchanged=["{tmp}/t"]),
     # --- upscale: never an input, an existing file only with --overwrite, --out apart from --model
     Case("upscale", "overwrites-the-input", ["upscale", "--model", "{onestep}", "{tmp}/image.png", "--out", "{tmp}"],
          r"its image.png would replace the input .*image.png", setup=copies(i="image@image.png"),
