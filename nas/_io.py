@@ -323,6 +323,7 @@ def check_out_path(
     *,
     option: str = "--out",
     inside_ok: tuple[str, ...] = (),
+    others: Mapping[str, str | os.PathLike[str] | None] | None = None,
     **inputs: str | os.PathLike[str] | None,
 ) -> None:
     """Refuse an output path that is a file, or that is, contains or lies inside an input of the command.
@@ -337,6 +338,8 @@ def check_out_path(
         option: its command-line option, for the message.
         inside_ok: names of inputs ``out`` may lie inside (a command that writes a new sub-folder
             there by design, such as ``evaluate``'s ``MODEL/evaluation``).
+        others: inputs that no option names, by a description (``"the search's teacher"`` for the
+            teacher an export reads through the search folder) -> path.
         **inputs: each input by its option's name (``multistep`` for ``--multistep``) -> its path
             (a file or a folder); ``None`` is skipped.
 
@@ -357,18 +360,19 @@ def check_out_path(
     if target.exists() and not target.is_dir():
         raise UserInputError(f"{option} {out} is a file, not a folder (nothing was changed)")
     real = Path(os.path.realpath(target))
-    for name, given in inputs.items():
+    labelled = [(name, "the --" + name.replace("_", "-"), given) for name, given in inputs.items()]
+    labelled += [(label, label, given) for label, given in (others or {}).items()]
+    for name, label, given in labelled:
         if given is None:
             continue
-        flag = "--" + name.replace("_", "-")
         source = Path(os.path.realpath(given))
         kind = "file" if source.is_file() else "folder"
         if real == source:
-            problem = f"is the {flag} {kind}"
+            problem = f"is {label} {kind}"
         elif source.is_relative_to(real):
-            problem = f"contains the {flag} {kind} {given}"
+            problem = f"contains {label} {kind} {given}"
         elif real.is_relative_to(source) and name not in inside_ok:
-            problem = f"lies inside the {flag} {kind} {given}"
+            problem = f"lies inside {label} {kind} {given}"
         else:
             continue
         raise UserInputError(

@@ -262,7 +262,8 @@ def export_search(
         ``(meta, trial)``: :func:`export_compact`'s metadata and the exported trial.
 
     Raises:
-        UserInputError: ``search_dir`` is not a search folder, or the trial cannot be picked.
+        UserInputError: ``search_dir`` is not a search folder, the trial cannot be picked, or ``out``
+            is a file or is, contains or lies inside the search folder, or the teacher or library it names.
     """
     from tocsr_nas.search.results import load_search
     from tocsr_nas.surrogates.library import SurrogateLibrary
@@ -276,8 +277,10 @@ def export_search(
     settings = json.loads(settings_file.read_text(encoding="utf-8"))
     result = load_search(search)
     chosen, eps = pick_trial(result, trial, epsilon)
-    teacher = Teacher.load(_search_path(search, settings["teacher"])).eval()
-    library = SurrogateLibrary.open(_search_path(search, settings["surrogates"]), teacher_fingerprint=teacher.fingerprint())
+    teacher_dir, library_dir = _search_path(search, settings["teacher"]), _search_path(search, settings["surrogates"])
+    check_out_path(out, others={"the search's teacher": teacher_dir, "the search's surrogate library": library_dir})
+    teacher = Teacher.load(teacher_dir).eval()
+    library = SurrogateLibrary.open(library_dir, teacher_fingerprint=teacher.fingerprint())
     info = {
         "search": str(search.resolve()),
         "trial": chosen.trial,

@@ -82,6 +82,24 @@ def no_journal(tmp: Path, a) -> dict[str, str]:
     return {"s": str(s)}
 
 
+def search_with_own_inputs(teacher: str, library: str):
+    """A search copy ``{s}`` whose search.json names its own copies of the teacher (``{tmp}/teacher``) and the
+    library (``{tmp}/library``), so that a case may aim ``--out`` at them."""
+
+    def setup(tmp: Path, a) -> dict[str, str]:
+        s = a.copy("search", tmp / "s")
+        t, lib = tmp / teacher, tmp / library
+        for name, dest in (("teacher", t), ("library", lib)):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            a.copy(name, dest)
+        settings = json.loads((s / "search.json").read_text())
+        settings.update(teacher=str(t), surrogates=str(lib))
+        (s / "search.json").write_text(json.dumps(settings))
+        return {"s": str(s), "t": str(t), "l": str(lib)}
+
+    return setup
+
+
 def shipped_teacher(tmp: Path, a) -> None:
     """A finished ``teacher train`` folder (the shipped tiny teacher, metrics.json included) at ``{tmp}/t``."""
     from tocsr_nas.teacher import default_teacher_dir
@@ -141,6 +159,11 @@ CASES = [
          r"--out .*/f is a file", setup=a_file("f"), unchanged=["{tmp}/f", "{search}"]),
     Case("export", "out-exists-without-overwrite", ["export", "--search", "{search}", "--out", "{c}"],
          r"exists and is not empty", setup=copies(c="compact"), unchanged=["{c}"]),
+    Case("export", "out-is-the-searchs-teacher", ["export", "--search", "{s}", "--out", "{t}", "--overwrite"],
+         r"--out .* is the search's teacher folder", setup=search_with_own_inputs("t", "l"), unchanged=["{t}", "{s}"]),
+    Case("export", "out-contains-the-searchs-library", ["export", "--search", "{s}", "--out", "{tmp}/w", "--overwrite"],
+         r"--out .*/w contains the search's surrogate library folder", setup=search_with_own_inputs("t", "w/l"),
+         unchanged=["{tmp}/w", "{s}"]),
     Case("export", "out-is-search-via-dotdot", ["export", "--search", "{s}", "--out", "{s}/../s", "--overwrite"],
          r"is the --search folder", setup=copies(s="search"), unchanged=["{s}"]),
     # --- distill: --out apart from --teacher and --space
