@@ -76,7 +76,8 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
+    with _named(path.parent):
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
@@ -89,6 +90,16 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def _named(folder: Path) -> Iterator[None]:
+    """An ``OSError`` while creating a temporary entry in ``folder`` names ``folder``, not the random
+    temporary name (a read-only or full disk is then reported as the folder the user gave)."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(folder)) from None
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -225,7 +236,8 @@ def temporary_dir(parent: str | os.PathLike[str], prefix: str = ".tmp-") -> Iter
     """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    with _named(parent):
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         yield tmp
     finally:

@@ -340,7 +340,7 @@ def test_read_only_out_is_one_line(argv, path, artefacts, tmp_path, capsys):
         (tmp_path / "ro").chmod(0o755)
     assert code == 2
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "ro" in err and "Permission denied" in err, err
+    assert err.endswith(f"{tmp_path / 'ro'}: Permission denied"), err
     assert list((tmp_path / "ro").iterdir()) == []
 
 
