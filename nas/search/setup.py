@@ -452,7 +452,11 @@ def run_search(
         The :class:`~tocsr_nas.search.results.SearchResult`.
 
     Raises:
-        UserInputError: a bad argument, a busy ``out`` without ``resume``, or a resume with other settings.
+        UserInputError: a bad argument, an ``out`` that is a file or is, contains or lies inside the
+            teacher, the library or the space file, a busy ``out`` without ``resume``, a resume of a
+            folder that holds no search, or a resume with other settings.
+        TocsrError: a bad strategy option (before anything is written), or (``resume``) results
+            without their journal, which are never started over.
         LibraryMismatchError: the library does not belong to the teacher or the space.
 
     Example:

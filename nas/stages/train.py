@@ -84,7 +84,8 @@ def train_teacher_folder(
         The teacher's metrics, or ``None`` when training stopped early.
 
     Raises:
-        TocsrError: an unknown preset, invalid options, or a folder that cannot be (re)started.
+        TocsrError: an unknown preset, invalid options, an ``out`` that is a file or lies in ``images``,
+            or a folder that cannot be (re)started.
     """
     from tocsr_nas.teacher import available_presets
     from tocsr_nas.teacher.train import TrainConfig, train_teacher
@@ -124,7 +125,8 @@ def distill_library(
         The :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
 
     Raises:
-        TocsrError: a bad option, or ``out`` is a file or a non-empty folder without ``resume``.
+        TocsrError: a bad option, or ``out`` is a file, is, contains or lies inside the teacher or
+            the space file, or is a non-empty folder without ``resume``.
     """
     from tocsr_nas.stages.distill import DistillConfig, distill_teacher
     from tocsr_nas.stages.space import build_space
@@ -173,6 +175,10 @@ def train_sr_folder(
 
     Returns:
         ``(model, config)``: the saved :class:`~tocsr_nas.sr.model.SRModel` and the config it trained with.
+
+    Raises:
+        TocsrError: ``out`` is a file or is, contains or lies inside ``backbone``, ``teacher`` or
+            ``images``, or a folder that cannot be (re)started.
     """
     from tocsr_nas.sr.train import SRTrainConfig, train_sr
 
@@ -203,6 +209,10 @@ def distill_onestep_folder(
 
     Returns:
         ``(model, config)``: the saved :class:`~tocsr_nas.sr.model.SRModel` and the config it trained with.
+
+    Raises:
+        TocsrError: ``out`` is a file or is, contains or lies inside ``teacher`` or ``images``, or a
+            folder that cannot be (re)started.
     """
     from tocsr_nas.sr.onestep import DistillConfig, distill_onestep
 
