@@ -45,7 +45,7 @@ from tocsr_nas._io import (
     save_safetensors,
     save_torch_state,
 )
-from tocsr_nas.errors import TocsrError, UserInputError, require_at_least
+from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least
 
 __all__ = [
     "step_seed",
@@ -120,8 +120,17 @@ class Checkpoints:
         self.state_path = self.dir / "state.json"
 
     def read_state(self) -> dict[str, Any] | None:
-        """The saved run state, or ``None`` if there is none."""
-        return read_json(self.state_path) if self.state_path.is_file() else None
+        """The saved run state, or ``None`` if there is none.
+
+        Raises:
+            DamagedFileError: ``state.json`` is truncated, corrupt, or not a run state.
+        """
+        if not self.state_path.is_file():
+            return None
+        state = read_json(self.state_path)
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise DamagedFileError(f"{self.state_path} is damaged (not a run state); start the run again without --resume")
+        return state
 
     def write_state(self, state: dict[str, Any]) -> None:
         """Replace ``state.json`` atomically."""
@@ -216,7 +225,10 @@ def open_run(
             raise TocsrError(f"{out} is already trained ({done_file} exists); choose a new --out to train again")
         if state is None:
             raise TocsrError(f"nothing to resume in {out}: no {CHECKPOINTS}/state.json (start without --resume)")
-        saved = type(config)(**state["config"])
+        try:
+            saved = type(config)(**state["config"])
+        except (TypeError, ValueError) as exc:
+            raise DamagedFileError(f"{ckpt.state_path} is damaged (its settings do not load: {exc})") from None
         diff = [
             f"{f.name}={getattr(config, f.name)!r} (checkpoint has {getattr(saved, f.name)!r})"
             for f in dataclasses.fields(config)
