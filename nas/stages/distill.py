@@ -227,7 +227,7 @@ def distill_teacher(
     if resume and (out / MANIFEST).is_file():
         # refuse another teacher or space BEFORE the expensive capture; nothing to do -> no capture
         check_resumable(out, teacher_fingerprint=fingerprint, space=space)
-        todo = len(plan_jobs(space, finished_pairs(out, space)))
+        todo = len(plan_jobs(space, finished_pairs(out, space, verify=True)))  # a damaged pair is redone
     out.mkdir(parents=True, exist_ok=True)
     cache = FeatureCache(out / FEATURES_DIR)
     meta = _features_meta(fingerprint, space, config, resolution)
