@@ -58,6 +58,7 @@ from torch import nn
 
 from tocsr_nas._io import (
     atomic_write_json,
+    file_record,
     load_safetensors,
     one_line,
     read_json,
@@ -79,6 +80,7 @@ __all__ = [
     "load_backbone",
     "bicubic_upsample",
     "SR_FORMAT",
+    "sr_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -476,6 +478,26 @@ class SRModel:
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
             raise SRModelError(f"cannot load the SR model in {directory}: {one_line(exc)}") from exc
         return cls(net=net, vae=vae, scheduler=scheduler, config=config, backbone_dir=directory / "backbone").eval()
+
+
+def sr_fingerprint(directory: str | Path) -> str:
+    """A short hash identifying the SR model saved in ``directory``: its weights file's sha256.
+
+    Read from ``sr.json``'s ``files`` record (no hashing), or computed for a folder saved before
+    checksums were recorded. A run derived from the model (``sr distill``) records it, so that
+    ``--resume`` refuses another model.
+
+    Args:
+        directory: an SR model folder.
+
+    Returns:
+        The first 16 hex digits of the weights file's sha256.
+    """
+    directory = Path(directory)
+    record = (read_json(directory / "sr.json").get("files") or {}).get(_WEIGHTS)
+    if not record or not record.get("sha256"):
+        record = file_record(directory / _WEIGHTS)
+    return str(record["sha256"])[:16]
 
 
 def _build_backbone_arch(folder: Path, fmt: str) -> nn.Module:

@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from tocsr_nas.teacher.data import psnr
 from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
-from tocsr_nas.sr.model import SRModel
+from tocsr_nas.sr.model import SRModel, sr_fingerprint
 from tocsr_nas.sr.pool import LatentPool
 from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample
 from tocsr_nas.sr.train import load_photos, validation_latents
@@ -199,6 +199,16 @@ def distill_onestep(
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
     state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
     ckpt = Checkpoints(out)
+    # the pool and its DDIM outputs come from this SR model: a resumed run must distil the same one
+    source = sr_fingerprint(sr_dir)
+    if "sr_fingerprint" not in state:  # a fresh run (or one started before the fingerprint was kept)
+        state["sr_fingerprint"] = source
+        ckpt.write_state(state)
+    elif state["sr_fingerprint"] != source:
+        raise TocsrError(
+            f"cannot resume {out} from --teacher {sr_dir}: the run was started from another SR model "
+            f"(fingerprint {state['sr_fingerprint']}, this one {source}); pass that model or choose a new --out"
+        )
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
     pool_path = ckpt.dir / _POOL_FILE

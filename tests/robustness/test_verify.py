@@ -142,6 +142,22 @@ def damaged_checkpoint(which: str):
     return setup
 
 
+def onestep_run_and_another_sr(tmp: Path, a) -> None:
+    """``{tmp}/o``: an ``sr distill`` run of the SR artefact stopped after step 1; ``{tmp}/m``: another SR model."""
+    import torch
+
+    from tocsr_nas.sr.model import SRModel
+    from tocsr_nas.sr.onestep import DistillConfig, distill_onestep
+
+    config = DistillConfig(steps=3, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, pixel_items=1,
+                           checkpoint_every=1)
+    assert distill_onestep(a.sr, tmp / "o", config, progress=False, stop_after=1) is None
+    other = SRModel.load(a.sr)
+    with torch.no_grad():
+        next(other.net.parameters()).add_(0.01)
+    other.save(tmp / "m")
+
+
 SR_RESUME = ["sr", "train", "--backbone", "{sr_teacher}", "--out", "{tmp}/o", "--resume", "--threads", "1",
              "--no-progress"]
 
@@ -209,6 +225,9 @@ CASES = [
          setup=lambda tmp, a: a.copy("sr", tmp / "m") and (tmp / "o" / "checkpoints").mkdir(parents=True)
          or (tmp / "o" / "checkpoints" / "state.json").write_text('{"step": 1}') and None,
          unchanged=["{tmp}/o", "{tmp}/m"]),
+    Case("sr distill", "resume-from-another-sr-model", [*SR_DISTILL, "--resume"],
+         r"cannot resume .* from --teacher .*: the run was started from another SR model",
+         setup=onestep_run_and_another_sr, unchanged=["{tmp}/o", "{tmp}/m"]),
     Case("sr train", "resume-optimizer-truncated", SR_RESUME, r"optimizer\.pt is damaged", setup=damaged_checkpoint("optimizer")),
     Case("sr train", "resume-weights-truncated", SR_RESUME, r"checkpoints/.*\.safetensors is damaged",
          setup=damaged_checkpoint("weights")),
