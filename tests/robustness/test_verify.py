@@ -254,10 +254,18 @@ def test_manifests_record_size_and_sha256(artefacts):
         assert file_record(artefacts.library / record["file"]) == {"size": record["size"], "sha256": record["sha256"]}
 
 
-def test_the_shipped_teacher_loads_without_checksums():
+def test_the_shipped_teacher_records_its_weights_and_loads(tmp_path):
+    from tocsr_nas._io import file_record
     from tocsr_nas.teacher import Teacher, default_teacher_dir
 
-    Teacher.load(default_teacher_dir())
+    shipped = default_teacher_dir()
+    meta = json.loads((shipped / "teacher.json").read_text())
+    assert sorted(meta["files"]) == sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*.safetensors"))
+    assert all(file_record(shipped / rel) == record for rel, record in meta["files"].items())
+    assert Teacher.load(shipped).fingerprint() == meta["fingerprint"]
+    folder = Path(shutil.copytree(shipped, tmp_path / "t"))
+    legacy("teacher.json")(folder)  # as it was shipped before checksums
+    assert Teacher.load(folder).fingerprint() == meta["fingerprint"]
 
 
 def test_a_teacher_saved_before_checksums_loads(artefacts, tmp_path):
