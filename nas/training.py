@@ -199,6 +199,7 @@ def open_run(
     resumable: tuple[str, ...],
     done_file: str,
     phases: tuple[tuple[str, str], ...] = (),
+    sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The run state of ``out``: fresh, or the checkpoint's when resuming (settings checked).
 
@@ -210,12 +211,16 @@ def open_run(
         done_file: the file a finished run leaves in ``out`` (to explain why nothing resumes).
         phases: ``(phase, steps field)`` of each phase of a run in phases, in order (empty: one
             phase, its length ``config.steps``). A finished phase's length cannot change.
+        sources: ``{option: fingerprint}`` of the artefacts the run is derived from (``--backbone``,
+            ``--teacher``); recorded in a fresh run, and a resume from other ones is refused (a run
+            recorded before sources were kept takes these).
 
     A fresh run writes ``checkpoints/state.json`` (step 0) at once, so ``out`` can be resumed
     even when it is interrupted before its first checkpoint.
 
     Raises:
-        TocsrError: a non-empty ``out`` without ``resume``, nothing to resume, or changed settings.
+        TocsrError: a non-empty ``out`` without ``resume``, nothing to resume, changed settings, or
+            (resuming) a source whose fingerprint differs from the recorded one.
     """
     ckpt = Checkpoints(out)
     names = [name for name, _ in phases]
@@ -236,6 +241,13 @@ def open_run(
         ]
         if diff:
             raise TocsrError(f"cannot resume {out} with different settings: {', '.join(diff)}")
+        recorded = state.setdefault("sources", {})
+        for option, fingerprint in (sources or {}).items():
+            if recorded.setdefault(option, fingerprint) != fingerprint:
+                raise TocsrError(
+                    f"cannot resume {out}: it was started from another {option} (fingerprint {recorded[option]}, "
+                    f"this one {fingerprint}); pass the one it was started from, or choose a new --out"
+                )
         field, where = "steps", ""
         if phases:  # a phase after the last ("done") counts as the last
             current = names.index(state["phase"]) if state["phase"] in names else len(names) - 1
@@ -250,7 +262,9 @@ def open_run(
         return state
     if out.exists() and any(out.iterdir()):
         raise TocsrError(f"output folder {out} is not empty: choose a new --out, or pass --resume to continue it")
-    state: dict[str, Any] = {"config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}}
+    state: dict[str, Any] = {
+        "config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}, "sources": dict(sources or {}),
+    }
     if phases:
         state.update(phase=names[0], seconds=dict.fromkeys(names, 0.0), cpu_seconds=dict.fromkeys(names, 0.0))
     else:

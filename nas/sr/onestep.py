@@ -197,18 +197,11 @@ def distill_onestep(
     target_steps = int(config.target_steps or model.config["sampler"]["steps"])
     min_size = max(config.pool_patch, 64)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
-    ckpt = Checkpoints(out)
     # the pool and its DDIM outputs come from this SR model: a resumed run must distil the same one
-    source = sr_fingerprint(sr_dir)
-    if "sr_fingerprint" not in state:  # a fresh run (or one started before the fingerprint was kept)
-        state["sr_fingerprint"] = source
-        ckpt.write_state(state)
-    elif state["sr_fingerprint"] != source:
-        raise TocsrError(
-            f"cannot resume {out} from --teacher {sr_dir}: the run was started from another SR model "
-            f"(fingerprint {state['sr_fingerprint']}, this one {source}); pass that model or choose a new --out"
-        )
+    state = open_run(
+        out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources={"--teacher": sr_fingerprint(sr_dir)}
+    )
+    ckpt = Checkpoints(out)
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
     pool_path = ckpt.dir / _POOL_FILE
