@@ -142,20 +142,26 @@ def damaged_checkpoint(which: str):
     return setup
 
 
-def onestep_run_and_another_sr(tmp: Path, a) -> None:
-    """``{tmp}/o``: an ``sr distill`` run of the SR artefact stopped after step 1; ``{tmp}/m``: another SR model."""
+def another_sr(tmp: Path, a) -> None:
+    """``{tmp}/m``: another multi-step SR model (the SR artefact with one weight changed)."""
     import torch
 
     from tocsr_nas.sr.model import SRModel
+
+    other = SRModel.load(a.sr)
+    with torch.no_grad():
+        next(other.net.parameters()).add_(0.01)
+    other.save(tmp / "m")
+
+
+def onestep_run_and_another_sr(tmp: Path, a) -> None:
+    """``{tmp}/o``: an ``sr distill`` run of the SR artefact stopped after step 1; ``{tmp}/m``: another SR model."""
     from tocsr_nas.sr.onestep import DistillConfig, distill_onestep
 
     config = DistillConfig(steps=3, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, pixel_items=1,
                            checkpoint_every=1)
     assert distill_onestep(a.sr, tmp / "o", config, progress=False, stop_after=1) is None
-    other = SRModel.load(a.sr)
-    with torch.no_grad():
-        next(other.net.parameters()).add_(0.01)
-    other.save(tmp / "m")
+    another_sr(tmp, a)
 
 
 SR_RESUME = ["sr", "train", "--backbone", "{sr_teacher}", "--out", "{tmp}/o", "--resume", "--threads", "1",
@@ -228,6 +234,10 @@ CASES = [
     Case("sr distill", "resume-from-another-sr-model", [*SR_DISTILL, "--resume"],
          r"cannot resume .*: it was started from another --teacher \(fingerprint",
          setup=onestep_run_and_another_sr, unchanged=["{tmp}/o", "{tmp}/m"]),
+    Case("evaluate", "multistep-of-another-model", ["evaluate", "--model", "{onestep}", "--multistep", "{tmp}/m",
+                                                      "--out", "{tmp}/e", "--threads", "1"],
+         r"/m \(fingerprint .*\) is not the multi-step model the one-step model .* was distilled from", setup=another_sr,
+         unchanged=["{tmp}/m", "{onestep}"], absent=["{tmp}/e"]),
     Case("sr train", "resume-from-another-backbone",
          ["sr", "train", "--backbone", "{teacher}", "--out", "{tmp}/o", "--resume", "--threads", "1", "--no-progress"],
          r"cannot resume .*: it was started from another --backbone \(fingerprint", setup=partial_sr_run,
