@@ -244,7 +244,9 @@ def verify_file(
     if not path.is_file():
         raise _damaged(f"{path} is missing; its manifest records {record['size']} bytes")
     size = path.stat().st_size
-    if size != int(record["size"]):
+    if not isinstance(record["size"], int) or isinstance(record["size"], bool):
+        raise _damaged(f"the manifest of {path} is damaged: its recorded size {record['size']!r} is not a number")
+    if size != record["size"]:
         raise _damaged(f"{path} is damaged: {size} bytes, its manifest records {record['size']}")
     if hash and record.get("sha256") and file_record(path)["sha256"] != record["sha256"]:
         raise _damaged(f"{path} is damaged: its sha256 differs from the one its manifest records")

@@ -252,6 +252,9 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
         raise LibraryMismatchError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise LibraryMismatchError(f"{path} is not a surrogate library manifest (format {FORMAT!r})")
+    lacking = [k for k in ("teacher_fingerprint", "space_hash", "space") if k not in data]
+    if lacking or not isinstance(data["space"], dict) or not isinstance(data.get("pairs", []), list):
+        raise DamagedFileError(f"{path} is damaged: {', '.join(lacking) or 'its space or pairs'} missing or malformed")
     if int(data.get("version", 0)) > FORMAT_VERSION:
         raise LibraryMismatchError(
             f"{path} has format version {data.get('version')}, newer than this tocsr-nas ({FORMAT_VERSION}); upgrade"

@@ -179,9 +179,14 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
     meta = read_compact_meta(directory)
     if meta.get("unet_class") != UNet2DConditionModel.__name__:
         raise CompactFormatError(f"unsupported UNet class {meta.get('unet_class')!r} in {directory}")
-    unet = UNet2DConditionModel.from_config(meta["unet_config"])
-    for path, entry in meta["blocks"].items():
-        unet.set_submodule(path, surrogate_from_config(entry["config"], type_name=entry["type"]))
+    try:
+        unet = UNet2DConditionModel.from_config(meta["unet_config"])
+        for path, entry in meta["blocks"].items():
+            unet.set_submodule(path, surrogate_from_config(entry["config"], type_name=entry["type"]))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise CompactFormatError(
+            f"{Path(directory) / COMPACT_FILE} is damaged: its architecture does not rebuild ({one_line(exc)})"
+        ) from None
     files = meta.get("files")
     if isinstance(files, dict):  # the UNet's own weights; load_compact_teacher checks the rest
         files = {k: v for k, v in files.items() if k == WEIGHTS_FILE}
