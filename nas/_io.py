@@ -10,6 +10,14 @@ Folders are written the same way: fill a temporary folder next to the target
 (:func:`atomic_dir`, or :func:`temporary_dir` for a staging area) and swap it in with
 :func:`replace_dir`, which never deletes the old folder before the new one is in place.
 
+Reading is checked in one place too: :func:`read_json`, :func:`load_safetensors` and
+:func:`load_torch_state` turn a truncated or corrupt file into a
+:class:`~tocsr_nas.errors.DamagedFileError` that names it (one line, no traceback). Manifests
+(``teacher.json``, ``compact.json``, ``sr.json``, a library's pair records) record the size and
+sha256 of every weights file (:func:`file_record`, :func:`weight_records`); loading checks them,
+size first (:func:`verify_file`, :func:`verify_records`), and refuses a recorded path that leaves
+its folder (:func:`inside`). An artefact written before checksums were recorded is only read.
+
 Example:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())

@@ -15,6 +15,10 @@ What a reader can rely on (the storage contract):
   weights, so a finished pair always has its weights). The manifest is a summary rewritten after
   every finished pair; a crash between a pair's sidecar and the manifest loses nothing, because
   :meth:`SurrogateLibrary.open` merges the sidecars in, and ``distill --resume`` rewrites it.
+* A sidecar records its weights file's path (inside the library: anything else is refused), size
+  and sha256. Opening checks each size, :meth:`SurrogateLibrary.load` the sha256, and
+  ``distill --resume`` checks both and distils a damaged pair again (a record written before
+  checksums were kept: its weights are read through instead).
 * The header records the teacher's fingerprint, the search space (as a dict) and its hash, and the
   resolution the features were captured at. Opening against another teacher or space is a
   :class:`LibraryMismatchError`; an unfinished library is an :class:`IncompleteLibraryError`
