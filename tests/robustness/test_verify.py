@@ -164,6 +164,19 @@ def onestep_run_and_another_sr(tmp: Path, a) -> None:
     another_sr(tmp, a)
 
 
+def search_on_damaged(which: str, damage):
+    """A ``setup``: ``{tmp}/s``, a copy of the search whose ``search.json`` names ``{tmp}/<which>``, a damaged
+    copy of its teacher (``t``) or library (``lib``)."""
+
+    def setup(tmp: Path, a) -> None:
+        search = a.copy("search", tmp / "s")
+        folder = a.copy("teacher" if which == "t" else "library", tmp / which)
+        damage(folder)
+        edit_json(search / "search.json", lambda d: d.update({"teacher" if which == "t" else "surrogates": str(folder)}))
+
+    return setup
+
+
 SR_RESUME = ["sr", "train", "--backbone", "{sr_teacher}", "--out", "{tmp}/o", "--resume", "--threads", "1",
              "--no-progress"]
 
@@ -192,6 +205,9 @@ CASES = [
                  r"manifest\.json is damaged: space missing", SEARCH),
     library_case("search", "pair-truncated", lambda lib: cut(pairs(lib)[0]), r"\.safetensors is damaged: 100 bytes", SEARCH),
     library_case("search", "pairs-byte-flipped", lambda lib: [flip(p) for p in pairs(lib)], r"\.safetensors .*sha256", SEARCH),
+    library_case("search", "legacy-pair-truncated",
+                 lambda lib: [edit_json(sc, lambda d: [d.pop("size"), d.pop("sha256")]) for sc in sidecars(lib)]
+                 and [cut(p) for p in pairs(lib)], r"\.safetensors is damaged \(not a readable safetensors", SEARCH),
     library_case("search", "sidecar-truncated", lambda lib: cut(sidecars(lib)[0], 20), r"pair record .*\.json is damaged", SEARCH),
     library_case("search", "sidecar-file-absolute", sidecar_file("/etc/hostname"), r"names '/etc/hostname', which is not a file inside",
                  SEARCH),
@@ -203,6 +219,12 @@ CASES = [
     # ---- a search folder (read by export)
     Case("export", "search-json-truncated", ["export", "--search", "{tmp}/s", "--out", "{tmp}/c"], r"search\.json is damaged",
          setup=copy_with("search", "s", lambda s: cut(s / "search.json", 30)), unchanged=["{tmp}/s"], absent=["{tmp}/c"]),
+    Case("export", "teacher-unet-truncated", ["export", "--search", "{tmp}/s", "--out", "{tmp}/c"],
+         r"unet/diffusion_pytorch_model\.safetensors is damaged", setup=search_on_damaged("t", lambda t: cut(t / "unet" / WEIGHTS)),
+         unchanged=["{tmp}/t"], absent=["{tmp}/c"]),
+    Case("export", "library-pairs-byte-flipped", ["export", "--search", "{tmp}/s", "--out", "{tmp}/c"],
+         r"\.safetensors is damaged: its sha256 differs", setup=search_on_damaged("lib", lambda lib: [flip(p) for p in pairs(lib)]),
+         unchanged=["{tmp}/lib"], absent=["{tmp}/c"]),
     # ---- the compact UNet export (read by sr train)
     compact_case("compact-json-truncated", lambda c: cut(c / "compact.json", 40), r"compact\.json is damaged"),
     compact_case("unet-truncated", lambda c: cut(c / "unet.safetensors"), r"unet\.safetensors is damaged"),
@@ -214,6 +236,10 @@ CASES = [
                  r"unet\.safetensors is damaged \(not a readable safetensors"),
     compact_case("compact-json-without-blocks", lambda c: edit_json(c / "compact.json", lambda d: d.pop("blocks")),
                  r"compact\.json is damaged: its architecture does not rebuild"),
+    Case("sr train", "teacher-backbone-vae-byte-flipped", ["sr", "train", "--backbone", "{tmp}/t", "--out", "{tmp}/o",
+                                                           "--steps", "1", "--threads", "1", "--no-progress"],
+         r"vae/diffusion_pytorch_model\.safetensors is damaged: its sha256", setup=copy_with("sr_teacher", "t", lambda t: flip(t / "vae" / WEIGHTS)),
+         unchanged=["{tmp}/t"], absent=["{tmp}/o"]),
     compact_case("other-teacher", lambda c: None, r"--teacher .* is not the teacher compact UNet .* was exported from",
                  argv=[*SR_TRAIN, "--teacher", "{sr_teacher}"]),
     # ---- SR models (read by upscale and sr distill)
