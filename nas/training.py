@@ -129,7 +129,9 @@ class Checkpoints:
             return None
         state = read_json(self.state_path)
         if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
-            raise DamagedFileError(f"{self.state_path} is damaged (not a run state); start the run again without --resume")
+            raise DamagedFileError(
+                f"{self.state_path} is damaged (not a run state); start the run again without --resume"
+            )
         return state
 
     def write_state(self, state: dict[str, Any]) -> None:
@@ -263,7 +265,11 @@ def open_run(
     if out.exists() and any(out.iterdir()):
         raise TocsrError(f"output folder {out} is not empty: choose a new --out, or pass --resume to continue it")
     state: dict[str, Any] = {
-        "config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}, "sources": dict(sources or {}),
+        "config": dataclasses.asdict(config),
+        "step": 0,
+        "checkpoint": None,
+        "metrics": {},
+        "sources": dict(sources or {}),
     }
     if phases:
         state.update(phase=names[0], seconds=dict.fromkeys(names, 0.0), cpu_seconds=dict.fromkeys(names, 0.0))

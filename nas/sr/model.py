@@ -282,7 +282,8 @@ def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -
         if recorded is not None and recorded != other.fingerprint():
             raise SRModelError(
                 f"--teacher {teacher} (fingerprint {other.fingerprint()}) is not the teacher compact UNet {directory} "
-                f"was exported from ({recorded}); pass that teacher, or leave --teacher out to use the VAE exported with it"
+                f"was exported from ({recorded}); pass that teacher, or leave --teacher out to use the VAE exported "
+                "with it"
             )
         t = Teacher(vae=other.vae, unet=t.unet, scheduler=other.scheduler, context=other.context, preset=other.preset)
         source["teacher"] = str(Path(teacher).resolve())

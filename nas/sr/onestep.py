@@ -204,7 +204,9 @@ def distill_onestep(
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
     # the pool and its DDIM outputs come from this SR model: a resumed run must distil the same one
     source = sr_fingerprint(sr_dir)
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources={"--teacher": source})
+    state = open_run(
+        out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources={"--teacher": source}
+    )
     ckpt = Checkpoints(out)
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)

@@ -153,7 +153,8 @@ def read_compact_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError:
         raise CompactFormatError(f"{directory} is not a compact export (no {COMPACT_FILE}); create one with `tocsr-nas export`") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CompactFormatError(f"{path} has format {meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r}")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CompactFormatError(f"{path} has format {found!r}, expected {FORMAT!r}")
     return meta
 
 

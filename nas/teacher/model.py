@@ -329,7 +329,9 @@ class Teacher:
         for sub in ("vae", "unet", *(("context",) if has_context else ())):
             _require_safetensors(directory / sub)
         try:
-            vae = AutoencoderKL.from_pretrained(directory, subfolder="vae", low_cpu_mem_usage=False, use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(
+                directory, subfolder="vae", low_cpu_mem_usage=False, use_safetensors=True
+            )
             unet = UNet2DConditionModel.from_pretrained(
                 directory, subfolder="unet", low_cpu_mem_usage=False, use_safetensors=True
             )
