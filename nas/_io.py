@@ -10,6 +10,14 @@ Folders are written the same way: fill a temporary folder next to the target
 (:func:`atomic_dir`, or :func:`temporary_dir` for a staging area) and swap it in with
 :func:`replace_dir`, which never deletes the old folder before the new one is in place.
 
+Reading is checked in one place too: :func:`read_json`, :func:`load_safetensors` and
+:func:`load_torch_state` turn a truncated or corrupt file into a
+:class:`~tocsr_nas.errors.DamagedFileError` that names it (one line, no traceback). Manifests
+(``teacher.json``, ``compact.json``, ``sr.json``, a library's pair records) record the size and
+sha256 of every weights file (:func:`file_record`, :func:`weight_records`); loading checks them,
+size first (:func:`verify_file`, :func:`verify_records`), and refuses a recorded path that leaves
+its folder (:func:`inside`). An artefact written before checksums were recorded is only read.
+
 Example:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -21,8 +29,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import uuid
@@ -41,6 +51,12 @@ __all__ = [
     "atomic_write_json",
     "check_out_path",
     "read_json",
+    "file_record",
+    "verify_file",
+    "inside",
+    "one_line",
+    "verify_records",
+    "weight_records",
     "save_safetensors",
     "load_safetensors",
     "save_torch_state",
@@ -159,10 +175,144 @@ def atomic_write_json(
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys, default=default) + "\n")
 
 
+def _damaged(message: str) -> Exception:
+    """A :class:`tocsr_nas.errors.DamagedFileError` (imported on use: this module stays a leaf)."""
+    from tocsr_nas.errors import DamagedFileError
+
+    return DamagedFileError(message)
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a JSON file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        FileNotFoundError: there is no such file (callers say what was expected there).
+        DamagedFileError: the file is not valid UTF-8 JSON (truncated or corrupt).
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _damaged(f"{path} is damaged (not valid JSON: {one_line(exc)}); restore or recreate it") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (library messages may span several), for one-line errors."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def file_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The size and sha256 of a file, as manifests record them: ``{"size": bytes, "sha256": hex}``.
+
+    Args:
+        path: the file.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return {"size": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+def inside(root: str | os.PathLike[str], relative: str, manifest: str | os.PathLike[str] | None = None) -> Path:
+    """``root / relative``, refusing a path that is absolute or leaves ``root`` (``../x``, links).
+
+    Args:
+        root: the folder a manifest describes.
+        relative: a path the manifest records, relative to ``root``.
+        manifest: the manifest file, named in the error (default: ``root``).
+
+    Returns:
+        The path inside ``root``.
+
+    Raises:
+        DamagedFileError: ``relative`` is absolute or resolves outside ``root``.
+    """
+    root = Path(root)
+    rel = Path(str(relative))
+    resolved_root = root.resolve()
+    target = (root / rel).resolve()
+    if not str(relative) or rel.is_absolute() or ".." in rel.parts or not target.is_relative_to(resolved_root):
+        raise _damaged(f"{manifest or root} names {str(relative)!r}, which is not a file inside {root}; refusing it")
+    return root / rel
+
+
+def verify_file(
+    path: str | os.PathLike[str], record: Mapping[str, Any] | None, *, hash: bool = True
+) -> None:
+    """Check a file against the ``{"size", "sha256"}`` its manifest records (the size first: cheap).
+
+    A record without them (an artefact written before checksums were recorded) checks nothing.
+
+    Args:
+        path: the file.
+        record: what :func:`file_record` returned when it was written, or ``None``.
+        hash: also compare the sha256 (``False``: the size only).
+
+    Raises:
+        DamagedFileError: the file is missing, or its size or sha256 differs.
+    """
+    if not record or record.get("size") is None:
+        return
+    path = Path(path)
+    if not path.is_file():
+        raise _damaged(f"{path} is missing; its manifest records {record['size']} bytes")
+    size = path.stat().st_size
+    if not isinstance(record["size"], int) or isinstance(record["size"], bool):
+        raise _damaged(f"the manifest of {path} is damaged: its recorded size {record['size']!r} is not a number")
+    if size != record["size"]:
+        raise _damaged(f"{path} is damaged: {size} bytes, its manifest records {record['size']}")
+    if hash and record.get("sha256") and file_record(path)["sha256"] != record["sha256"]:
+        raise _damaged(f"{path} is damaged: its sha256 differs from the one its manifest records")
+
+
+def weight_records(directory: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every ``*.safetensors`` file among ``directory``'s ``names``.
+
+    The ``files`` entry of ``teacher.json``, ``compact.json`` and ``sr.json``; :func:`verify_records`
+    checks it when the folder is loaded.
+
+    Args:
+        directory: the artefact folder.
+        names: its weights files and the sub-folders holding weights (searched recursively).
+
+    Returns:
+        The records, by path relative to ``directory`` (POSIX separators).
+    """
+    directory = Path(directory)
+    records = {}
+    for name in names:
+        path = directory / name
+        found = [path] if path.is_file() else sorted(path.rglob("*.safetensors")) if path.is_dir() else []
+        for file in found:
+            records[file.relative_to(directory).as_posix()] = file_record(file)
+    return records
+
+
+def verify_records(directory: str | os.PathLike[str], records: Any, manifest: str | os.PathLike[str]) -> None:
+    """Check the weights files a manifest's ``files`` entry records (size first, then sha256).
+
+    Args:
+        directory: the artefact folder.
+        records: ``{relative path: {"size", "sha256"}}``, or ``None`` for an artefact written before
+            checksums were recorded (nothing is checked).
+        manifest: the manifest, named when ``records`` is malformed or points outside ``directory``.
+
+    Raises:
+        DamagedFileError: a path outside ``directory``, or a missing, resized or changed file.
+    """
+    if records is None:
+        return
+    if not isinstance(records, dict) or not all(isinstance(r, dict) for r in records.values()):
+        raise _damaged(f"{manifest} is damaged: its 'files' entry is not a table of files")
+    for rel, record in records.items():
+        verify_file(inside(directory, rel, manifest), record)
 
 
 def save_safetensors(
@@ -194,11 +344,34 @@ def save_safetensors(
         save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
 
 
-def load_safetensors(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """Load a safetensors file into a ``name -> tensor`` dict."""
-    from safetensors.torch import load_file
+def load_safetensors(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu", *, metadata: bool = False
+) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load a safetensors file into a ``name -> tensor`` dict.
 
-    return load_file(str(path), device=str(device))
+    Args:
+        path: the file.
+        device: where to put the tensors.
+        metadata: also return the header's string metadata.
+
+    Returns:
+        The tensors, or ``(tensors, metadata)`` with ``metadata=True``.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        DamagedFileError: the file is truncated or not a safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except FileNotFoundError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _damaged(f"{path} is damaged (not a readable safetensors file: {one_line(exc)})") from None
+    return (tensors, meta) if metadata else tensors
 
 
 def save_torch_state(path: str | os.PathLike[str], state: Any) -> None:
@@ -214,10 +387,20 @@ def save_torch_state(path: str | os.PathLike[str], state: Any) -> None:
 
 
 def load_torch_state(path: str | os.PathLike[str]) -> Any:
-    """Load what :func:`save_torch_state` wrote, with ``weights_only=True`` (no arbitrary unpickling)."""
+    """Load what :func:`save_torch_state` wrote, with ``weights_only=True`` (no arbitrary unpickling).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        DamagedFileError: the file is truncated, corrupt or holds more than plain state.
+    """
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as exc:
+        raise _damaged(f"{path} is damaged (not a readable torch state: {one_line(exc)})") from None
 
 
 @contextlib.contextmanager

@@ -13,12 +13,22 @@ __all__ = [
     "TocsrError",
     "SearchSpaceError",
     "UserInputError",
+    "DamagedFileError",
     "require_at_least",
 ]
 
 
 class UserInputError(TocsrError):
     """A bad path, argument or file given by the user."""
+
+
+class DamagedFileError(TocsrError):
+    """A file that exists but is not what its writer wrote: truncated, corrupt, not matching the size
+    and sha256 its manifest records, or a manifest entry pointing outside its folder.
+
+    Raised by the readers of :mod:`tocsr_nas._io` (``read_json``, ``load_safetensors``,
+    ``load_torch_state``, ``verify_file``, ``inside``); the message names the file.
+    """
 
 
 def require_at_least(config: object, minimum: int, *names: str) -> None:

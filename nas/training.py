@@ -45,7 +45,7 @@ from tocsr_nas._io import (
     save_safetensors,
     save_torch_state,
 )
-from tocsr_nas.errors import TocsrError, UserInputError, require_at_least
+from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least
 
 __all__ = [
     "step_seed",
@@ -120,8 +120,19 @@ class Checkpoints:
         self.state_path = self.dir / "state.json"
 
     def read_state(self) -> dict[str, Any] | None:
-        """The saved run state, or ``None`` if there is none."""
-        return read_json(self.state_path) if self.state_path.is_file() else None
+        """The saved run state, or ``None`` if there is none.
+
+        Raises:
+            DamagedFileError: ``state.json`` is truncated, corrupt, or not a run state.
+        """
+        if not self.state_path.is_file():
+            return None
+        state = read_json(self.state_path)
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise DamagedFileError(
+                f"{self.state_path} is damaged (not a run state); start the run again without --resume"
+            )
+        return state
 
     def write_state(self, state: dict[str, Any]) -> None:
         """Replace ``state.json`` atomically."""
@@ -190,6 +201,7 @@ def open_run(
     resumable: tuple[str, ...],
     done_file: str,
     phases: tuple[tuple[str, str], ...] = (),
+    sources: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The run state of ``out``: fresh, or the checkpoint's when resuming (settings checked).
 
@@ -201,12 +213,16 @@ def open_run(
         done_file: the file a finished run leaves in ``out`` (to explain why nothing resumes).
         phases: ``(phase, steps field)`` of each phase of a run in phases, in order (empty: one
             phase, its length ``config.steps``). A finished phase's length cannot change.
+        sources: ``{option: fingerprint}`` of the artefacts the run is derived from (``--backbone``,
+            ``--teacher``); recorded in a fresh run, and a resume from other ones is refused (a run
+            recorded before sources were kept takes these).
 
     A fresh run writes ``checkpoints/state.json`` (step 0) at once, so ``out`` can be resumed
     even when it is interrupted before its first checkpoint.
 
     Raises:
-        TocsrError: a non-empty ``out`` without ``resume``, nothing to resume, or changed settings.
+        TocsrError: a non-empty ``out`` without ``resume``, nothing to resume, changed settings, or
+            (resuming) a source whose fingerprint differs from the recorded one.
     """
     ckpt = Checkpoints(out)
     names = [name for name, _ in phases]
@@ -216,7 +232,10 @@ def open_run(
             raise TocsrError(f"{out} is already trained ({done_file} exists); choose a new --out to train again")
         if state is None:
             raise TocsrError(f"nothing to resume in {out}: no {CHECKPOINTS}/state.json (start without --resume)")
-        saved = type(config)(**state["config"])
+        try:
+            saved = type(config)(**state["config"])
+        except (TypeError, ValueError) as exc:
+            raise DamagedFileError(f"{ckpt.state_path} is damaged (its settings do not load: {exc})") from None
         diff = [
             f"{f.name}={getattr(config, f.name)!r} (checkpoint has {getattr(saved, f.name)!r})"
             for f in dataclasses.fields(config)
@@ -224,6 +243,13 @@ def open_run(
         ]
         if diff:
             raise TocsrError(f"cannot resume {out} with different settings: {', '.join(diff)}")
+        recorded = state.setdefault("sources", {})
+        for option, fingerprint in (sources or {}).items():
+            if recorded.setdefault(option, fingerprint) != fingerprint:
+                raise TocsrError(
+                    f"cannot resume {out}: it was started from another {option} (fingerprint {recorded[option]}, "
+                    f"this one {fingerprint}); pass the one it was started from, or choose a new --out"
+                )
         field, where = "steps", ""
         if phases:  # a phase after the last ("done") counts as the last
             current = names.index(state["phase"]) if state["phase"] in names else len(names) - 1
@@ -238,7 +264,13 @@ def open_run(
         return state
     if out.exists() and any(out.iterdir()):
         raise TocsrError(f"output folder {out} is not empty: choose a new --out, or pass --resume to continue it")
-    state: dict[str, Any] = {"config": dataclasses.asdict(config), "step": 0, "checkpoint": None, "metrics": {}}
+    state: dict[str, Any] = {
+        "config": dataclasses.asdict(config),
+        "step": 0,
+        "checkpoint": None,
+        "metrics": {},
+        "sources": dict(sources or {}),
+    }
     if phases:
         state.update(phase=names[0], seconds=dict.fromkeys(names, 0.0), cpu_seconds=dict.fromkeys(names, 0.0))
     else:

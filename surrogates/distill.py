@@ -413,7 +413,7 @@ def distill(
                 "resuming with steps=%s; finished pairs were trained with steps=%s",
                 settings.steps, old.get("settings", {}).get("steps"),
             )
-        done = finished_pairs(out, space)
+        done = finished_pairs(out, space, verify=True)
     out.mkdir(parents=True, exist_ok=True)
     missing_blocks = [p for p in space.paths if p not in blocks]
     if missing_blocks:

@@ -49,7 +49,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from tocsr_nas._io import save_safetensors
+from tocsr_nas._io import load_safetensors, save_safetensors
 from tocsr_nas.surrogates.capture import BlockIO, iter_capture
 from tocsr_nas.surrogates.errors import SurrogateError
 from tocsr_nas.surrogates.kinds import block_output
@@ -207,13 +207,12 @@ class FeatureCache:
 
         Raises:
             FeatureCacheError: the file does not exist.
+            DamagedFileError: the file is truncated or corrupt.
         """
         path = self.file(block, split)
         if not path.is_file():
             raise FeatureCacheError(f"no {split} features for block {block!r} in {self.root}; capture them first")
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata()
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        tensors, meta = load_safetensors(path, metadata=True)
         structure = json.loads(meta["structure"])
 
         def unflatten(entry: dict[str, Any]) -> Any:

@@ -15,6 +15,10 @@ What a reader can rely on (the storage contract):
   weights, so a finished pair always has its weights). The manifest is a summary rewritten after
   every finished pair; a crash between a pair's sidecar and the manifest loses nothing, because
   :meth:`SurrogateLibrary.open` merges the sidecars in, and ``distill --resume`` rewrites it.
+* A sidecar records its weights file's path (inside the library: anything else is refused), size
+  and sha256. Opening checks each size, :meth:`SurrogateLibrary.load` the sha256, and
+  ``distill --resume`` checks both and distils a damaged pair again (a record written before
+  checksums were kept: its weights are read through instead).
 * The header records the teacher's fingerprint, the search space (as a dict) and its hash, and the
   resolution the features were captured at. Opening against another teacher or space is a
   :class:`LibraryMismatchError`; an unfinished library is an :class:`IncompleteLibraryError`
@@ -48,15 +52,23 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
-from tocsr_nas._io import atomic_write_json, save_safetensors
+from tocsr_nas._io import (
+    atomic_write_json,
+    file_record,
+    inside,
+    load_safetensors,
+    read_json,
+    save_safetensors,
+    verify_file,
+)
+from tocsr_nas.errors import DamagedFileError
 from tocsr_nas.searchspace.candidates import TEACHER
 from tocsr_nas.searchspace.space import SearchSpace
 from tocsr_nas.surrogates.errors import IncompleteLibraryError, LibraryMismatchError
@@ -101,7 +113,10 @@ class PairRecord:
         steps: optimiser steps taken (0 for parameter-free candidates).
         seconds: wall time of the pair's job (build, train, evaluate).
         trainable: whether the candidate has trainable parameters.
-        file: the weights file, relative to the library root.
+        file: the weights file, relative to the library root (never outside it).
+        extra: anything else the distiller recorded.
+        size: the weights file's size in bytes (``None`` in libraries written before it was recorded).
+        sha256: the weights file's sha256 (likewise).
     """
 
     block: str
@@ -116,6 +131,8 @@ class PairRecord:
     trainable: bool
     file: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    size: int | None = None
+    sha256: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -191,11 +208,11 @@ def write_pair(root: str | os.PathLike[str], record: PairRecord, module: nn.Modu
 
     Args:
         root: the library folder.
-        record: the pair's record (its ``file`` is filled in here).
+        record: the pair's record (its ``file``, ``size`` and ``sha256`` are filled in here).
         module: the trained surrogate (``None`` writes an empty weights file).
 
     Returns:
-        The record as written (with ``file`` set).
+        The record as written (with ``file``, the weights' ``size`` and ``sha256`` set).
     """
     weights, sidecar = pair_files(root, record.block, record.candidate)
     rel = weights.relative_to(root).as_posix()
@@ -210,6 +227,7 @@ def write_pair(root: str | os.PathLike[str], record: PairRecord, module: nn.Modu
         "config": json.dumps(record.config, sort_keys=True),
     }
     save_safetensors(weights, state, meta)
+    record = replace(record, **file_record(weights))
     _write_json(sidecar, record.to_dict())
     return record
 
@@ -225,18 +243,22 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         LibraryMismatchError: no manifest, or not a surrogate library.
+        DamagedFileError: the manifest is truncated or corrupt.
     """
     path = Path(root) / MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
     except FileNotFoundError:
         raise LibraryMismatchError(
             f"{root} is not a surrogate library (no {MANIFEST}); create one with `tocsr-nas distill --out {root}`"
         ) from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise LibraryMismatchError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise LibraryMismatchError(f"{path} is not a surrogate library manifest (format {FORMAT!r})")
+    lacking = [k for k in ("teacher_fingerprint", "space_hash", "space") if k not in data]
+    if lacking or not isinstance(data["space"], dict) or not isinstance(data.get("pairs", []), list):
+        raise DamagedFileError(f"{path} is damaged: {', '.join(lacking) or 'its space or pairs'} missing or malformed")
     if int(data.get("version", 0)) > FORMAT_VERSION:
         raise LibraryMismatchError(
             f"{path} has format version {data.get('version')}, newer than this tocsr-nas ({FORMAT_VERSION}); upgrade"
@@ -244,8 +266,28 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def finished_pairs(root: str | os.PathLike[str], space: SearchSpace) -> dict[tuple[str, str], PairRecord]:
-    """Every finished pair of ``space`` in a library folder, from the sidecars (the source of truth)."""
+def finished_pairs(
+    root: str | os.PathLike[str], space: SearchSpace, *, verify: bool = False
+) -> dict[tuple[str, str], PairRecord]:
+    """Every finished pair of ``space`` in a library folder, from the sidecars (the source of truth).
+
+    A pair counts when its sidecar is readable and its weights file exists with the recorded size.
+    With ``verify`` (``distill --resume``), each weights file is also checked in full: its sha256
+    against the sidecar's, or, for a pair written before checksums were recorded, read through; a
+    damaged pair is logged and left out, so it is distilled again.
+
+    Args:
+        root: the library folder.
+        space: the search space.
+        verify: check each weights file in full and leave damaged pairs out.
+
+    Returns:
+        ``{(block, candidate): PairRecord}``.
+
+    Raises:
+        DamagedFileError: a sidecar names a weights file outside ``root``, or (without ``verify``) an
+            unreadable sidecar or a weights file whose size differs from its sidecar's.
+    """
     done: dict[tuple[str, str], PairRecord] = {}
     for block in space.blocks:
         for cand in block.choices:
@@ -255,15 +297,38 @@ def finished_pairs(root: str | os.PathLike[str], space: SearchSpace) -> dict[tup
             if not sidecar.is_file():
                 continue
             try:
-                record = PairRecord.from_dict(json.loads(sidecar.read_text(encoding="utf-8")))
-            except (OSError, json.JSONDecodeError, TypeError) as exc:
+                record = PairRecord.from_dict(read_json(sidecar))
+            except (OSError, DamagedFileError, TypeError, AttributeError) as exc:
+                if not verify:
+                    raise DamagedFileError(
+                        f"pair record {sidecar} is damaged ({exc}); `tocsr-nas distill --out {root} --resume` "
+                        "distils the pair again"
+                    ) from None
                 logger.warning("ignoring unreadable pair record %s (%s); it will be distilled again", sidecar, exc)
                 continue
+            if record.file:
+                weights = inside(root, record.file, sidecar)
             if not weights.is_file() or record.key != (block.path, cand.name):
                 logger.warning("ignoring pair record %s without matching weights; it will be distilled again", sidecar)
                 continue
+            if verify:
+                try:
+                    _verify_weights(weights, record)
+                except DamagedFileError as exc:
+                    logger.warning("pair (%s, %s) is damaged and will be distilled again: %s", *record.key, exc)
+                    continue
+            else:
+                verify_file(weights, record.to_dict(), hash=False)
             done[record.key] = record
     return done
+
+
+def _verify_weights(path: Path, record: PairRecord) -> None:
+    """Check a pair's weights in full: size and sha256, or (no checksum recorded) read them through."""
+    if record.size is not None:
+        verify_file(path, record.to_dict())
+    else:
+        load_safetensors(path)
 
 
 class SurrogateLibrary:
@@ -305,6 +370,8 @@ class SurrogateLibrary:
         Raises:
             LibraryMismatchError: not a library, or another teacher or space.
             IncompleteLibraryError: pairs missing (with ``require_complete``).
+            DamagedFileError: a damaged manifest, a weights file of the wrong size, or a sidecar
+                naming a file outside ``root``.
         """
         data = read_manifest(root)
         header = {k: v for k, v in data.items() if k != "pairs"}
@@ -414,18 +481,19 @@ class SurrogateLibrary:
 
         Raises:
             LibraryMismatchError: unknown pair, or a weights file that does not match its record.
+            DamagedFileError: the weights file is outside the library, truncated or corrupt, or its
+                size or sha256 differs from the record's.
         """
         if candidate == TEACHER:
             if teacher_block is None:
                 raise ValueError("loading the 'teacher' candidate needs the teacher block")
             return teacher_block
         rec = self.record(block, candidate)
-        path = self.root / rec.file
+        path = inside(self.root, rec.file, pair_files(self.root, block, candidate)[1])
+        verify_file(path, rec.to_dict())
         try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                state = {k: fh.get_tensor(k) for k in fh.keys()}
-        except (OSError, ValueError) as exc:
+            state, meta = load_safetensors(path, metadata=True)
+        except OSError as exc:
             raise LibraryMismatchError(f"cannot read surrogate weights {path}: {exc}") from None
         if meta.get("block") != block or meta.get("candidate") != candidate:
             raise LibraryMismatchError(

@@ -40,7 +40,7 @@ from tocsr_nas.teacher.data import PhotoDataset, downscale, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.evaluators.complexity import count_complexity
 from tocsr_nas.sr.metrics import sr_metrics
-from tocsr_nas.sr.model import SRModel, SRModelError, bicubic_upsample
+from tocsr_nas.sr.model import SRModel, SRModelError, bicubic_upsample, sr_fingerprint
 from tocsr_nas.sr.tiling import pad_to_multiple, tiled_map
 from tocsr_nas.sr.upscale import VAE_TILE, super_resolve
 
@@ -54,6 +54,10 @@ def resolve_models(model_dir: str | Path, multistep_dir: str | Path | None = Non
 
     ``model_dir`` may hold either kind. For a one-step model the multi-step model is
     ``multistep_dir``, else the SR folder the one-step model records (if it still exists).
+
+    Raises:
+        SRModelError: the multi-step model is not the one the one-step model was distilled from
+            (their recorded fingerprints differ), or ``multistep_dir`` is not an SR folder.
     """
     model = SRModel.load(model_dir)
     models = {model.kind: model}
@@ -61,6 +65,12 @@ def resolve_models(model_dir: str | Path, multistep_dir: str | Path | None = Non
         source = multistep_dir or model.config.get("source", {}).get("sr_model")
         if source and (Path(source) / "sr.json").is_file():
             models["multistep"] = SRModel.load(source, kind="multistep")
+            recorded, found = model.config.get("source", {}).get("sr_fingerprint"), sr_fingerprint(source)
+            if recorded is not None and recorded != found:
+                raise SRModelError(
+                    f"{source} (fingerprint {found}) is not the multi-step model the one-step model {model_dir} was "
+                    f"distilled from ({recorded}); pass that one with --multistep"
+                )
         elif multistep_dir:
             raise SRModelError(f"--multistep {multistep_dir} is not an SR model folder")
         else:

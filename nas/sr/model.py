@@ -23,7 +23,8 @@ teacher's own UNet or a compact UNet exported by the search (:func:`tocsr_nas.lo
 **The SR folder** (:meth:`SRModel.save` / :meth:`SRModel.load`) is self-contained: ``upscale``
 and ``evaluate`` need nothing else::
 
-    sr.json               kind ("multistep" | "onestep"), geometry, sampler, provenance, metrics
+    sr.json               kind ("multistep" | "onestep"), geometry, sampler, provenance, metrics,
+                          and the size and sha256 of every weights file below (checked on load)
     backbone/             the backbone's architecture (a diffusers UNet config.json, or the
                           compact export's compact.json + unet.safetensors)
     weights.safetensors   the SRUNet's weights (backbone with the widened conv_in + null context)
@@ -57,11 +58,15 @@ from torch import nn
 
 from tocsr_nas._io import (
     atomic_write_json,
+    file_record,
     load_safetensors,
+    one_line,
     read_json,
     replace_dir,
     save_safetensors,
     temporary_dir,
+    verify_records,
+    weight_records,
 )
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.teacher import NullContext, Teacher
@@ -75,6 +80,7 @@ __all__ = [
     "load_backbone",
     "bicubic_upsample",
     "SR_FORMAT",
+    "sr_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -249,7 +255,8 @@ def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -
         The :class:`Backbone` (deep copies; nothing on disk is modified).
 
     Raises:
-        SRModelError: a missing folder, or a folder that is neither kind.
+        SRModelError: a missing folder, a folder that is neither kind, or a ``teacher`` other than
+            the one the compact UNet was exported from (its fingerprint differs from ``compact.json``'s).
         TocsrError: an unreadable teacher or compact folder.
     """
     directory = Path(directory)
@@ -268,7 +275,16 @@ def load_backbone(directory: str | Path, *, teacher: str | Path | None = None) -
     t = load_compact_teacher(directory)
     source = {"backbone": where, "teacher": where}
     if teacher is not None:
+        from tocsr_nas.stages.export import read_compact_meta
+
         other = Teacher.load(teacher)
+        recorded = read_compact_meta(directory).get("teacher_fingerprint")
+        if recorded is not None and recorded != other.fingerprint():
+            raise SRModelError(
+                f"--teacher {teacher} (fingerprint {other.fingerprint()}) is not the teacher compact UNet {directory} "
+                f"was exported from ({recorded}); pass that teacher, or leave --teacher out to use the VAE exported "
+                "with it"
+            )
         t = Teacher(vae=other.vae, unet=t.unet, scheduler=other.scheduler, context=other.context, preset=other.preset)
         source["teacher"] = str(Path(teacher).resolve())
     if t.latent_channels != int(t.unet.conv_in.in_channels):
@@ -400,7 +416,8 @@ class SRModel:
             for name in ("backbone", "vae", "scheduler"):
                 replace_dir(staging / name, directory / name)
             (staging / _WEIGHTS).replace(directory / _WEIGHTS)
-            config = dict(self.config, diffusers_version=diffusers.__version__)
+            files = weight_records(directory, (_WEIGHTS, "vae", "backbone"))
+            config = dict(self.config, diffusers_version=diffusers.__version__, files=files)
             atomic_write_json(directory / "sr.json", config)
         self.backbone_dir = directory / "backbone"
         return directory
@@ -431,6 +448,9 @@ class SRModel:
 
         Raises:
             SRModelError: a missing or incomplete folder, or one of another kind.
+            DamagedFileError: ``sr.json`` or a weights file is damaged (truncated, corrupt, or not
+                the size and sha256 ``sr.json`` records; a folder saved before they were recorded is
+                only read).
         """
         directory = Path(directory)
         meta_path = directory / "sr.json"
@@ -441,23 +461,44 @@ class SRModel:
             config = read_json(meta_path)
         except (OSError, json.JSONDecodeError) as exc:
             raise SRModelError(f"cannot read {meta_path}: {exc}") from exc
-        if config.get("format") != SR_FORMAT or config.get("kind") not in KINDS:
+        if not isinstance(config, dict) or config.get("format") != SR_FORMAT or config.get("kind") not in KINDS:
             raise SRModelError(f"{meta_path} is not a {SR_FORMAT} model description")
         if kind is not None and config["kind"] != kind:
             raise SRModelError(f"{directory} holds a {config['kind']} model, expected a {kind} model")
         missing = [n for n in ("backbone", "vae", "scheduler", _WEIGHTS) if not (directory / n).exists()]
         if missing:
             raise SRModelError(f"SR model folder {directory} is incomplete: missing {', '.join(missing)}")
+        verify_records(directory, config.get("files"), meta_path)
         try:
             unet = _build_backbone_arch(directory / "backbone", config["backbone"]["format"])
-            vae = AutoencoderKL.from_pretrained(directory / "vae", low_cpu_mem_usage=False)
+            vae = AutoencoderKL.from_pretrained(directory / "vae", low_cpu_mem_usage=False, use_safetensors=True)
             scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
             ctx = NullContext(num_tokens=config["context"]["num_tokens"], dim=config["context"]["dim"], init_std=0.0)
             net = SRUNet(unet, ctx, cond_channels=int(config["latent_channels"]))
             net.load_state_dict(load_safetensors(directory / _WEIGHTS))
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
-            raise SRModelError(f"cannot load the SR model in {directory}: {exc}") from exc
+            raise SRModelError(f"cannot load the SR model in {directory}: {one_line(exc)}") from exc
         return cls(net=net, vae=vae, scheduler=scheduler, config=config, backbone_dir=directory / "backbone").eval()
+
+
+def sr_fingerprint(directory: str | Path) -> str:
+    """A short hash identifying the SR model saved in ``directory``: its weights file's sha256.
+
+    Read from ``sr.json``'s ``files`` record (no hashing), or computed for a folder saved before
+    checksums were recorded. A run derived from the model (``sr distill``) records it, so that
+    ``--resume`` refuses another model.
+
+    Args:
+        directory: an SR model folder.
+
+    Returns:
+        The first 16 hex digits of the weights file's sha256.
+    """
+    directory = Path(directory)
+    record = (read_json(directory / "sr.json").get("files") or {}).get(_WEIGHTS)
+    if not record or not record.get("sha256"):
+        record = file_record(directory / _WEIGHTS)
+    return str(record["sha256"])[:16]
 
 
 def _build_backbone_arch(folder: Path, fmt: str) -> nn.Module:

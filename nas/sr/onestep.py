@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from tocsr_nas.teacher.data import psnr
 from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
-from tocsr_nas.sr.model import SRModel
+from tocsr_nas.sr.model import SRModel, sr_fingerprint
 from tocsr_nas.sr.pool import LatentPool
 from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample
 from tocsr_nas.sr.train import load_photos, validation_latents
@@ -184,7 +184,12 @@ def distill_onestep(
 
     Returns:
         The one-step model (``kind == "onestep"``; ``config["source"]["sr_model"]`` names the
-        SR folder), or ``None`` when stopped by ``stop_after``.
+        SR folder, ``config["source"]["sr_fingerprint"]`` identifies it), or ``None`` when stopped
+        by ``stop_after``.
+
+    Raises:
+        TocsrError: bad settings, a non-empty ``out`` without ``resume``, or a resume from another
+            SR model than the run was started from.
     """
     config = config or DistillConfig()
     out, sr_dir = Path(out), Path(sr_model)
@@ -197,7 +202,11 @@ def distill_onestep(
     target_steps = int(config.target_steps or model.config["sampler"]["steps"])
     min_size = max(config.pool_patch, 64)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
+    # the pool and its DDIM outputs come from this SR model: a resumed run must distil the same one
+    source = sr_fingerprint(sr_dir)
+    state = open_run(
+        out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources={"--teacher": source}
+    )
     ckpt = Checkpoints(out)
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
@@ -265,7 +274,7 @@ def distill_onestep(
     metrics["sr_metrics"] = dict(model.config.get("metrics", {}))
     model.config["metrics"] = dict(metrics)
     model.config["distill"] = dataclasses.asdict(config)
-    model.config["source"] = dict(model.config.get("source", {}), sr_model=str(sr_dir.resolve()))
+    model.config["source"] = dict(model.config.get("source", {}), sr_model=str(sr_dir.resolve()), sr_fingerprint=source)
     model.save(out)
     state["done"] = True
     ckpt.finish(state, keep=keep_checkpoints)

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from tocsr_nas._io import load_safetensors, save_safetensors
 from tocsr_nas.teacher.data import PhotoDataset, downscale
@@ -96,10 +95,13 @@ class LatentPool:
 
     @classmethod
     def load(cls, path: str | Path) -> LatentPool:
-        """Read a pool written by :meth:`save`."""
-        with safe_open(str(path), framework="pt") as fh:
-            factor = int((fh.metadata() or {})["factor"])
-        t = load_safetensors(path)
+        """Read a pool written by :meth:`save`.
+
+        Raises:
+            DamagedFileError: the file is truncated or corrupt.
+        """
+        t, meta = load_safetensors(path, metadata=True)
+        factor = int(meta["factor"])
         extra = {k[len("extra.") :]: v for k, v in t.items() if k.startswith("extra.")}
         return cls(hr=t["hr"], z_hr=t["z_hr"], z_lr=t["z_lr"], factor=factor, extra=extra)
 

@@ -192,7 +192,8 @@ def train_sr(
     min_size = max(config.pool_patch, 64)
     train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
+    sources = {"--backbone": str(bb.source.get("teacher_fingerprint"))}  # the backbone with its VAE and context
+    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources=sources)
     logger.info("SR training: encoding %d training patches of %d px", config.pool_size, config.pool_patch)
     pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 0))
     val_hr, val_lr = validation_latents(model, val, config.val_patches)

@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -34,9 +33,9 @@ from typing import Any
 
 import torch
 
-from tocsr_nas._io import atomic_write_json
+from tocsr_nas._io import atomic_write_json, read_json
 from tocsr_nas.teacher.data import PhotoDataset
-from tocsr_nas.errors import TocsrError, UserInputError, require_at_least
+from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least
 from tocsr_nas.searchspace import SearchSpace
 from tocsr_nas.surrogates.distill import TrainSettings, check_resumable, distill, plan_jobs
 from tocsr_nas.surrogates.features import FeatureCache, capture_features
@@ -178,6 +177,15 @@ def capture_teacher_features(
         torch.set_num_threads(old_threads)
 
 
+def _cached_meta(path: Path) -> Any:
+    """The feature cache's description, or ``None`` when it is damaged (the features are captured again)."""
+    try:
+        return read_json(path)
+    except DamagedFileError as exc:
+        logger.warning("%s; capturing the features again", exc)
+        return None
+
+
 def distill_teacher(
     teacher: Teacher,
     space: SearchSpace,
@@ -227,12 +235,12 @@ def distill_teacher(
     if resume and (out / MANIFEST).is_file():
         # refuse another teacher or space BEFORE the expensive capture; nothing to do -> no capture
         check_resumable(out, teacher_fingerprint=fingerprint, space=space)
-        todo = len(plan_jobs(space, finished_pairs(out, space)))
+        todo = len(plan_jobs(space, finished_pairs(out, space, verify=True)))  # a damaged pair is redone
     out.mkdir(parents=True, exist_ok=True)
     cache = FeatureCache(out / FEATURES_DIR)
     meta = _features_meta(fingerprint, space, config, resolution)
     meta_path = cache.root / _FEATURES_META
-    reuse = todo == 0 or (meta_path.is_file() and json.loads(meta_path.read_text()) == meta)
+    reuse = todo == 0 or (meta_path.is_file() and _cached_meta(meta_path) == meta)
     if not reuse:
         # an old or partial cache is never mixed with new features
         shutil.rmtree(cache.root, ignore_errors=True)

@@ -3,7 +3,9 @@
 A compact folder holds everything a later stage needs, and nothing of the search machinery::
 
     compact.json                 format, UNet config, per-block surrogate configs, the configuration,
-                                 its search figures (trial, quality, epsilon) and measured complexity
+                                 its search figures (trial, quality, epsilon), measured complexity,
+                                 the teacher's fingerprint and the size and sha256 of every weights
+                                 file (``files``; checked when the folder is loaded)
     unet.safetensors             the assembled UNet's weights (teacher blocks + distilled surrogates)
     vae/ scheduler/ context/     the teacher's VAE, noise scheduler and null context (diffusers layout)
 
@@ -25,10 +27,19 @@ from typing import Any
 
 import torch
 from diffusers import UNet2DConditionModel
-from safetensors.torch import load_file
 from torch import nn
 
-from tocsr_nas._io import atomic_dir, atomic_write_text, check_out_path, save_safetensors
+from tocsr_nas._io import (
+    atomic_dir,
+    atomic_write_text,
+    check_out_path,
+    load_safetensors,
+    one_line,
+    read_json,
+    save_safetensors,
+    verify_records,
+    weight_records,
+)
 from tocsr_nas.errors import TocsrError, UserInputError
 from tocsr_nas.evaluators import count_complexity
 from tocsr_nas.searchspace import TEACHER, Configuration, SearchSpace
@@ -130,6 +141,7 @@ def export_compact(
         teacher.vae.save_pretrained(tmp / "vae", safe_serialization=True)
         teacher.scheduler.save_config(tmp / "scheduler")
         teacher.context.save_pretrained(tmp / "context", safe_serialization=True)
+        meta["files"] = weight_records(tmp, (WEIGHTS_FILE, "vae", "context"))
         atomic_write_text(tmp / COMPACT_FILE, json.dumps(meta, indent=1, default=str))
     log.info("exported %s: %.2f M params, %.3f GMACs at %d px", out, cost.params / 1e6, cost.gmacs, resolution)
     return meta
@@ -139,13 +151,12 @@ def read_compact_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``compact.json`` of an export (a clear error when it is missing or foreign)."""
     path = Path(directory) / COMPACT_FILE
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = read_json(path)
     except OSError:
         raise CompactFormatError(f"{directory} is not a compact export (no {COMPACT_FILE}); create one with `tocsr-nas export`") from None
-    except json.JSONDecodeError as exc:
-        raise CompactFormatError(f"{path} is not valid JSON: {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise CompactFormatError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CompactFormatError(f"{path} has format {found!r}, expected {FORMAT!r}")
     return meta
 
 
@@ -159,6 +170,11 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
     Returns:
         A ``UNet2DConditionModel`` whose searched blocks are the exported surrogates, in eval mode.
 
+    Raises:
+        CompactFormatError: not a compact export, or weights that do not fit its architecture.
+        DamagedFileError: ``compact.json`` or ``unet.safetensors`` is damaged (truncated, corrupt, or
+            not the size and sha256 recorded).
+
     Example:
         >>> unet = load_compact("runs/demo/compact")  # doctest: +SKIP
         >>> eps = unet(x_t, t, encoder_hidden_states=ctx, return_dict=False)[0]  # doctest: +SKIP
@@ -166,12 +182,21 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
     meta = read_compact_meta(directory)
     if meta.get("unet_class") != UNet2DConditionModel.__name__:
         raise CompactFormatError(f"unsupported UNet class {meta.get('unet_class')!r} in {directory}")
-    unet = UNet2DConditionModel.from_config(meta["unet_config"])
-    for path, entry in meta["blocks"].items():
-        unet.set_submodule(path, surrogate_from_config(entry["config"], type_name=entry["type"]))
     try:
-        state = load_file(str(Path(directory) / WEIGHTS_FILE))
-    except (OSError, ValueError) as exc:
+        unet = UNet2DConditionModel.from_config(meta["unet_config"])
+        for path, entry in meta["blocks"].items():
+            unet.set_submodule(path, surrogate_from_config(entry["config"], type_name=entry["type"]))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise CompactFormatError(
+            f"{Path(directory) / COMPACT_FILE} is damaged: its architecture does not rebuild ({one_line(exc)})"
+        ) from None
+    files = meta.get("files")
+    if isinstance(files, dict):  # the UNet's own weights; load_compact_teacher checks the rest
+        files = {k: v for k, v in files.items() if k == WEIGHTS_FILE}
+    verify_records(directory, files, Path(directory) / COMPACT_FILE)
+    try:
+        state = load_safetensors(Path(directory) / WEIGHTS_FILE)
+    except OSError as exc:
         raise CompactFormatError(f"cannot read {Path(directory) / WEIGHTS_FILE}: {exc}") from None
     missing, unexpected = unet.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -183,19 +208,25 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
 
 def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
     """The compact UNet with the VAE, scheduler and null context exported beside it, as a
-    :class:`~tocsr_nas.teacher.Teacher` (for SR adaptation and evaluation)."""
+    :class:`~tocsr_nas.teacher.Teacher` (for SR adaptation and evaluation).
+
+    Raises:
+        CompactFormatError: not a compact export, or an incomplete one.
+        DamagedFileError: a weights file differs from the size and sha256 ``compact.json`` records.
+    """
     from diffusers import AutoencoderKL, DDPMScheduler
 
     from tocsr_nas.teacher import NullContext, Teacher
 
     directory = Path(directory)
     unet = load_compact(directory)
+    verify_records(directory, read_compact_meta(directory).get("files"), directory / COMPACT_FILE)
     try:
-        vae = AutoencoderKL.from_pretrained(directory / "vae")
+        vae = AutoencoderKL.from_pretrained(directory / "vae", use_safetensors=True)
         scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
-        context = NullContext.from_pretrained(directory / "context")
+        context = NullContext.from_pretrained(directory / "context", use_safetensors=True)
     except (OSError, ValueError) as exc:
-        raise CompactFormatError(f"{directory}: incomplete export ({exc})") from None
+        raise CompactFormatError(f"{directory}: incomplete export ({one_line(exc)})") from None
     return Teacher(vae=vae.eval(), unet=unet, scheduler=scheduler, context=context.eval(), preset="compact")
 
 
@@ -274,7 +305,7 @@ def export_search(
     settings_file = search / "search.json"
     if not settings_file.is_file():
         raise UserInputError(f"{search} is not a `tocsr-nas search` folder (no search.json)")
-    settings = json.loads(settings_file.read_text(encoding="utf-8"))
+    settings = read_json(settings_file)
     result = load_search(search)
     chosen, eps = pick_trial(result, trial, epsilon)
     teacher_dir, library_dir = _search_path(search, settings["teacher"]), _search_path(search, settings["surrogates"])

@@ -41,13 +41,13 @@ def resumed_config(cls: type[C], out: str | Path, resume: bool, options: dict[st
     The base is ``cls()`` or, with ``resume`` and a checkpoint in ``out/checkpoints/state.json``,
     the config that checkpoint was trained with.
     """
-    from tocsr_nas._io import read_json
+    from tocsr_nas.training import Checkpoints
 
     given = {k: v for k, v in options.items() if v is not None}
     base = cls()
-    state = Path(out) / "checkpoints" / "state.json"
-    if resume and state.is_file():
-        base = cls(**read_json(state)["config"])  # unset options keep the checkpoint's values
+    state = Checkpoints(Path(out)).read_state() if resume else None
+    if state is not None:
+        base = cls(**state["config"])  # unset options keep the checkpoint's values
     return dataclasses.replace(base, **given)
 
 

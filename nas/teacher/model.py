@@ -31,9 +31,19 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from safetensors import SafetensorError
 from torch import nn
 
-from tocsr_nas._io import atomic_write_json, atomic_write_text, read_json, replace_dir, temporary_dir
+from tocsr_nas._io import (
+    atomic_write_json,
+    atomic_write_text,
+    one_line,
+    read_json,
+    replace_dir,
+    temporary_dir,
+    verify_records,
+    weight_records,
+)
 from tocsr_nas.errors import TocsrError
 
 __all__ = [
@@ -237,7 +247,8 @@ class Teacher:
     # ------------------------------------------------------------------ disk
     def save(self, directory: str | Path) -> Path:
         """Save in diffusers' folder layout: ``vae/``, ``unet/``, ``scheduler/``, ``context/``
-        (each via ``save_pretrained`` / ``save_config``, safetensors) plus ``teacher.json``.
+        (each via ``save_pretrained`` / ``save_config``, safetensors) plus ``teacher.json``, which
+        records the size and sha256 of every weights file (``files``; :meth:`load` checks them).
 
         Other files in ``directory`` (metrics, training checkpoints) are kept. Each component is
         written to a temporary folder inside ``directory`` and renamed into place; a ``.saving``
@@ -269,6 +280,7 @@ class Teacher:
                 "vae_scale_factor": self.vae_scale_factor,
                 "unet_params": sum(p.numel() for p in self.unet.parameters()),
                 "diffusers_version": diffusers.__version__,
+                "files": weight_records(directory, COMPONENTS),
             }
             atomic_write_json(directory / "teacher.json", meta)
             marker.unlink()
@@ -291,7 +303,10 @@ class Teacher:
             The teacher, in eval mode.
 
         Raises:
-            TeacherLoadError: the folder is missing, incomplete, half-saved or unreadable.
+            TeacherLoadError: the folder is missing, incomplete, half-saved, unreadable, or holds
+                pickled (``.bin``) weights instead of safetensors.
+            DamagedFileError: ``teacher.json`` is damaged, or a weights file differs from the size
+                and sha256 it records (a folder saved before they were recorded is not checked).
         """
         directory = Path(directory)
         if not directory.is_dir():
@@ -307,20 +322,32 @@ class Teacher:
             )
         meta_path = directory / "teacher.json"
         meta = read_json(meta_path) if meta_path.is_file() else {}
+        if not isinstance(meta, dict):
+            raise TeacherLoadError(f"{meta_path} is not a teacher description (a JSON object)")
+        verify_records(directory, meta.get("files"), meta_path)
+        has_context = (directory / "context" / "config.json").is_file()
+        for sub in ("vae", "unet", *(("context",) if has_context else ())):
+            _require_safetensors(directory / sub)
         try:
-            vae = AutoencoderKL.from_pretrained(directory, subfolder="vae", low_cpu_mem_usage=False)
-            unet = UNet2DConditionModel.from_pretrained(directory, subfolder="unet", low_cpu_mem_usage=False)
+            vae = AutoencoderKL.from_pretrained(
+                directory, subfolder="vae", low_cpu_mem_usage=False, use_safetensors=True
+            )
+            unet = UNet2DConditionModel.from_pretrained(
+                directory, subfolder="unet", low_cpu_mem_usage=False, use_safetensors=True
+            )
             scheduler = _load_scheduler(directory / "scheduler")
-            if (directory / "context" / "config.json").is_file():
-                context = NullContext.from_pretrained(directory, subfolder="context", low_cpu_mem_usage=False)
+            if has_context:
+                context = NullContext.from_pretrained(
+                    directory, subfolder="context", low_cpu_mem_usage=False, use_safetensors=True
+                )
             else:
                 dim = _cross_attention_dim(unet, directory)
                 logger.info(
                     "%s has no context/: using a zero null context of %d x %d", directory, DEFAULT_CONTEXT_TOKENS, dim
                 )
                 context = NullContext(num_tokens=DEFAULT_CONTEXT_TOKENS, dim=dim, init_std=0.0)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise TeacherLoadError(f"cannot load teacher from {directory}: {exc}") from exc
+        except (OSError, ValueError, KeyError, json.JSONDecodeError, SafetensorError) as exc:
+            raise TeacherLoadError(f"cannot load teacher from {directory}: {one_line(exc)}") from exc
         if int(vae.config.latent_channels) != int(unet.config.in_channels):
             raise TeacherLoadError(
                 f"teacher folder {directory}: the VAE's latent has {vae.config.latent_channels} channels "
@@ -328,6 +355,18 @@ class Teacher:
             )
         teacher = cls(vae=vae, unet=unet, scheduler=scheduler, context=context, preset=meta.get("preset"))
         return teacher.to(device).eval()
+
+
+def _require_safetensors(folder: Path) -> None:
+    """Refuse a component folder whose weights are pickled (``.bin``, ``.pt``...) instead of safetensors."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+    if pickled:
+        raise TeacherLoadError(
+            f"{folder / pickled[0]} holds pickled weights, which tocsr-nas does not load; "
+            "convert the folder to safetensors (save_pretrained(..., safe_serialization=True))"
+        )
 
 
 def _canonical_config(config: Any) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
 import torch
 from micro_distill import FINGERPRINT, shared_library
 
+from tocsr_nas.errors import DamagedFileError
 from tocsr_nas.searchspace.errors import TocsrError
 from tocsr_nas.surrogates.distill import evaluate_loss, output_energy
 from tocsr_nas.surrogates.features import safe_name
@@ -112,8 +114,13 @@ def test_a_swapped_weights_file_is_refused(library_copy):
     micro, root = library_copy
     a, b = "down_blocks.0.resnets.0", "down_blocks.1.resnets.0"
     cand = "bottleneck_resnet(ratio=0.5)"
-    shutil.copy(pair_files(root, b, cand)[0], pair_files(root, a, cand)[0])
-    lib = SurrogateLibrary.open(root)
+    weights, sidecar = pair_files(root, a, cand)
+    shutil.copy(pair_files(root, b, cand)[0], weights)
+    with pytest.raises(DamagedFileError, match=re.escape(weights.name)):  # its size and sha256 are recorded
+        SurrogateLibrary.open(root)
+    record = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({k: v for k, v in record.items() if k not in ("size", "sha256")}))
+    lib = SurrogateLibrary.open(root)  # a library written before checksums: the header still tells
     with pytest.raises(LibraryMismatchError, match="holds"):
         lib.load(a, cand, micro.unet.get_submodule(a))
 
