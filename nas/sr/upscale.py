@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from tocsr_nas._io import atomic_path
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import load_image, to_tensor, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel, bicubic_upsample
@@ -103,6 +104,7 @@ def super_resolve(
     return x[..., :H, :W].clamp(-1.0, 1.0)
 
 
+@locks_folder("out_dir", "upscale")
 def upscale_files(
     model: SRModel,
     inputs: Sequence[str | Path],

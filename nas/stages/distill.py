@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from tocsr_nas._io import atomic_write_json
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset
 from tocsr_nas.errors import TocsrError, UserInputError, require_at_least
 from tocsr_nas.searchspace import SearchSpace
@@ -178,6 +179,7 @@ def capture_teacher_features(
         torch.set_num_threads(old_threads)
 
 
+@locks_folder("out", "distill")
 def distill_teacher(
     teacher: Teacher,
     space: SearchSpace,

@@ -31,6 +31,7 @@ from torch import nn
 from tocsr_nas._io import atomic_dir, atomic_write_text, save_safetensors
 from tocsr_nas.errors import TocsrError, UserInputError
 from tocsr_nas.evaluators import count_complexity
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.searchspace import TEACHER, Configuration, SearchSpace
 from tocsr_nas.surrogates.registry import surrogate_from_config
 
@@ -240,6 +241,7 @@ def pick_trial(result: Any, trial: int | None, epsilon: float | None) -> tuple[A
     return best, eps
 
 
+@locks_folder("out", "export")
 def export_search(
     search_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],
