@@ -335,17 +335,23 @@ def run_job(job: PairJob) -> dict[str, Any]:
 # - no pair file can appear.
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+#: the process name of a pool worker (``ps``, ``/proc/PID/comm``; at most 15 characters)
+WORKER_NAME = "tocsr-nas-pair"
 _parent_pid: int | None = None
 
 
 def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGKILL this process when its parent exits (Linux); exit now if it already has."""
+    """Ask the kernel to SIGKILL this process when its parent exits (Linux), and name it
+    :data:`WORKER_NAME`; exit now if the parent is already gone."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
 
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(WORKER_NAME.encode()), 0, 0, 0)
     _check_parent(parent)
 
 
