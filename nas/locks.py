@@ -127,13 +127,20 @@ def _open_locked(path: Path, folder: Path) -> int:
 
 def _claim(fd: int, path: Path, folder: Path, command: str | None) -> None:
     """Take over the file: report a stale holder, then write this process's name into it."""
+    host = socket.gethostname()
     with contextlib.suppress(OSError, ValueError):
         old = json.loads(os.pread(fd, 1 << 16, 0).decode("utf-8") or "null")
-        if isinstance(old, dict) and old.get("pid") != os.getpid():
-            log.info("%s: taking over a stale lock of pid %s (%s)", folder, old.get("pid"), _describe(old))
+        if isinstance(old, dict) and old.get("host") not in (None, host):
+            log.warning(
+                "%s: taking over the lock of %s: another host; if that run still goes, this file system does not "
+                "share locks between hosts (some network file systems) - do not write one folder from two machines",
+                folder, _describe(old),
+            )  # fmt: skip
+        elif isinstance(old, dict) and old.get("pid") != os.getpid():
+            log.info("%s: taking over a stale lock of pid %s, which ended (%s)", folder, old.get("pid"), _describe(old))
     me = {
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        "host": host,
         "command": command,
         "argv": sys.argv,
         "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ CASES = [
          setup=_locked("e"), absent=["{tmp}/e"]),
     # a lock file left behind by a dead holder is no lock: the command takes it over and removes it
     Case("export", "stale-lock-file", ["export", "--search", "{search}", "--out", "{tmp}/c"], "", code=0,
-         setup=lambda tmp, a: lock_file(tmp / "c").write_text(json.dumps({**HOLDER, "pid": 999999})) and None,
+         setup=lambda tmp, a: lock_file(tmp / "c").write_text(json.dumps({**HOLDER, "pid": 999999, "host": socket.gethostname()})) and None,
          absent=["{tmp}/.c.tocsr-nas.lock"], after=lambda tmp, a, n: _exported(tmp / "c")),
 ]
 
@@ -284,3 +285,40 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def test_a_pool_worker_writes_nothing_the_parent_writes_the_pair(tmp_path):
+    import torch
+    from diffusers.models.downsampling import Downsample2D
+    from safetensors.torch import load
+
+    from tocsr_nas.searchspace.candidates import Candidate
+    from tocsr_nas.surrogates.capture import capture_block_io
+    from tocsr_nas.surrogates.distill import PairJob, TrainSettings, _pool_job, _write_pool_result
+    from tocsr_nas.surrogates.features import FeatureCache
+    from tocsr_nas._io import load_safetensors
+    from tocsr_nas.surrogates.library import pair_files
+
+    teacher = Downsample2D(4, use_conv=True, out_channels=8)
+    cache = FeatureCache(tmp_path / "features")
+    for split in ("train", "val"):
+        cache.write("d", split, [capture_block_io(teacher, [""], (torch.randn(4, 4, 6, 6),))[""]])
+    lib = tmp_path / "lib"
+    job = PairJob("d", Candidate("skip"), teacher, str(cache.root), str(lib), TrainSettings(steps=2, batch_size=2))
+    record, weights = _pool_job(job)  # what a worker does
+    assert not lib.exists(), "a worker wrote into the library"
+    written = _write_pool_result(str(lib), (record, weights))  # what the parent does
+    weights_file, sidecar = pair_files(lib, "d", "skip")
+    assert written["file"] == weights_file.relative_to(lib).as_posix() and sidecar.is_file()
+    saved, sent = load_safetensors(weights_file), load(weights)
+    assert saved.keys() == sent.keys() and all(torch.equal(saved[k], sent[k]) for k in sent)
+
+
+def test_a_lock_file_of_another_host_is_taken_over_with_a_warning(tmp_path, caplog):
+    out = tmp_path / "out"
+    lock_file(out).write_text(json.dumps(HOLDER))  # not held: flock does not see it on this host
+    with caplog.at_level(logging.INFO, logger="tocsr_nas.locks"), folder_lock(out, "search"):
+        assert lock_holder(out)["pid"] == os.getpid()
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "pid 424242 on elsewhere" in warned[0].getMessage()
+    assert "another host" in warned[0].getMessage()
