@@ -29,12 +29,13 @@ Limits: ``flock`` is advisory (only tocsr-nas honours it) and Linux/macOS only (
 is skipped with a warning). On some network file systems (older NFS, some SMB and FUSE mounts)
 ``flock`` is local to each host: two hosts can then both hold it, so do not write one folder from
 two machines. Where the lock file cannot be created (a read-only parent folder), the command runs
-unlocked and logs a warning.
+unlocked and logs a warning (quietly where a file is in the way: the command then says so itself).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import inspect
 import json
@@ -151,16 +152,22 @@ def _claim(fd: int, path: Path, folder: Path, command: str | None) -> None:
 
 
 def _make_parents(path: Path) -> list[Path]:
-    """Create the missing folders above ``path``; the ones created, deepest first."""
-    made = []
+    """Create the missing folders above ``path`` (as many as it can); the ones it created, deepest first."""
+    missing = []
     for parent in [path.parent, *path.parent.parents]:
         if parent.exists():
             break
-        made.append(parent)
-    for parent in reversed(made):
-        with contextlib.suppress(FileExistsError):
+        missing.append(parent)
+    made = []
+    for parent in reversed(missing):
+        try:
             parent.mkdir()
-    return made
+        except FileExistsError:
+            continue
+        except OSError:  # no permission, a file in the way...: opening the lock file fails and says so
+            break
+        made.append(parent)
+    return made[::-1]
 
 
 @contextlib.contextmanager
@@ -207,8 +214,10 @@ def folder_lock(folder: str | os.PathLike[str], command: str | None = None) -> I
             except FolderBusyError:
                 _remove_empty(made)
                 raise
-            except OSError as exc:
-                log.warning("%s: cannot create its lock file %s (%s); writing it unlocked", folder, path, exc.strerror)
+            except OSError as exc:  # a file in the way (the command reports that itself) or a read-only parent
+                quiet = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                log.log(logging.DEBUG if quiet else logging.WARNING, "%s: cannot create its lock file %s (%s); "
+                        "writing it unlocked", folder, path, exc.strerror)  # fmt: skip
                 _remove_empty(made)
                 made = []
             else:

@@ -322,3 +322,13 @@ def test_a_lock_file_of_another_host_is_taken_over_with_a_warning(tmp_path, capl
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "pid 424242 on elsewhere" in warned[0].getMessage()
     assert "another host" in warned[0].getMessage()
+
+
+def test_a_file_in_the_way_of_the_lock_file_leaves_the_error_to_the_command(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    with caplog.at_level(logging.DEBUG, logger="tocsr_nas.locks"), folder_lock(blocker / "sub" / "out", "search"):
+        pass
+    assert "cannot create its lock file" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert blocker.read_text() == "in the way"
