@@ -3,7 +3,8 @@
 Every entry point that writes a folder (``search``, ``distill``, ``export``, ``sr train``,
 ``sr distill``, ``teacher train``, ``run``, ``upscale`` and ``evaluate``'s ``--out``) holds
 :func:`folder_lock` on it, through the :func:`locks_folder` decorator on its library function, so
-the Python API is protected exactly like the command line. A second writer of the same folder -
+the Python API is protected exactly like the command line; so do the API's own folder writers
+(``export_compact``, ``Teacher.save``, ``SRModel.save``). A second writer of the same folder -
 another process, or a ``--resume`` started while the first run is going - fails at once with
 :class:`FolderBusyError`, one line naming the folder and the holder (pid, host, command, start
 time), which the CLI prints with exit code 2.

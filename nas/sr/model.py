@@ -64,6 +64,7 @@ from tocsr_nas._io import (
     temporary_dir,
 )
 from tocsr_nas.errors import TocsrError
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher import NullContext, Teacher
 
 __all__ = [
@@ -383,6 +384,7 @@ class SRModel:
         return self.net.parameters()
 
     # ------------------------------------------------------------------ disk
+    @locks_folder("directory")
     def save(self, directory: str | Path) -> Path:
         """Write the SR folder (see the module docstring), replacing ``directory``'s SR files.
 

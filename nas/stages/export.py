@@ -76,6 +76,7 @@ def _block_entries(model: nn.Module, config: Configuration) -> dict[str, Any]:
     return entries
 
 
+@locks_folder("out_dir", "export")
 def export_compact(
     teacher: Any,
     space: SearchSpace,

@@ -35,6 +35,7 @@ from torch import nn
 
 from tocsr_nas._io import atomic_write_json, atomic_write_text, read_json, replace_dir, temporary_dir
 from tocsr_nas.errors import TocsrError
+from tocsr_nas.locks import locks_folder
 
 __all__ = [
     "NullContext",
@@ -235,6 +236,7 @@ class Teacher:
         return self
 
     # ------------------------------------------------------------------ disk
+    @locks_folder("directory")
     def save(self, directory: str | Path) -> Path:
         """Save in diffusers' folder layout: ``vae/``, ``unet/``, ``scheduler/``, ``context/``
         (each via ``save_pretrained`` / ``save_config``, safetensors) plus ``teacher.json``.
