@@ -213,6 +213,31 @@ def test_resume_while_a_search_runs_is_refused_and_the_first_finishes_intact(art
     assert not lock_file(out).exists()
 
 
+def test_a_second_distill_beside_a_running_one_is_refused_and_the_library_completes(artefacts, tmp_path, capsys):
+    lib = tmp_path / "lib"
+    argv = [*[a.format_map(artefacts.names()) for a in DISTILL], "--out", str(lib)]
+    first = subprocess.Popen(_cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (lock_holder(lib) or {}).get("pid") == first.pid, "the first distill holds its lock", first)
+        first.send_signal(signal.SIGSTOP)
+        try:
+            for extra in (["--resume"], []):  # neither a resume nor a fresh start may write beside it
+                assert main([*argv, *extra]) == 2
+                err = capsys.readouterr().err.strip()
+                assert len(err.splitlines()) == 1 and f"{lib} is being written by pid {first.pid} on " in err, err
+        finally:
+            first.send_signal(signal.SIGCONT)
+        _, stderr = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, stderr
+    manifest = (lib / "manifest.json").read_bytes()
+    assert main([*argv, "--resume"]) == 0, capsys.readouterr().err  # complete: nothing to retrain
+    assert json.loads((lib / "manifest.json").read_bytes())["pairs"] == json.loads(manifest)["pairs"]
+
+
 # --- distill workers die with their parent ------------------------------------------------------
 
 
