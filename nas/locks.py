@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tocsr_nas.errors import UserInputError
+from tocsr_nas.searchspace.errors import TocsrError  # a leaf module: surrogates may import it
 
 try:
     import fcntl
@@ -71,8 +71,9 @@ _held: dict[str, list[int]] = {}
 _guard = threading.RLock()
 
 
-class FolderBusyError(UserInputError):
-    """Another process is writing the folder (it holds the folder's lock)."""
+class FolderBusyError(TocsrError):
+    """Another process is writing the folder (it holds the folder's lock); the CLI prints it as one
+    line with exit code 2, like every :class:`~tocsr_nas.errors.TocsrError`."""
 
 
 def lock_file(folder: str | os.PathLike[str]) -> Path:
