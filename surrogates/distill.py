@@ -6,7 +6,10 @@ output, evaluate it on held-out features, and write it to the library (see
 :mod:`tocsr_nas.surrogates.library`). Jobs read their features from a
 :class:`~tocsr_nas.surrogates.features.FeatureCache` on disk, so the teacher never runs again;
 they run in-process (``workers=1``) or in a local process pool (``workers > 1``), and a resumed
-run skips every finished pair.
+run skips every finished pair. Pool workers only train: they hand the weights back and this
+process writes every pair, and they die with it (even after ``kill -9``), so nothing is written
+into a library once its writer is gone. The library folder is locked while it is written
+(:mod:`tocsr_nas.locks`).
 
 The loss (per block, normalised so that losses compare across blocks)
 --------------------------------------------------------------------
@@ -41,11 +44,13 @@ sample ``i`` (hidden states, time embedding, context...), ``y_i = f(x_i)`` the c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import multiprocessing
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -57,6 +62,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.searchspace.candidates import TEACHER, Candidate
 from tocsr_nas.searchspace.space import SearchSpace
 from tocsr_nas.surrogates.errors import SurrogateError
@@ -80,6 +86,7 @@ __all__ = [
     "output_energy",
     "evaluate_loss",
     "train_pair",
+    "train_job",
     "run_job",
     "plan_jobs",
     "check_resumable",
@@ -297,10 +304,11 @@ def _to_like(module: nn.Module, ref: torch.Tensor) -> nn.Module:
     return module
 
 
-def run_job(job: PairJob) -> dict[str, Any]:
-    """Run one job: read the block's features from disk, train, write the pair; return its record.
+def train_job(job: PairJob) -> tuple[PairRecord, dict[str, torch.Tensor]]:
+    """Run one job without writing anything: read the block's features, train the pair.
 
-    This is what a pool worker executes; it needs nothing but ``job``.
+    Returns:
+        ``(record, state)``: the pair's record (its ``file`` not yet set) and the surrogate's weights.
     """
     cache = FeatureCache(job.features)
     train = cache.read(job.block, "train")
@@ -309,13 +317,75 @@ def run_job(job: PairJob) -> dict[str, Any]:
     start = time.perf_counter()
     module, record = train_pair(teacher_block, job.candidate, train, val, job.settings, block=job.block)
     record = replace(record, seconds=round(time.perf_counter() - start, 4))
-    record = write_pair(job.out, record, module)
-    return record.to_dict()
+    return record, module.state_dict()
 
 
-def _init_worker(threads: int) -> None:
+def run_job(job: PairJob) -> dict[str, Any]:
+    """Run one job in this process: train it (:func:`train_job`), write the pair; return its record."""
+    record, state = train_job(job)
+    return write_pair(job.out, record, state).to_dict()
+
+
+# --- the worker pool: workers train, only the parent writes --------------------------------------
+#
+# A pool worker never writes into the library: it returns the record and the weights (as
+# safetensors bytes) and the parent writes the pair. Workers die with their parent: the kernel
+# sends them SIGKILL when it exits (Linux ``PR_SET_PDEATHSIG``), and each job first checks that the
+# parent is still the one that started the pool. So once the parent is gone - even by ``kill -9``
+# - no pair file can appear.
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+#: the process name of a pool worker (``ps``, ``/proc/PID/comm``; at most 15 characters)
+WORKER_NAME = "tocsr-nas-pair"
+_parent_pid: int | None = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent exits (Linux), and name it
+    :data:`WORKER_NAME`; exit now if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(WORKER_NAME.encode()), 0, 0, 0)
+    _check_parent(parent)
+
+
+def _check_parent(parent: int) -> None:
+    """Exit at once (no cleanup, no writes) unless ``parent`` is still this process's parent."""
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    global _parent_pid
+    _parent_pid = parent
+    _die_with_parent(parent)
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING)
+
+
+def _pool_job(job: PairJob) -> tuple[dict[str, Any], bytes]:
+    """What a pool worker runs: check the parent, train the pair, return its record and weights."""
+    from safetensors.torch import save
+
+    if _parent_pid is not None:
+        _check_parent(_parent_pid)
+    record, state = train_job(job)
+    weights = save({k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()})
+    return record.to_dict(), weights
+
+
+def _write_pool_result(out: str, result: tuple[dict[str, Any], bytes]) -> dict[str, Any]:
+    """In the parent: write the pair a worker trained; its record as written."""
+    from safetensors.torch import load
+
+    record, weights = result
+    return write_pair(out, PairRecord.from_dict(record), load(weights)).to_dict()
 
 
 def plan_jobs(space: SearchSpace, done: Mapping[tuple[str, str], Any] = ()) -> list[tuple[str, Candidate]]:
@@ -348,6 +418,7 @@ def check_resumable(out: str | os.PathLike[str], *, teacher_fingerprint: str, sp
     return old
 
 
+@locks_folder("out", "distill")
 def distill(
     blocks: Mapping[str, nn.Module],
     space: SearchSpace,
@@ -450,14 +521,15 @@ def distill(
         else:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+                max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
+                initargs=(threads, os.getpid()),
             ) as pool:
-                pending: set[Future[dict[str, Any]]] = {pool.submit(run_job, job) for job in jobs}
+                pending: set[Future[tuple[dict[str, Any], bytes]]] = {pool.submit(_pool_job, job) for job in jobs}
                 try:
                     while pending:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in finished:
-                            finish(fut.result())
+                            finish(_write_pool_result(str(out), fut.result()))
                 except BaseException:
                     for fut in pending:
                         fut.cancel()

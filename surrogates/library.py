@@ -203,13 +203,15 @@ def library_header(
     }
 
 
-def write_pair(root: str | os.PathLike[str], record: PairRecord, module: nn.Module | None) -> PairRecord:
+def write_pair(
+    root: str | os.PathLike[str], record: PairRecord, module: nn.Module | Mapping[str, torch.Tensor] | None
+) -> PairRecord:
     """Write one finished pair: the weights (atomically), then its sidecar (atomically).
 
     Args:
         root: the library folder.
         record: the pair's record (its ``file``, ``size`` and ``sha256`` are filled in here).
-        module: the trained surrogate (``None`` writes an empty weights file).
+        module: the trained surrogate, or its ``state_dict()`` (``None`` writes an empty weights file).
 
     Returns:
         The record as written (with ``file``, the weights' ``size`` and ``sha256`` set).
@@ -217,7 +219,7 @@ def write_pair(root: str | os.PathLike[str], record: PairRecord, module: nn.Modu
     weights, sidecar = pair_files(root, record.block, record.candidate)
     rel = weights.relative_to(root).as_posix()
     record = PairRecord(**{**record.to_dict(), "file": rel, "config": _plain_config(record.config)})
-    state = {} if module is None else module.state_dict()
+    state = {} if module is None else module.state_dict() if isinstance(module, nn.Module) else dict(module)
     meta = {
         "format": FORMAT,
         "block": record.block,

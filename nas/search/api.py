@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tocsr_nas.locks import locks_folder
+
 if TYPE_CHECKING:
     from tocsr_nas.search.results import SearchResult
     from tocsr_nas.searchspace import Configuration, SearchSpace
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["search"]
 
 
+@locks_folder("out_dir", "search")
 def search(
     space: SearchSpace,
     *,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tocsr_nas.errors import UserInputError
+from tocsr_nas.locks import locks_folder
 
 if TYPE_CHECKING:
     from tocsr_nas.evaluators import CostTable, ValidationSet
@@ -392,6 +393,7 @@ def prepare_search(
 
 
 # ---------------------------------------------------------------------- the stage
+@locks_folder("out", "search")
 def run_search(
     *,
     teacher: PathLike,

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from tocsr_nas._io import atomic_path, atomic_write_json, check_out_path
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset, downscale, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.evaluators.complexity import count_complexity
@@ -197,6 +198,7 @@ def _timed(fn):  # noqa: ANN001, ANN202 - tiny helper
     return out, time.perf_counter() - t0
 
 
+@locks_folder("out", "evaluate")
 def evaluate(
     model_dir: str | Path,
     *,

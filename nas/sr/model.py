@@ -69,6 +69,7 @@ from tocsr_nas._io import (
     weight_records,
 )
 from tocsr_nas.errors import TocsrError
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher import NullContext, Teacher
 
 __all__ = [
@@ -399,6 +400,7 @@ class SRModel:
         return self.net.parameters()
 
     # ------------------------------------------------------------------ disk
+    @locks_folder("directory")
     def save(self, directory: str | Path) -> Path:
         """Write the SR folder (see the module docstring), replacing ``directory``'s SR files.
 

@@ -66,6 +66,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import psnr
 from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
@@ -161,6 +162,7 @@ def _val_psnr(model: SRModel, z_lr: torch.Tensor, hr: torch.Tensor, noise: torch
     return psnr(torch.cat(outs), hr)
 
 
+@locks_folder("out", "sr distill")
 def distill_onestep(
     sr_model: str | Path,
     out: str | Path,

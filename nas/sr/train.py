@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset, downscale
 from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
@@ -149,6 +150,7 @@ def sr_validation_loss(model: SRModel, z_hr: torch.Tensor, z_lr: torch.Tensor, s
 
 
 # ---------------------------------------------------------------------- training
+@locks_folder("out", "sr train")
 def train_sr(
     backbone: str | Path | Backbone,
     out: str | Path,

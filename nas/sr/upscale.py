@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 
 from tocsr_nas._io import atomic_path, check_out_path
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import load_image, to_tensor, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel, bicubic_upsample
@@ -150,6 +151,7 @@ def output_files(inputs: Sequence[str | Path], out_dir: str | Path, *, overwrite
     return targets
 
 
+@locks_folder("out_dir", "upscale")
 def upscale_files(
     model: SRModel,
     inputs: Sequence[str | Path],

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from tocsr_nas._io import atomic_write_json, read_json
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset
 from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least
 from tocsr_nas.searchspace import SearchSpace
@@ -186,6 +187,7 @@ def _cached_meta(path: Path) -> Any:
         return None
 
 
+@locks_folder("out", "distill")
 def distill_teacher(
     teacher: Teacher,
     space: SearchSpace,

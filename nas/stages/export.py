@@ -42,6 +42,7 @@ from tocsr_nas._io import (
 )
 from tocsr_nas.errors import TocsrError, UserInputError
 from tocsr_nas.evaluators import count_complexity
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.searchspace import TEACHER, Configuration, SearchSpace
 from tocsr_nas.surrogates.registry import surrogate_from_config
 
@@ -86,6 +87,7 @@ def _block_entries(model: nn.Module, config: Configuration) -> dict[str, Any]:
     return entries
 
 
+@locks_folder("out_dir", "export")
 def export_compact(
     teacher: Any,
     space: SearchSpace,
@@ -272,6 +274,7 @@ def pick_trial(result: Any, trial: int | None, epsilon: float | None) -> tuple[A
     return best, eps
 
 
+@locks_folder("out", "export")
 def export_search(
     search_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],

@@ -30,6 +30,7 @@ from typing import Any
 
 from tocsr_nas._io import atomic_dir, atomic_write_json, check_out_path
 from tocsr_nas.errors import TocsrError, UserInputError
+from tocsr_nas.locks import locks_folder
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def _search_stage(options: dict[str, Any]) -> None:
     run_search(**{**options, "epsilon": [float(e) for e in str(options["epsilon"]).split(",")]})
 
 
+@locks_folder("target", "run")
 def _copy_shipped_teacher(target: Path) -> None:
     """Copy the shipped tiny teacher to ``target`` atomically; never over a folder with content."""
     from tocsr_nas.teacher import default_teacher_dir
@@ -248,6 +250,7 @@ def _load_state(out: Path) -> dict[str, Any]:
         raise TocsrError(f"{path} is corrupt ({exc}); move it away to rerun every stage") from None
 
 
+@locks_folder("out", "run")
 def run_pipeline(out: str | Path, settings: PipelineSettings | None = None, *, only: Sequence[str] | None = None) -> dict[str, Any]:
     """Run (or finish) the pipeline into ``out``; returns the state with each stage's seconds.
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from tocsr_nas._io import check_out_path
 from tocsr_nas.errors import TocsrError
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def train_teacher_folder(
     return metrics
 
 
+@locks_folder("out", "distill")
 def distill_library(
     out: str | Path,
     *,

@@ -45,6 +45,7 @@ from tocsr_nas._io import (
     weight_records,
 )
 from tocsr_nas.errors import TocsrError
+from tocsr_nas.locks import locks_folder
 
 __all__ = [
     "NullContext",
@@ -245,6 +246,7 @@ class Teacher:
         return self
 
     # ------------------------------------------------------------------ disk
+    @locks_folder("directory")
     def save(self, directory: str | Path) -> Path:
         """Save in diffusers' folder layout: ``vae/``, ``unet/``, ``scheduler/``, ``context/``
         (each via ``save_pretrained`` / ``save_config``, safetensors) plus ``teacher.json``, which

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from tocsr_nas._io import atomic_write_json, read_json
+from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset, psnr
 from tocsr_nas.errors import TocsrError, require_at_least
 from tocsr_nas.teacher import Teacher, build_teacher
@@ -261,6 +262,7 @@ def _run_unet(run: Run, t: Teacher, data: _Data, cfg: TrainConfig) -> None:
     run.checkpoint(cfg.steps, optimizer, phase="unet")  # with optimizer state: --steps can be extended
 
 
+@locks_folder("out", "teacher train")
 def train_teacher(
     out: str | Path,
     config: TrainConfig | None = None,
