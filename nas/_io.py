@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import pickle
 import shutil
 import tempfile
@@ -103,6 +104,10 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.filename not in (None, name, os.fspath(tmp)):
+            raise
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None  # name the target, not the temporary file
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -340,8 +345,16 @@ def save_safetensors(
         elif storage:
             storages.add(storage)
         flat[key] = tensor
+    from safetensors import SafetensorError
+
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+        try:
+            save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+        except SafetensorError as exc:  # not an OSError: a full disk comes back as "... (os error 28)"
+            code = re.search(r"\(os error (\d+)\)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), os.fspath(path)) from None
 
 
 def load_safetensors(

@@ -9,7 +9,9 @@ copies what it could damage into its own folder first.
 from __future__ import annotations
 
 import json
+import contextlib
 import os
+import subprocess
 import shutil
 from pathlib import Path
 
@@ -333,7 +335,8 @@ def _read_only(folder: Path) -> None:
     ids=["export", "upscale"],
 )
 def test_read_only_out_is_one_line(argv, path, artefacts, tmp_path, capsys):
-    names = {**artefacts.names(), "tmp": str(tmp_path)}
+    names = artefacts.names()
+    names["tmp"] = str(tmp_path)
     _read_only(tmp_path / "ro")
     try:
         capsys.readouterr()
@@ -345,6 +348,44 @@ def test_read_only_out_is_one_line(argv, path, artefacts, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.endswith(f"{tmp_path / 'ro'}: Permission denied"), err
     assert list((tmp_path / "ro").iterdir()) == []
+
+
+# ---------------------------------------------------------------------- full or read-only disks (as root)
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str):
+    """Mount a small tmpfs at ``folder`` (``options``: e.g. ``size=64k`` or ``ro``); skip where mounting is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize(
+    "argv, options, message",
+    [
+        (["export", "--search", "{search}", "--out", "{tmp}/disk/compact"], "size=64k", "No space left on device"),
+        (["upscale", "--model", "{onestep}", "{image}", "--out", "{tmp}/disk/big"], "ro", "Read-only file system"),
+        (["export", "--search", "{search}", "--out", "{tmp}/disk/compact"], "ro", "Read-only file system"),
+    ],
+    ids=["export-full", "upscale-read-only", "export-read-only"],
+)
+def test_full_or_read_only_disk_is_one_line(argv, options, message, artefacts, tmp_path, capsys):
+    names = artefacts.names()
+    names["tmp"] = str(tmp_path)
+    argv = _fmt(argv, names)  # builds the artefacts before the disk is mounted
+    with _tmpfs(tmp_path / "disk", options) as disk:
+        capsys.readouterr()
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        left = sorted(p.name for p in disk.iterdir())
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert message in err and str(disk) in err, err
+    assert left == [], f"left behind on the full disk: {left}"
 
 
 # ---------------------------------------------------------------------- the shared check
