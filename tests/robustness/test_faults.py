@@ -35,6 +35,8 @@ import pandas as pd
 import pytest
 from safetensors import safe_open
 
+from robustness.catalogue import Case, check, params
+from robustness.conftest import FAST_SEARCH
 from tocsr_nas.cli import main
 
 #: fields that record wall-clock time: the only ones an interrupted run may change
@@ -231,3 +233,37 @@ def test_distill_killed_during_the_feature_capture_resumes(distill_reference, tm
     assert not (out / "manifest.json").exists()  # the kill landed in the capture, before any pair
     assert _run([*argv, "--resume"], tmp_path / "log.txt", None) is False
     assert _library(out)["weights"] == reference["weights"]
+
+
+# --- a damaged journal on --resume: one line naming the file and the line ---------------------------
+
+
+def _damage_journal(line: bytes, after: int):
+    """``setup``: copy the finished search to ``{tmp}/s`` and put ``line`` after its line ``after``."""
+
+    def setup(tmp: Path, artefacts) -> None:
+        out = artefacts.copy("search", tmp / "s")
+        lines = (out / "journal.jsonl").read_bytes().splitlines(keepends=True)
+        (out / "journal.jsonl").write_bytes(b"".join(lines[:after]) + line + b"\n" + b"".join(lines[after:]))
+
+    return setup
+
+
+RESUME = ["search", "--teacher", "{teacher}", "--surrogates", "{library}", "--space", "{space}", "--epsilon", "0.05,0.5",
+          "--strategy", "random", "--budget", "4", "--out", "{tmp}/s", "--resume", *FAST_SEARCH]
+CASES = [
+    Case("search", "resume-journal-garbage-line", RESUME, r"journal\.jsonl is corrupt at line 3",
+         setup=_damage_journal(b"\x00\x00garbage", 2), unchanged=["{tmp}/s"]),
+    Case("search", "resume-journal-record-without-field", RESUME, r"journal\.jsonl is corrupt at line 4: .*'trial'",
+         setup=_damage_journal(b'{"type": "finished"}', 3), unchanged=["{tmp}/s"]),
+    Case("search", "resume-journal-trial-finished-twice", RESUME, r"journal\.jsonl is corrupt at line 5: trial 0 finished twice",
+         setup=_damage_journal(
+             b'{"type":"finished","trial":0,"quality":0.0,"gmacs":1.0,"params":1.0,"seconds":0.0,"feasible":{},'
+             b'"elapsed":0.0}', 4),
+         unchanged=["{tmp}/s"]),
+]
+
+
+@pytest.mark.parametrize("case", params(CASES))
+def test_catalogue(case, artefacts, tmp_path, capsys):
+    check(case, artefacts, tmp_path, capsys)

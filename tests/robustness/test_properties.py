@@ -58,6 +58,7 @@ scalars = st.one_of(
     st.integers(-10**6, 10**6),
     st.floats(allow_nan=False, allow_infinity=False, width=64),
     st.text(alphabet=st.sampled_from("ab,=()[]*? \"'\\:#-{}é\t"), max_size=8),
+    st.sampled_from(["a,b=1", "k=v,w=2", "x)", "(", "yes", "null", "1e3", "", " lead"]),
 )
 
 
@@ -403,3 +404,54 @@ def test_garbage_in_the_middle_is_refused_naming_the_file_and_line(tmp_path_fact
     message = str(info.value)
     assert str(path) in message and f"line {at + 2}" in message, message
     assert isinstance(info.value, JournalError)
+
+
+# --- resume from any prefix, with the real loop ------------------------------------------------------
+
+TOY = SearchSpace.from_choices({f"b{i}": ["full", "half", "tiny"] for i in range(3)}, name="toy")
+SIZES = {"full": 4.0, "half": 2.0, "tiny": 1.0}
+
+
+def _toy_quality(cfg) -> float:
+    return round(sum({"full": 0.0, "half": 0.01, "tiny": 0.03}[v] for v in cfg.values()), 10)
+
+
+def _toy_loop(out_dir, *, resume: bool):
+    from tocsr_nas.search.loop import SearchLoop
+
+    def cost(cfg):
+        return {"gmacs": sum(SIZES[v] for v in cfg.values()), "params": 10 * sum(SIZES[v] for v in cfg.values())}
+
+    return SearchLoop(TOY, quality=_toy_quality, cost=cost, epsilons=[0.03, 0.1], strategy="random", budget=7,
+                      seed=5, batch_size=3, out_dir=str(out_dir), resume=resume, progress=False, save_outputs=False)
+
+
+def _timeless(path) -> list[dict]:
+    volatile = {"created", "elapsed", "seconds"}
+    return [{k: v for k, v in json.loads(line).items() if k not in volatile} for line in open(path, encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def toy_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy-reference")
+    _toy_loop(out, resume=False).run()
+    return (out / JOURNAL_NAME).read_bytes(), _timeless(out / JOURNAL_NAME)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_resume_from_any_prefix_and_torn_tail_completes_the_same_search(tmp_path_factory, toy_reference, data):
+    full, records = toy_reference
+    cut = data.draw(st.integers(0, len(full)), label="cut")
+    tail = data.draw(st.sampled_from([b"", b"\x00\x00\x00\n", b'{"type":"fini']), label="tail")
+    out = tmp_path_factory.mktemp("toy")
+    (out / JOURNAL_NAME).write_bytes(full[:cut] + tail)
+    header_end = full.index(b"\n") + 1
+    if cut < header_end:  # no complete header: refused, naming the journal, and nothing is written
+        before = (out / JOURNAL_NAME).read_bytes()
+        with pytest.raises(JournalError, match=re.escape(str(out / JOURNAL_NAME))):
+            _toy_loop(out, resume=True).run()
+        assert (out / JOURNAL_NAME).read_bytes() == before
+        return
+    _toy_loop(out, resume=True).run()
+    assert _timeless(out / JOURNAL_NAME) == records
