@@ -44,7 +44,7 @@ VOLATILE = {"created", "elapsed", "seconds"}
 #: a run that takes longer than this has hung (a guard against a stuck test, not a timing assert)
 HANG_S = 300
 SEARCH = ["--epsilon", "0.05,0.5", "--strategy", "random", "--seed", "3", "--budget", "12", "--batch-size", "2",
-          "--val-samples", "24", "--threads", "1", "--no-progress"]
+          "--val-samples", "16", "--threads", "1", "--no-progress"]
 DISTILL = ["--steps", "80", "--samples", "8", "--val-samples", "4", "--batch-size", "4", "--threads", "1",
            "--no-progress"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -118,11 +118,12 @@ def _kill_and_resume(argv: list[str], progress: Callable[[], int], targets: list
 # --- search ----------------------------------------------------------------------------------------
 
 
-def _journal_lines(out: Path) -> int:
-    """What a search has written: 1 once ``search.json`` exists, plus the journal's complete lines."""
+def _search_progress(out: Path) -> int:
+    """What a search has written: 1 once ``search.json`` exists, the journal's complete lines, 1 once
+    ``trials.csv`` exists (the result files are being written)."""
     journal = out / "journal.jsonl"
     lines = journal.read_bytes().count(b"\n") if journal.is_file() else 0
-    return int((out / "search.json").is_file()) + lines
+    return int((out / "search.json").is_file()) + lines + int((out / "trials.csv").is_file())
 
 
 def _search_outputs(out: Path) -> dict:
@@ -148,16 +149,17 @@ def search_reference(artefacts, tmp_path_factory) -> tuple[list[str], dict]:
 def test_search_killed_at_random_points_then_resumed_equals_an_uninterrupted_run(search_reference, tmp_path,
                                                                                   record_property):
     inputs, reference = search_reference
-    total = 1 + len(reference["journal"])  # search.json, then every journal line
+    total = 1 + len(reference["journal"]) + 1  # search.json, every journal line, trials.csv
     rng = random.Random(14)
-    # one kill while the search sets up (search.json written, no journal yet), three in the journal
-    targets = [1, *sorted(rng.sample(range(3, total), 3))]
+    # one kill while the search sets up (search.json written, no journal yet), three in the journal,
+    # and one while it writes its result files (best effort: it may finish first)
+    targets = [1, *sorted(rng.sample(range(3, total - 1), 3)), total]
     out = tmp_path / "s"
-    at = _kill_and_resume(["search", *inputs, *SEARCH, "--out", str(out)], lambda: _journal_lines(out), targets,
+    at = _kill_and_resume(["search", *inputs, *SEARCH, "--out", str(out)], lambda: _search_progress(out), targets,
                           tmp_path / "log.txt")
     record_property("kills", at)
     print(f"search: {len(at)} kills, at progress {at} of {total}")
-    assert len(at) == len(targets), f"the run completed after {len(at)} kills at {at}; targets {targets}"
+    assert len(at) >= len(targets) - 1, f"the run completed after {len(at)} kills at {at}; targets {targets}"
     got = _search_outputs(out)
     assert got["journal"] == reference["journal"]
     assert got["trials"] == reference["trials"]
@@ -203,14 +205,17 @@ def test_distill_killed_at_random_points_then_resumed_equals_an_uninterrupted_ru
     inputs, reference = distill_reference
     total = len(reference["sidecars"])
     rng = random.Random(100 + workers)
-    targets = sorted(rng.sample(range(1, total), 3))
+    # three kills among the pairs, and (one configuration is enough) one after the last pair (best
+    # effort: it may finish first)
+    targets = [*sorted(rng.sample(range(1, total), 3)), *([total] if workers == 1 else [])]
     out = tmp_path / "lib"
     argv = ["distill", *inputs, *DISTILL, "--workers", str(workers), "--out", str(out)]
     at = _kill_and_resume(argv, lambda: len(_sidecars(out)), targets, tmp_path / "log.txt")
+    stray = [p.name for p in out.rglob("*") if _stray(p)]
     record_property("kills", at)
-    print(f"distill --workers {workers}: {len(at)} kills, at {at} of {total} pairs")
-    assert len(at) == len(targets), f"the run completed after {len(at)} kills at {at}; targets {targets}"
-    record_property("stray temporary files", [p.name for p in out.rglob("*") if _stray(p)])
+    record_property("stray temporary files", stray)
+    print(f"distill --workers {workers}: {len(at)} kills, at {at} of {total} pairs; stray temporary files: {stray}")
+    assert len(at) >= 3, f"the run completed after {len(at)} kills at {at}; targets {targets}"
     got = _library(out)
     assert got["files"] == reference["files"]
     assert got["weights"] == reference["weights"]  # bitwise: each pair's seed depends only on the pair
