@@ -28,7 +28,8 @@ Contract (what holds after ``kill -9`` at ANY point, and after a power loss for 
    not valid JSON (a partial write), or ``started`` records not followed by their batch's
    ``state`` record (a partial batch write: none of that batch was evaluated, since evaluation
    waits for the whole write to be fsynced, so the batch is proposed again on resume). A
-   malformed line anywhere else is a :class:`JournalError`.
+   malformed line anywhere else, or a record no writer wrote (a missing or mistyped field, a
+   trial started or finished twice), is a :class:`JournalError` naming the file and the line.
 3. A trial that has a ``finished`` record is never evaluated again: its result is replayed.
 4. A trial with a ``started`` record and no ``finished`` one is evaluated again on resume, with the
    same trial id and the same configuration: it is neither lost nor duplicated.

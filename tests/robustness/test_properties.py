@@ -33,6 +33,7 @@ from tocsr_nas.search.journal import (
     finished_rows,
     read_journal,
 )
+from tocsr_nas.search.results import load_search
 from tocsr_nas.search.trials import trials_frame
 from tocsr_nas.searchspace import (
     Candidate,
@@ -313,6 +314,9 @@ def _check_contents(contents, records: list[dict], path) -> None:
         for e in EPS:
             assert bool(row[f"feasible@{eps_key(e)}"]) == rec["feasible"][eps_key(e)]
         assert bool(row["feasible"]) == rec["feasible"][eps_key(EPS[0])]
+    # what `load_search` makes of a folder that holds only this journal (a search killed before its tables)
+    loaded = load_search(path.parent).trials
+    assert loaded.equals(frame)
 
 
 def _read_or_refused(path, data: bytes, ends, cut: int, tail: bytes) -> None:
