@@ -88,9 +88,11 @@ def specs(draw) -> tuple[SpaceSpec, list[tuple[str, str]]]:
     for i in range(n_rules):
         types = draw(st.lists(type_names, min_size=1, max_size=3, unique=True))
         candidates = [draw(candidate_specs(t)) for t in types]
-        rule = {"name": f"rule{i}", "match": f"r{i}.*", "candidates": candidates}
+        # names and class names that YAML would read as something else if they were not quoted
+        label = draw(st.sampled_from(["rule", "yes", "null", "1.5", "a: b", "#x", "~", "[r]", "é"]))
+        rule = {"name": label if i == 0 else f"{label}{i}", "match": f"r{i}.*", "candidates": candidates}
         if draw(st.booleans()):
-            rule["type"] = f"T{i}"
+            rule["type"] = draw(st.sampled_from([f"T{i}", [f"T{i}", "Other"], [f"T{i}", "true"]]))
         rules.append(rule)
         n_blocks = draw(st.integers(1, 3))
         modules.append((f"r{i}", "Container"))
