@@ -19,6 +19,9 @@ TEACHER = "teacher"
 
 _TYPE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _SCALARS = (str, int, float, bool)
+_PARAM_KEY_RE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
+_PARAM_SEP_RE = re.compile(r"\s*(,?)\s*")
+_JSON = json.JSONDecoder()
 
 
 def _check_params(params: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -83,13 +86,25 @@ def parse_candidate_name(name: str) -> Candidate:
         raise SearchSpaceError(f"malformed candidate name {name!r}")
     type_, inner = match.group(1), match.group(2)
     params: dict[str, Any] = {}
-    if inner:
-        for part in re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", inner):
-            key, _, raw = part.partition("=")
-            try:
-                params[key] = json.loads(raw)
-            except json.JSONDecodeError:
-                raise SearchSpaceError(f"malformed parameter {part!r} in candidate name {name!r}") from None
+    # ``key=<JSON value>`` items separated by commas; each value is read as JSON up to its end, so a
+    # string value may hold commas, ``=`` or brackets
+    pos, inner = 0, inner or ""
+    while pos < len(inner):
+        key = _PARAM_KEY_RE.match(inner, pos)
+        malformed = f"malformed parameter at {inner[pos:]!r} in candidate name {name!r}"
+        if key is None:
+            raise SearchSpaceError(malformed)
+        try:
+            value, pos = _JSON.raw_decode(inner, key.end())
+        except json.JSONDecodeError:
+            raise SearchSpaceError(malformed) from None
+        if key.group(1) in params:
+            raise SearchSpaceError(f"parameter {key.group(1)!r} is given twice in candidate name {name!r}")
+        params[key.group(1)] = value
+        sep = _PARAM_SEP_RE.match(inner, pos)
+        pos = sep.end()
+        if (pos < len(inner)) != bool(sep.group(1)):  # a comma exactly between two items
+            raise SearchSpaceError(f"malformed candidate name {name!r}: parameters are key=value separated by commas")
     return Candidate(type_, params)
 
 

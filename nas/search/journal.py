@@ -28,7 +28,8 @@ Contract (what holds after ``kill -9`` at ANY point, and after a power loss for 
    not valid JSON (a partial write), or ``started`` records not followed by their batch's
    ``state`` record (a partial batch write: none of that batch was evaluated, since evaluation
    waits for the whole write to be fsynced, so the batch is proposed again on resume). A
-   malformed line anywhere else is a :class:`JournalError`.
+   malformed line anywhere else, or a record no writer wrote (a missing or mistyped field, a
+   trial started or finished twice), is a :class:`JournalError` naming the file and the line.
 3. A trial that has a ``finished`` record is never evaluated again: its result is replayed.
 4. A trial with a ``started`` record and no ``finished`` one is evaluated again on resume, with the
    same trial id and the same configuration: it is neither lost nor duplicated.
@@ -159,7 +160,9 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     """Read a journal, ignoring a torn last line.
 
     Raises:
-        JournalError: the file is missing, has no header, or has a malformed line before the last.
+        JournalError: the file is missing, has no header, has a malformed line before the last, or
+            holds a record no writer wrote (a missing or mistyped field, a trial started or finished
+            twice...); the message names the file and the line.
     """
     try:
         with open(path, "rb") as fh:
@@ -171,6 +174,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     complete, tail = lines[:-1], lines[-1]
     records: list[dict[str, Any]] = []
     offsets: list[int] = []  # byte offset of each record
+    numbers: list[int] = []  # line number of each record (1-based)
     valid = 0
     torn = bool(tail)
     for i, raw in enumerate(complete):
@@ -185,10 +189,12 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
             raise JournalError(f"journal {path} is corrupt at line {i + 1}: {exc}") from None
         records.append(rec)
         offsets.append(valid)
+        numbers.append(i + 1)
         valid += len(raw) + 1
     # started records at the very end lack the state record their batch write ends with: torn
     while records and records[-1].get("type") == "started":
         records.pop()
+        numbers.pop()
         valid = offsets.pop()
         torn = True
     if torn:
@@ -196,28 +202,61 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     if not records or records[0].get("type") != "header":
         raise JournalError(f"journal {path} has no header record; it was not written by tocsr-nas")
     contents = JournalContents(header=records[0], valid_bytes=valid, torn=torn)
-    for rec in records[1:]:
-        kind = rec["type"]
-        if kind == "started":
-            tid = int(rec["trial"])
-            if tid in contents.trials:
-                raise JournalError(f"journal {path}: trial {tid} was started twice")
-            contents.trials[tid] = TrialRecord(tid, int(rec["batch"]), Configuration.from_json(rec["config"]))
-        elif kind == "finished":
-            tid = int(rec["trial"])
-            if tid not in contents.trials:
-                raise JournalError(f"journal {path}: trial {tid} finished without being started")
-            if contents.trials[tid].finished is not None:
-                raise JournalError(f"journal {path}: trial {tid} finished twice")
-            contents.trials[tid].finished = rec
-        elif kind == "state":
-            contents.last_state = rec
-        elif kind == "header":
-            raise JournalError(f"journal {path} holds two headers")
-        else:
-            logger.debug("journal %s: skipping unknown record type %r", path, kind)
+    for number, rec in zip(numbers[1:], records[1:]):
+        try:
+            _apply_record(contents, rec)
+        except ValueError as exc:  # a record no writer wrote (SearchSpaceError is a ValueError too)
+            raise JournalError(f"journal {path} is corrupt at line {number}: {exc}") from None
     contents.trials = dict(sorted(contents.trials.items()))
     return contents
+
+
+def _field(rec: Mapping[str, Any], key: str, kind: str) -> Any:
+    """``rec[key]`` checked against what the writer puts there (``int``, ``number``: float or null)."""
+    if key not in rec:
+        raise ValueError(f"a {rec['type']!r} record without {key!r}")
+    value = rec[key]
+    if kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    else:
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    if not ok:
+        raise ValueError(f"{key!r} of a {rec['type']!r} record is {value!r}, not a {'trial id' if kind == 'int' else 'number'}")
+    return value
+
+
+def _apply_record(contents: JournalContents, rec: Mapping[str, Any]) -> None:
+    """Add one record (after the header) to ``contents``; a record no writer wrote is a ``ValueError``."""
+    kind = rec["type"]
+    if kind == "started":
+        tid = _field(rec, "trial", "int")
+        if tid in contents.trials:
+            raise ValueError(f"trial {tid} was started twice")
+        config = rec.get("config")
+        if not isinstance(config, str):
+            raise ValueError(f"trial {tid} has no configuration")
+        contents.trials[tid] = TrialRecord(tid, _field(rec, "batch", "int"), Configuration.from_json(config))
+    elif kind == "finished":
+        tid = _field(rec, "trial", "int")
+        if tid not in contents.trials:
+            raise ValueError(f"trial {tid} finished without being started")
+        if contents.trials[tid].finished is not None:
+            raise ValueError(f"trial {tid} finished twice")
+        for key in ("quality", "gmacs", "params", "seconds", "elapsed"):
+            _field(rec, key, "number")
+        feasible = rec.get("feasible")
+        if not isinstance(feasible, dict) or not all(isinstance(v, bool) for v in feasible.values()):
+            raise ValueError(f"trial {tid} has no feasibility flags")
+        contents.trials[tid].finished = dict(rec)
+    elif kind == "state":
+        if rec.get("phase") not in ("asked", "told"):
+            raise ValueError(f"a state record of phase {rec.get('phase')!r}")
+        _field(rec, "batch", "int")
+        contents.last_state = dict(rec)
+    elif kind == "header":
+        raise ValueError("a second header")
+    else:
+        logger.debug("journal: skipping unknown record type %r", kind)
 
 
 def check_header(found: Mapping[str, Any], expected: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
