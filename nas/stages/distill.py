@@ -187,6 +187,13 @@ def _cached_meta(path: Path) -> Any:
         return None
 
 
+def _only_capture_leftovers(out: Path) -> bool:
+    """Whether ``out`` holds nothing but what a run stopped during its feature capture leaves: the
+    feature cache and stray temporary files (``--resume`` then starts the library afresh, and reuses
+    the features only when their description matches)."""
+    return all(p.name == FEATURES_DIR or p.name.startswith(".") for p in out.iterdir())
+
+
 @locks_folder("out", "distill")
 def distill_teacher(
     teacher: Teacher,
@@ -206,7 +213,8 @@ def distill_teacher(
         space: the search space of its UNet (``tocsr_nas.stages.space.build_space``).
         out: the library folder: new or empty, or (``resume``) an unfinished library.
         config: data, capture and training settings.
-        resume: finish an existing library; finished pairs are not retrained.
+        resume: finish an existing library; finished pairs are not retrained. A folder that a run
+            left during its feature capture (no manifest yet) is resumable too.
         progress: show a progress bar.
         train_photos: photos for training features (default: the scikit-image training split).
         val_photos: photos for held-out features (default: the scikit-image validation split).
@@ -228,7 +236,7 @@ def distill_teacher(
                 f"--out {out} exists and is not empty; pass --resume to finish the library in it, "
                 "or choose a new folder (nothing was changed)"
             )
-        if not (out / MANIFEST).is_file():
+        if not (out / MANIFEST).is_file() and not _only_capture_leftovers(out):
             raise TocsrError(f"cannot resume {out}: it holds no surrogate library ({MANIFEST} missing)")
     resolution = config.resolution or teacher.default_resolution
     fingerprint = teacher.fingerprint()

@@ -25,7 +25,7 @@ two processes may have headers that differ in order. A kill inside an atomic wri
 ``.<name>.tmp-*`` file (documented in :mod:`tocsr_nas._io` as ignored); those are left out of the
 comparison and recorded as the property ``stray temporary files``.
 
-The kill during the distill's feature capture is a known gap (a strict ``xfail``, see its reason).
+A kill during the distill's feature capture (no manifest yet) leaves a folder that ``--resume`` finishes.
 """
 
 from __future__ import annotations
@@ -232,12 +232,6 @@ def test_distill_killed_at_random_points_then_resumed_equals_an_uninterrupted_ru
     assert got["manifest"] == reference["manifest"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="distill writes OUT/features before OUT/manifest.json, and --resume refuses a folder without a manifest "
-    "('holds no surrogate library'): a kill during the feature capture leaves a folder that neither a new run "
-    "(not empty) nor --resume accepts (tocsr_nas.stages.distill.distill_teacher; not this test's module)",
-)
 def test_distill_killed_during_the_feature_capture_resumes(distill_reference, tmp_path):
     """A kill before the first pair (features being captured, no manifest yet) still leaves a resumable folder."""
     inputs, reference = distill_reference
