@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 
 from tocsr_nas.teacher.data import psnr
-from tocsr_nas.errors import TocsrError, require_at_least
+from tocsr_nas.errors import TocsrError, require_at_least, require_in_range
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import SRModel
 from tocsr_nas.sr.pool import LatentPool
@@ -132,12 +132,13 @@ class DistillConfig:
         check_loop_settings(self)
         require_at_least(self, 0, "pixel_items")
         require_at_least(self, 1, "pool_size", "pool_patch", "crop", "val_patches")
-        if self.target_steps is not None and self.target_steps < 1:
-            raise TocsrError(f"--target-steps must be >= 1, got {self.target_steps}")
+        if self.target_steps is not None:
+            require_at_least(self, 1, "target_steps")
+        if self.timestep is not None:
+            require_at_least(self, 0, "timestep")  # its upper end is the SR model's schedule, checked on use
         if self.start not in ("lr", "noise"):
             raise TocsrError(f"--start must be 'lr' or 'noise', got {self.start!r}")
-        if min(self.w_distill, self.w_latent, self.w_pixel) < 0:
-            raise TocsrError("loss weights must be >= 0")
+        require_in_range(self, "w_distill", "w_latent", "w_pixel", low=0, options={"w_pixel": "--pixel-weight"})
 
 
 def sigma(model: SRModel) -> torch.Tensor:

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 
 from tocsr_nas._io import atomic_write_json, read_json
 from tocsr_nas.teacher.data import PhotoDataset, psnr
-from tocsr_nas.errors import TocsrError, require_at_least
+from tocsr_nas.errors import TocsrError, require_at_least, require_in_range
 from tocsr_nas.teacher import Teacher, build_teacher
 from tocsr_nas.training import Checkpoints, Run, Stopped, adamw, check_loop_settings, open_run, step_seed
 
@@ -119,10 +119,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_loop_settings(self, lrs={"vae_lr": "--vae-lr", "unet_lr": "--lr"})
-        require_at_least(self, 0, "vae_steps")
-        require_at_least(self, 1, "vae_batch_size", "patch_size", "vae_patch_size", "val_patches", "calibration_patches")
-        if self.kl_weight < 0:
-            raise TocsrError(f"--kl-weight must be >= 0, got {self.kl_weight}")
+        require_at_least(
+            self, 1, "vae_steps", "vae_batch_size", "patch_size", "vae_patch_size", "val_patches", "calibration_patches"
+        )
+        require_in_range(self, "kl_weight", low=0)
 
 
 # ---------------------------------------------------------------------- metrics
