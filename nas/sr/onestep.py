@@ -198,15 +198,20 @@ def distill_onestep(
     target_steps = int(config.target_steps or model.config["sampler"]["steps"])
     min_size = max(config.pool_patch, 64)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
-    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
     ckpt = Checkpoints(out)
+    pool_path = ckpt.dir / _POOL_FILE
+    # the training photos are read (and a bad or small one refused) before OUT is created, unless cached
+    train = None if pool_path.is_file() else load_photos(
+        config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size
+    )  # fmt: skip
+    state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json")
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
-    pool_path = ckpt.dir / _POOL_FILE
     if pool_path.is_file():
         pool = LatentPool.load(pool_path)
     else:
-        train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
+        if train is None:  # the cached pool vanished between the two checks
+            train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
         logger.info("one-step: encoding %d patches and sampling them with %d DDIM steps", config.pool_size, target_steps)
         pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 1))
         noise = initial_noise(tuple(pool.z_lr.shape), step_seed(config.seed, "noise", 0))  # (N, C, p, p)
