@@ -190,9 +190,9 @@ def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
     directory = Path(directory)
     unet = load_compact(directory)
     try:
-        vae = AutoencoderKL.from_pretrained(directory / "vae")
+        vae = AutoencoderKL.from_pretrained(directory / "vae", low_cpu_mem_usage=False)  # no accelerate warning
         scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
-        context = NullContext.from_pretrained(directory / "context")
+        context = NullContext.from_pretrained(directory / "context", low_cpu_mem_usage=False)
     except (OSError, ValueError) as exc:
         raise CompactFormatError(f"{directory}: incomplete export ({exc})") from None
     return Teacher(vae=vae.eval(), unet=unet, scheduler=scheduler, context=context.eval(), preset="compact")
