@@ -89,8 +89,9 @@ def adamw(parameters: list[nn.Parameter], lr: float) -> torch.optim.AdamW:
 def check_loop_settings(config: object, lrs: tuple[str, ...] | Mapping[str, str] = ("lr",)) -> None:
     """Check the settings every loop's config shares.
 
-    ``steps``, ``batch_size`` and ``checkpoint_every`` must be ``>= 1`` (zero steps would save an
-    untrained model), ``warmup`` ``>= 0``, ``seed`` an integer ``>= 0`` and ``val_fraction`` (where the
+    ``steps`` and ``warmup`` must be ``>= 0`` (zero steps, an untrained model, is for API callers
+    such as tests; the command line asks for ``--steps >= 1``), ``batch_size`` and
+    ``checkpoint_every`` ``>= 1``, ``seed`` an integer ``>= 0`` and ``val_fraction`` (where the
     config has one) in ``[0, 1)``; each learning rate named in ``lrs`` a finite number ``> 0`` (``lrs``
     maps a field to its command-line option where the two differ, e.g. ``{"unet_lr": "--lr"}``; a
     plain name is its own option).
@@ -105,8 +106,8 @@ def check_loop_settings(config: object, lrs: tuple[str, ...] | Mapping[str, str]
         ...
         tocsr_nas.errors.UserInputError: --lr must be a finite number > 0, got 0.0
     """
-    require_at_least(config, 0, "warmup")
-    require_at_least(config, 1, "steps", "batch_size", "checkpoint_every")
+    require_at_least(config, 0, "steps", "warmup")
+    require_at_least(config, 1, "batch_size", "checkpoint_every")
     if hasattr(config, "seed"):
         require_at_least(config, 0, "seed")
     if hasattr(config, "val_fraction"):

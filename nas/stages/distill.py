@@ -86,9 +86,8 @@ class DistillConfig:
     keep_features: bool = False
 
     def __post_init__(self) -> None:
-        # zero steps would save an untrained library
-        require_at_least(self, 1, "steps", "samples", "val_samples", "batch_size", "capture_batch", "workers", "threads")
-        require_at_least(self, 0, "seed")
+        require_at_least(self, 1, "samples", "val_samples", "batch_size", "capture_batch", "workers", "threads")
+        require_at_least(self, 0, "steps", "seed")  # zero steps (an untrained library): API only, the CLI asks >= 1
         if self.resolution is not None:
             require_at_least(self, 1, "resolution")
         require_in_range(self, "lr", low=0, low_open=True)

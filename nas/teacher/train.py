@@ -119,9 +119,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_loop_settings(self, lrs={"vae_lr": "--vae-lr", "unet_lr": "--lr"})
-        require_at_least(
-            self, 1, "vae_steps", "vae_batch_size", "patch_size", "vae_patch_size", "val_patches", "calibration_patches"
-        )
+        require_at_least(self, 0, "vae_steps")
+        require_at_least(self, 1, "vae_batch_size", "patch_size", "vae_patch_size", "val_patches", "calibration_patches")
         require_in_range(self, "kl_weight", low=0)
 
 

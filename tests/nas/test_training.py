@@ -80,8 +80,8 @@ def test_check_loop_settings():
     for lr in (-1.0, 0.0, float("nan"), float("inf")):
         with pytest.raises(UserInputError, match=f"--lr must be a finite number > 0, got {lr}"):
             check_loop_settings(_Config(lr=lr))
-    with pytest.raises(UserInputError, match="--steps must be >= 1, got 0"):  # an untrained model
-        check_loop_settings(_Config(steps=0))
+    with pytest.raises(UserInputError, match="--steps must be >= 0, got -1"):
+        check_loop_settings(_Config(steps=-1))
 
 
 def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path):
