@@ -133,20 +133,20 @@ class Teacher:
     def latent_size(self, px: int) -> int:
         """Side of the latent for an image side of ``px`` pixels.
 
-        The side must fit the whole network: a multiple of ``m = f 2^d`` (the VAE factor ``f`` times
-        one halving per UNet downsampling ``d``, so every candidate of a block sees the same sizes)
-        and at least ``2 m`` (the deepest feature map at least 2 x 2; one value per channel breaks
-        normalisation layers).
+        The side must fit the whole network: a positive multiple of ``m = f 2^d`` (the VAE factor
+        ``f`` times one halving per UNet downsampling ``d``), so that every level halves exactly and
+        every candidate of a block sees the same sizes (odd sides round differently in a strided
+        convolution and a pooling, and the skip connections no longer match).
 
         Raises:
             TocsrError: if ``px`` does not fit.
         """
         f, d = self.vae_scale_factor, self.unet_downsamplings
         m = f * 2**d
-        if isinstance(px, bool) or not isinstance(px, numbers.Integral) or px < 2 * m or px % m:
+        if isinstance(px, bool) or not isinstance(px, numbers.Integral) or px < m or px % m:
             raise TocsrError(
-                f"resolution {px} px does not fit the teacher: it must be a multiple of the VAE factor {f} times "
-                f"2^{d} (its UNet downsamplings) = {m} px, and at least {2 * m} px"
+                f"resolution {px} px does not fit the teacher: it must be a positive multiple of the VAE factor {f} "
+                f"times 2^{d} (its UNet downsamplings) = {m} px"
             )
         return px // f
 

@@ -158,9 +158,13 @@ CASES: list[Case] = [
                                                    ("huge", str(2**64), "must be <= ")]),
     Case("distill", "resolution-off-grid", [*DISTILL, "--resolution", "12"], r"resolution 12 px does not fit.*16 px",
          absent=["{tmp}/out"]),
-    Case("distill", "resolution-too-small", [*DISTILL, "--resolution", "16"], r"resolution 16 px .*at least 32 px",
+    Case("distill", "resolution-too-small", [*DISTILL, "--resolution", "8"], r"resolution 8 px does not fit.*16 px",
          absent=["{tmp}/out"]),
     Case("space", "resolution-too-small", [*SPACE, "--resolution", "8"], r"resolution 8 px does not fit"),
+    Case("space", "resolution-deepest-1px", [*SPACE, "--resolution", "16"], r"resolution 16 px",
+         marks=[pytest.mark.xfail(strict=True, reason="16 px fits the tiny teacher (a 1x1 deepest map; SD 2.1 is "
+                                  "costed at that size on purpose) but a candidate of the packaged 'unet' space "
+                                  "normalises over one value per channel and raises ValueError (a traceback)")]),
     # teacher train: --vae-lr inf used to train a NaN VAE
     *_numeric_cases("teacher train", TEACHER, "--steps", [ZERO]),
     *_numeric_cases("teacher train", TEACHER, "--vae-steps", [ZERO, NEG]),
