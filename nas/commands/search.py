@@ -68,12 +68,24 @@ def parse_epsilons(text: str) -> list[float]:
 
 
 def parse_strategy_option(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` -> ``(key, value)``; the value is parsed as JSON when it is JSON, else kept as a string."""
+    """``KEY=VALUE`` -> ``(key, value)``; the value is parsed as JSON when it is JSON, else kept as a string.
+
+    Raises:
+        argparse.ArgumentTypeError: no ``KEY=``, or a number in VALUE that is not finite (``NaN``,
+            ``Infinity``, ``1e999``): it would pass every range check of the strategy.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip().isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY an option name, got {text!r}")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{key.strip()}: {number} is not a finite number")
+        return value
+
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_float=finite, parse_constant=finite)
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value

@@ -216,6 +216,11 @@ CASES: list[Case] = [
     *_numeric_cases("search", SEARCH, "--val-seed", [("negative", "-1", "must be >= 0")]),
     *_numeric_cases("search", SEARCH, "--time-budget", [NAN, INF]),
     *_numeric_cases("search", SEARCH, "--max-gmacs", [NAN]),
+    *[Case("search", f"strategy-option-{vid}", [*SEARCH, "--strategy-option", f"mutation_rate={value}"],
+           rf"--strategy-option.*mutation_rate: {shown} is not a finite number", absent=["{tmp}/out"])
+      for vid, value, shown in (("nan", "NaN", "NaN"), ("inf", "Infinity", "Infinity"), ("overflow", "1e999", "1e999"),
+                                ("in-list", "[0.1,-Infinity]", "-Infinity"))],
+    Case("search", "epsilon-nan", [*SEARCH[:-4], "--epsilon", "0.1,nan", "--out", "{tmp}/out"], r"epsilon out of range: nan"),
     # export
     *_numeric_cases("export", EXPORT, "--trial", [("negative", "-1", "must be >= 0"), INT_WORD]),
     *_numeric_cases("export", EXPORT, "--epsilon", [NAN, INF, ("zero", "0", "positive")]),
