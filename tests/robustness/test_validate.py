@@ -210,6 +210,8 @@ CASES: list[Case] = [
     *_numeric_cases("evaluate", EVALUATE, "--scale", [ZERO]),
     *_numeric_cases("evaluate", EVALUATE, "--steps", [ZERO, NEG]),
     *_numeric_cases("evaluate", EVALUATE, "--max-side", [ZERO]),
+    Case("evaluate", "max-side-below-model", [*EVALUATE, "--max-side", "3", "--threads", "1"],
+         r"--max-side 3 is below 16 px", unchanged=["{sr}"], absent=["{tmp}/out"]),
     *_numeric_cases("evaluate", EVALUATE, "--threads", [ZERO]),
     # search (the rest of its numbers were already checked)
     *_numeric_cases("search", SEARCH, "--seed", [("negative", "-1", "must be >= 0"), INT_FLOAT]),
