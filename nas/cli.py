@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="run a Python file (.py) or import a module first - its code executes with your permissions, so "
-        "give only trusted plugins - so the strategies, surrogates and qualities it registers can be named "
+        help="run a Python file (.py) or import a module before the command, so the strategies, surrogates and "
+        "qualities it registers can be named; its code executes with your permissions: use only trusted plugins "
         "(repeatable; goes before the command)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
