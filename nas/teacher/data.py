@@ -164,7 +164,7 @@ def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
 
 #: PIL modes of 8 bits per sample that ``Image.convert("RGB")`` maps faithfully (grey replicated,
 #: palette looked up, alpha dropped, CMYK / YCbCr / LAB converted)
-_RGB_CONVERTIBLE = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+_RGB_CONVERTIBLE = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
 
 
 def _white_level(img: Image.Image, path: Path) -> float:
