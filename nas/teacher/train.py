@@ -292,6 +292,10 @@ def train_teacher(
     """
     out, config = Path(out), config or TrainConfig()
     teacher = build_teacher(config.preset, seed=config.seed)  # bad inputs fail before out is written
+    teacher.latent_size(config.patch_size)  # the UNet's patches fit its downsamplings
+    if config.vae_patch_size % teacher.vae_scale_factor:
+        f = teacher.vae_scale_factor
+        raise TocsrError(f"vae_patch_size {config.vae_patch_size} px is not a multiple of the VAE factor {f}")
     data = _Data(config)
     state = open_run(out, config, resume=resume, resumable=_RESUMABLE_CHANGES, done_file="metrics.json", phases=_PHASES)
     if state["phase"] == "done":

@@ -420,3 +420,15 @@ def test_compact_backbone_loads_without_accelerate_warning(artefacts, tmp_path):
     done = subprocess.run([sys.executable, "-m", "tocsr_nas.cli", *argv], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "accelerate" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(("fields", "match"), [({"patch_size": 24}, r"resolution 24 px does not fit"),
+                                               ({"vae_patch_size": 30}, r"vae_patch_size 30 px")])
+def test_teacher_patch_sizes_must_fit_the_preset(fields, match, tmp_path):
+    """Patch sizes the tiny teacher cannot take are refused before anything is written."""
+    from tocsr_nas.errors import TocsrError
+    from tocsr_nas.teacher.train import TrainConfig, train_teacher
+
+    with pytest.raises(TocsrError, match=match):
+        train_teacher(tmp_path / "out", TrainConfig(steps=1, vae_steps=1, **fields), progress=False)
+    assert not (tmp_path / "out").exists()
