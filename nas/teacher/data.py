@@ -147,14 +147,28 @@ def split_images(names: Sequence[str], val_fraction: float = 0.25, seed: int = 0
 DEFAULT_VAL_PHOTOS: tuple[str, ...] = ("ihc", "motorcycle_left")
 
 
-def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
-    """Any 2-D / 3-D uint8-ish array -> ``(H, W, 3)`` uint8."""
+def _as_rgb(array: np.ndarray, name: str, white: float | None = None) -> np.ndarray:
+    """Any 2-D / 3-D pixel array -> ``(H, W, 3)`` uint8, keeping its brightness.
+
+    ``uint8`` is kept; other values are scaled by ``255 / white`` and rounded, where ``white`` (the
+    value of white) defaults to 65535 for ``uint16``, 1 for floats and booleans, and 255 for other
+    integers. Grey is replicated to three channels, alpha dropped.
+
+    Raises:
+        ImageDataError: NaN or infinite pixels, pixels outside ``[0, white]`` (nothing is clipped
+            silently), or a shape that is not an image (the message starts with ``name``).
+    """
     a = np.asarray(array)
     if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating):
-            a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        else:
-            a = np.clip(a, 0, 255).astype(np.uint8)
+        if white is None:
+            white = 65535.0 if a.dtype == np.uint16 else 1.0 if a.dtype.kind in "fb" else 255.0
+        values = a.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ImageDataError(f"{name}: NaN or infinite pixels")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low < 0 or high > white:
+            raise ImageDataError(f"{name}: {a.dtype} pixels span [{low:g}, {high:g}], outside [0, {white:g}]")
+        a = np.rint(values * (255.0 / white)).astype(np.uint8)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
@@ -172,7 +186,7 @@ def _white_level(img: Image.Image, path: Path) -> float:
     if img.mode.startswith("I;16"):
         return 65535.0
     if img.mode == "F":
-        return 1.0  # floating-point images are in [0, 1] (checked by the caller)
+        return 1.0  # floating-point images are in [0, 1] (checked by _as_rgb)
     # mode "I" (32-bit integers): the file's declared bits per sample give the range
     bits = 16 if img.format == "PNG" else None
     tags = getattr(img, "tag_v2", None)
@@ -189,24 +203,14 @@ def _white_level(img: Image.Image, path: Path) -> float:
 def _pil_to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     """An opened PIL image of any mode as ``(H, W, 3)`` uint8 RGB, keeping its brightness.
 
-    8-bit modes go through ``convert("RGB")``; 16-bit greyscale (``I;16*``, and ``I`` with 16 bits
-    declared) is divided by 65535, floating-point greyscale (``F``, values in ``[0, 1]``) scaled by 255,
-    rounded (PIL's own ``convert`` would clip a 16-bit image to 255 almost everywhere).
+    8-bit modes go through ``convert("RGB")``; 16-bit greyscale (``I;16*``, and ``I`` with 8 or 16
+    bits declared) and floating-point greyscale (``F``, in ``[0, 1]``) are scaled by their white
+    level in :func:`_as_rgb` (PIL's own ``convert`` clips a 16-bit image to 255 almost everywhere).
     """
     if img.mode in _RGB_CONVERTIBLE:
         return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        white = _white_level(img, path)
-        values = np.asarray(img, dtype=np.float64)  # (H, W)
-        if not np.isfinite(values).all():
-            raise ImageDataError(f"cannot read image {path}: it has NaN or infinite pixels")
-        low, high = float(values.min()), float(values.max())
-        if low < 0 or high > white:
-            raise ImageDataError(
-                f"cannot read image {path}: mode {img.mode} pixels span [{low:g}, {high:g}], outside [0, {white:g}]"
-            )
-        grey = np.rint(values * (255.0 / white)).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
+        return _as_rgb(np.asarray(img), f"cannot read image {path}", white=_white_level(img, path))
     raise ImageDataError(f"cannot read image {path}: unsupported mode {img.mode} (convert it to RGB)")
 
 

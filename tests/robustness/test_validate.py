@@ -432,3 +432,18 @@ def test_teacher_patch_sizes_must_fit_the_preset(fields, match, tmp_path):
     with pytest.raises(TocsrError, match=match):
         train_teacher(tmp_path / "out", TrainConfig(steps=1, vae_steps=1, **fields), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_photo_arrays_keep_their_brightness_or_are_refused():
+    """Arrays given to ``PhotoDataset`` go through the same conversion: uint16 scaled, nothing clipped."""
+    from tocsr_nas.teacher.data import PhotoDataset
+
+    grey = _grey16(64)
+    photos = PhotoDataset([("ramp16", grey)], min_size=64)
+    expected = np.rint(grey / 257.0) / 127.5 - 1.0
+    assert np.allclose(photos.image(0)[0].numpy(), expected, atol=1e-6)
+    for name, array, match in [("over", np.full((64, 64), 1.5), r"over: float64 pixels span \[1.5, 1.5\]"),
+                               ("nan", np.full((64, 64), np.nan), "nan: NaN"),
+                               ("int", np.full((64, 64, 3), 300, np.int32), r"int: int32 pixels span \[300, 300\]")]:
+        with pytest.raises(ImageDataError, match=match):
+            PhotoDataset([(name, array)], min_size=64)
