@@ -9,7 +9,9 @@ traceback.
 
 ``--plugin MODULE`` (before the command, repeatable) imports a module - a dotted name on
 ``sys.path`` or a ``.py`` file - before the command runs, so the strategies, surrogate types and
-quality evaluators it registers (``@register_strategy`` ...) can be named on the command line::
+quality evaluators it registers (``@register_strategy`` ...) can be named on the command line.
+Importing *executes* the module's code with your permissions, like ``python FILE``: give only
+plugins you trust::
 
     tocsr-nas --plugin examples/custom_strategy.py search ... --strategy greedy-prior
 """
@@ -77,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import a .py file or module first, so the strategies, surrogates and qualities it registers "
-        "can be named (repeatable; goes before the command)",
+        help="run a Python file (.py) or import a module before the command, so the strategies, surrogates and "
+        "qualities it registers can be named; its code executes with your permissions: use only trusted plugins "
+        "(repeatable; goes before the command)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

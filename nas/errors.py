@@ -7,6 +7,9 @@ Every error derives from :class:`TocsrError`, which lives in the torch-free
 imports nothing heavy.
 """
 
+import math
+import numbers
+
 from tocsr_nas.searchspace.errors import SearchSpaceError, TocsrError
 
 __all__ = [
@@ -14,7 +17,9 @@ __all__ = [
     "SearchSpaceError",
     "UserInputError",
     "DamagedFileError",
+    "option_name",
     "require_at_least",
+    "require_in_range",
 ]
 
 
@@ -48,5 +53,70 @@ def require_at_least(config: object, minimum: int, *names: str) -> None:
     """
     for name in names:
         value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise UserInputError(f"{option_name(name)} must be an integer, got {value!r}")
         if value < minimum:
-            raise UserInputError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+            raise UserInputError(f"{option_name(name)} must be >= {minimum}, got {value}")
+
+
+def option_name(field: str) -> str:
+    """The command-line option of a settings field: ``batch_size`` -> ``--batch-size``."""
+    return f"--{field.replace('_', '-')}"
+
+
+def require_in_range(
+    config: object,
+    *names: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+    options: dict[str, str] | None = None,
+) -> None:
+    """Check that each named field of a settings object is a finite number within ``[low, high]``.
+
+    NaN and the infinities are always refused (a NaN passes every ``<`` check, so ``value < 0`` alone
+    lets it through). The message names the field as its command-line option.
+
+    Args:
+        config: the settings object (a dataclass, a namespace...).
+        *names: the fields to check.
+        low: the smallest allowed value (``None``: no lower bound).
+        high: the largest allowed value (``None``: no upper bound).
+        low_open: exclude ``low`` itself (``(low, ...``).
+        high_open: exclude ``high`` itself (``..., high)``).
+        optional: let ``None`` through (a field whose ``None`` means "automatic").
+        options: the option of a field whose name differs from it, e.g. ``{"unet_lr": "--lr"}``.
+
+    Raises:
+        UserInputError: the first bad field, named as its option, with the allowed range.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> require_in_range(SimpleNamespace(w_pixel=float("nan")), "w_pixel", low=0)
+        Traceback (most recent call last):
+        ...
+        tocsr_nas.errors.UserInputError: --w-pixel must be a finite number >= 0, got nan
+    """
+    options = options or {}
+    if low is not None and high is not None:
+        allowed = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        allowed = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        allowed = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        allowed = ""
+    for name in names:
+        value = getattr(config, name)
+        if value is None and optional:
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            option = options.get(name, option_name(name))
+            raise UserInputError(f"{option} must be a finite number {allowed}".rstrip() + f", got {value!r}")

@@ -45,7 +45,7 @@ from tocsr_nas._io import (
     save_safetensors,
     save_torch_state,
 )
-from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least
+from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, option_name, require_at_least, require_in_range
 
 __all__ = [
     "step_seed",
@@ -89,9 +89,12 @@ def adamw(parameters: list[nn.Parameter], lr: float) -> torch.optim.AdamW:
 def check_loop_settings(config: object, lrs: tuple[str, ...] | Mapping[str, str] = ("lr",)) -> None:
     """Check the settings every loop's config shares.
 
-    ``steps`` and ``warmup`` must be ``>= 0``, ``batch_size`` and ``checkpoint_every`` ``>= 1``,
-    and each learning rate named in ``lrs`` ``> 0`` (``lrs`` maps a field to its command-line option
-    where the two differ, e.g. ``{"unet_lr": "--lr"}``; a plain name is its own option).
+    ``steps`` and ``warmup`` must be ``>= 0`` (zero steps, an untrained model, is for API callers
+    such as tests; the command line asks for ``--steps >= 1``), ``batch_size`` and
+    ``checkpoint_every`` ``>= 1``, ``seed`` an integer ``>= 0`` and ``val_fraction`` (where the
+    config has one) in ``[0, 1)``; each learning rate named in ``lrs`` a finite number ``> 0`` (``lrs``
+    maps a field to its command-line option where the two differ, e.g. ``{"unet_lr": "--lr"}``; a
+    plain name is its own option).
 
     Raises:
         UserInputError: the first bad field, named as its command-line option.
@@ -101,15 +104,16 @@ def check_loop_settings(config: object, lrs: tuple[str, ...] | Mapping[str, str]
         >>> check_loop_settings(SimpleNamespace(steps=1, warmup=0, batch_size=2, checkpoint_every=1, lr=0.0))
         Traceback (most recent call last):
         ...
-        tocsr_nas.errors.UserInputError: --lr must be > 0, got 0.0
+        tocsr_nas.errors.UserInputError: --lr must be a finite number > 0, got 0.0
     """
     require_at_least(config, 0, "steps", "warmup")
     require_at_least(config, 1, "batch_size", "checkpoint_every")
-    options = dict(lrs) if isinstance(lrs, Mapping) else {name: f"--{name.replace('_', '-')}" for name in lrs}
-    for name, option in options.items():
-        value = getattr(config, name)
-        if not value > 0:
-            raise UserInputError(f"{option} must be > 0, got {value}")
+    if hasattr(config, "seed"):
+        require_at_least(config, 0, "seed")
+    if hasattr(config, "val_fraction"):
+        require_in_range(config, "val_fraction", low=0, high=1, high_open=True)
+    options = dict(lrs) if isinstance(lrs, Mapping) else {name: option_name(name) for name in lrs}
+    require_in_range(config, *options, low=0, low_open=True, options=options)
 
 
 class Checkpoints:

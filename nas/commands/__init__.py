@@ -20,20 +20,39 @@ __all__ = [
     "add_seed",
     "add_step_options",
     "add_threads",
+    "fraction",
     "given",
+    "non_negative_float",
     "non_negative_int",
     "positive_float",
     "positive_int",
+    "seed",
 ]
 
+#: the largest seed: every seed must fit a ``torch.Generator`` (64 bits) with room for offsets
+MAX_SEED = 2**63 - 1
 
-def _int(text: str, minimum: int) -> int:
+
+def _int(text: str, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    """A finite number (NaN and the infinities pass every ``<=`` check, so they are refused here)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -47,14 +66,32 @@ def non_negative_int(text: str) -> int:
     return _int(text, 0)
 
 
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in ``[0, 2**63 - 1]``."""
+    return _int(text, 0, MAX_SEED)
+
+
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
+    value = _float(text)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a finite number in ``(0, 1]``."""
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
 
 
@@ -83,14 +120,12 @@ def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = True, def
 def add_seed(p: argparse.ArgumentParser, default: int | None = None, help: str = "seed") -> None:
     """``--seed N``; the help names the default (``0`` when ``default`` is ``None``: the config's)."""
     shown = 0 if default is None else default
-    p.add_argument("--seed", type=int, default=default, help=f"{help} (default {shown})")
+    p.add_argument("--seed", type=seed, default=default, help=f"{help} (default {shown})")
 
 
-def add_threads(
-    p: argparse.ArgumentParser, default: int | None = None, help: str = "torch CPU threads", *, type: Any = int
-) -> None:
-    """``--threads N``: torch CPU threads (:func:`tocsr_nas.threads.set_threads`; ``None``: torch's choice)."""
-    p.add_argument("--threads", type=type, default=default, help=help)
+def add_threads(p: argparse.ArgumentParser, default: int | None = None, help: str = "torch CPU threads") -> None:
+    """``--threads N`` (>= 1): torch CPU threads (:func:`tocsr_nas.threads.set_threads`; ``None``: torch's choice)."""
+    p.add_argument("--threads", type=positive_int, default=default, help=help)
 
 
 def add_resume(p: argparse.ArgumentParser, help: str = "continue OUT from its last checkpoint") -> None:
@@ -112,10 +147,12 @@ def add_step_options(
     what: tuple[str, str, str] = ("optimisation steps", "latent crops per step", "peak learning rate"),
 ) -> None:
     """``--steps``, ``--batch-size`` and ``--lr`` of a training command; unset (``None``) they take the
-    config's defaults, which the help quotes. ``what`` are the three helps without their defaults."""
-    p.add_argument("--steps", type=int, default=None, help=f"{what[0]} (default {steps})")
-    p.add_argument("--batch-size", type=int, default=None, help=f"{what[1]} (default {batch_size})")
-    p.add_argument("--lr", type=float, default=None, help=f"{what[2]} (default {lr})")
+    config's defaults, which the help quotes. ``what`` are the three helps without their defaults.
+    ``--steps`` and ``--batch-size`` are integers >= 1 (zero steps would save an untrained model),
+    ``--lr`` a finite number > 0."""
+    p.add_argument("--steps", type=positive_int, default=None, help=f"{what[0]} (default {steps})")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"{what[1]} (default {batch_size})")
+    p.add_argument("--lr", type=positive_float, default=None, help=f"{what[2]} (default {lr})")
 
 
 def add_checkpoint_options(
@@ -127,7 +164,7 @@ def add_checkpoint_options(
 ) -> None:
     """The options of a checkpointed training command: ``--checkpoint-every``, ``--resume``,
     ``--keep-checkpoints``, ``--no-progress`` and ``--threads``."""
-    p.add_argument("--checkpoint-every", type=int, default=None, help=f"steps between checkpoints (default {every})")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, help=f"steps between checkpoints (default {every})")
     add_resume(p)
     p.add_argument("--keep-checkpoints", action="store_true", help=keep)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

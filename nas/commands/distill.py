@@ -13,7 +13,7 @@ from tocsr_nas.commands import (
     add_seed,
     add_threads,
     given,
-    non_negative_int,
+    positive_float,
     positive_int,
 )
 
@@ -39,20 +39,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", help="a preset teacher with random weights instead (tiny, sd21-vae16)")
     p.add_argument("--space", help="search space YAML (default: the packaged space 'unet')")
     add_out(p, "library folder: new or empty, or the one to --resume")
-    p.add_argument("--steps", type=non_negative_int, default=d.steps, help=f"Adam steps per pair (default {d.steps})")
+    p.add_argument("--steps", type=positive_int, default=d.steps, help=f"Adam steps per pair (default {d.steps})")
     p.add_argument("--samples", type=positive_int, default=d.samples, help=f"training feature samples (default {d.samples})")
     p.add_argument(
         "--val-samples", type=positive_int, default=d.val_samples,
         help=f"held-out feature samples, from the validation photos (default {d.val_samples})",
     )
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"samples per step (default {d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     add_seed(p, d.seed, "seed of data, noise and initialisation")
     p.add_argument("--resolution", type=positive_int, metavar="PX", help="patch side in pixels (default: the teacher's)")
     p.add_argument("--workers", type=positive_int, default=d.workers, help=f"parallel jobs (processes; default {d.workers})")
     add_threads(
         p, d.threads, f"torch threads of the teacher capture and of each job (default {d.threads}: small blocks gain "
-        "nothing from more)", type=positive_int,
+        "nothing from more)",
     )  # fmt: skip
     add_resume(p, "finish the library in OUT; finished pairs are kept")
     p.add_argument("--keep-features", action="store_true", help="keep OUT/features (the captured block features)")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_threads
+from tocsr_nas.commands import add_out, add_threads, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path, help="SR model folder (one-step or multi-step)")
     p.add_argument("--multistep", type=Path, default=None, help="the multi-step SR folder, for a one-step --model")
     p.add_argument("--images", type=Path, default=None, help="folder of HR images (default: the held-out photos)")
-    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps of the multi-step model (default: its own)")
-    p.add_argument("--max-side", type=int, default=None, help="centre-crop each image to at most this many px per side")
+    p.add_argument("--scale", type=positive_int, default=4, help="upscaling factor (default 4)")
+    p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps of the multi-step model (default: its own)")
+    p.add_argument("--max-side", type=positive_int, default=None, help="centre-crop each image to at most this many px per side")
     add_out(p, "output folder (default: MODEL/evaluation)", required=False)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_threads(p)

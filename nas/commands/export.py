@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out
+from tocsr_nas.commands import add_out, non_negative_int, positive_float
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--search", type=Path, required=True, help="a `tocsr-nas search --out` folder")
     pick = p.add_mutually_exclusive_group()
-    pick.add_argument("--trial", type=int, help="export this trial id")
-    pick.add_argument("--epsilon", type=float, help="export the best feasible trial at this epsilon (one of the search's)")
+    pick.add_argument("--trial", type=non_negative_int, help="export this trial id")
+    pick.add_argument("--epsilon", type=positive_float, help="export the best feasible trial at this epsilon (one of the search's)")
     add_out(p, "the compact folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=run)

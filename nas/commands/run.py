@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_seed, add_threads
-from tocsr_nas.errors import UserInputError
+from tocsr_nas.commands import add_out, add_seed, add_threads, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_out(p, "output folder (default: runs/demo)", required=False, default=Path("runs/demo"))
     p.add_argument("--preset", default=d.preset, help="teacher preset (default: tiny, the shipped checkpoint)")
     add_seed(p, d.seed, "seed of every stage")
-    p.add_argument("--budget", type=int, default=d.budget, help=f"search evaluations (default {d.budget})")
+    p.add_argument("--budget", type=positive_int, default=d.budget, help=f"search evaluations (default {d.budget})")
     p.add_argument("--strategy", default=d.strategy, help=f"search strategy (default {d.strategy})")
-    p.add_argument("--workers", type=int, default=d.workers, help=f"distillation processes (default {d.workers})")
+    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"distillation processes (default {d.workers})")
     add_threads(p, d.threads, f"torch CPU threads per stage (default {d.threads})")
     p.add_argument("--quick", action="store_true", help="tiny stage sizes: a smoke test of the pipeline (minutes)")
     p.set_defaults(func=run)
@@ -37,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from tocsr_nas.stages.run import PipelineSettings, quick_settings, run_pipeline
     from tocsr_nas.stages.report import write_report
 
-    if args.budget < 1 or args.workers < 1 or args.threads < 1:
-        raise UserInputError("--budget, --workers and --threads must be >= 1")
     base = quick_settings() if args.quick else PipelineSettings()
     settings = PipelineSettings(
         **{**base.__dict__, "preset": args.preset, "seed": args.seed, "strategy": args.strategy,

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas.commands import positive_float, positive_int
+from tocsr_nas.commands import positive_float, positive_int, seed
 from tocsr_nas.search.setup import DEFAULT_BUDGET
 
 #: epsilon must lie in this open interval
@@ -68,12 +68,24 @@ def parse_epsilons(text: str) -> list[float]:
 
 
 def parse_strategy_option(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` -> ``(key, value)``; the value is parsed as JSON when it is JSON, else kept as a string."""
+    """``KEY=VALUE`` -> ``(key, value)``; the value is parsed as JSON when it is JSON, else kept as a string.
+
+    Raises:
+        argparse.ArgumentTypeError: no ``KEY=``, or a number in VALUE that is not finite (``NaN``,
+            ``Infinity``, ``1e999``): it would pass every range check of the strategy.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip().isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY an option name, got {text!r}")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{key.strip()}: {number} is not a finite number")
+        return value
+
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_float=finite, parse_constant=finite)
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value
@@ -112,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--budget", type=positive_int, metavar="N", help=f"evaluations (default {DEFAULT_BUDGET} without --time-budget)")
     p.add_argument("--time-budget", type=positive_float, metavar="S", help="wall seconds (checked before each batch)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the strategy (default 0)")
+    p.add_argument("--seed", type=seed, default=0, metavar="S", help="seed of the strategy (default 0)")
     p.add_argument(
         "--quality",
         default="denoising",
@@ -125,7 +137,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-params", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these parameters")
     p.add_argument("--resolution", type=positive_int, metavar="PX", help="image side in pixels (default: the library's)")
     p.add_argument("--val-samples", type=positive_int, default=32, metavar="N", help="validation samples (default 32)")
-    p.add_argument("--val-seed", type=int, default=0, metavar="S", help="seed of the validation timesteps and noise (default 0)")
+    p.add_argument("--val-seed", type=seed, default=0, metavar="S", help="seed of the validation timesteps and noise (default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (new or empty, or the one to --resume)")
     p.add_argument("--resume", action="store_true", help="continue the search journalled in --out")
     p.add_argument("--no-prior", action="store_true", help="do not give the strategy the library's distillation losses")

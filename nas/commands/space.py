@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from tocsr_nas.commands import positive_int
 from tocsr_nas.errors import UserInputError
 
 
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", help="teacher preset (tiny, sd21-vae16); default: the shipped tiny teacher")
     src.add_argument("--teacher", type=Path, help="a teacher folder (diffusers layout)")
     p.add_argument("--space", help="search space YAML file (default: the packaged 'unet' space)")
-    p.add_argument("--resolution", type=int, help="image side in pixels (default: the preset's, 512 for sd21-vae16)")
+    p.add_argument("--resolution", type=positive_int, help="image side in pixels (default: the preset's, 512 for sd21-vae16)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--no-cache", action="store_true", help="rebuild the cost table even if a cached one exists")
     p.set_defaults(func=run)

@@ -12,7 +12,11 @@ from tocsr_nas.commands import (
     add_out,
     add_seed,
     add_step_options,
+    fraction,
     given,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
 )
 
 
@@ -36,11 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--teacher", type=Path, default=None, help="teacher folder for a compact backbone's VAE (default: the one it records)")
     add_step_options(train, steps=300, batch_size=16, lr="3e-4")
     add_seed(train, help="seed of data and noise")
-    train.add_argument("--pool-size", type=int, default=None, help="training patches encoded once (default 96)")
+    train.add_argument("--pool-size", type=positive_int, default=None, help="training patches encoded once (default 96)")
     train.add_argument("--trainable", choices=("all", "unet"), default=None, help="train the UNet and null context (all, default) or the UNet only")
-    train.add_argument("--sampler-steps", type=int, default=None, help="default DDIM steps of the saved model (default 20)")
+    train.add_argument("--sampler-steps", type=positive_int, default=None, help="default DDIM steps of the saved model (default 20)")
     train.add_argument(
-        "--strength", type=float, default=None,
+        "--strength", type=fraction, default=None,
         help="sampler strength in (0, 1]: 1 starts DDIM from pure noise, less from the noised LR latent (default 0.3)",
     )  # fmt: skip
     add_image_options(train, "train on this folder of images instead of the built-in photos")
@@ -61,11 +65,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_out(distill, "output one-step model folder")
     add_step_options(distill, steps=200, batch_size=16, lr="1e-4")
     add_seed(distill)
-    distill.add_argument("--timestep", type=int, default=None, help="t* (default: automatic noise-level matching)")
+    distill.add_argument("--timestep", type=non_negative_int, default=None, help="t* (default: automatic noise-level matching)")
     distill.add_argument("--start", choices=("lr", "noise"), default=None, help="generator input: the LR latent (default) or noised LR latent")
-    distill.add_argument("--target-steps", type=int, default=None, help="DDIM steps of the distilled sampler (default: the SR model's)")
-    distill.add_argument("--pool-size", type=int, default=None, help="training patches with DDIM outputs (default 32)")
-    distill.add_argument("--pixel-weight", type=float, default=None, help="weight of the pixel loss (default 10)")
+    distill.add_argument("--target-steps", type=positive_int, default=None, help="DDIM steps of the distilled sampler (default: the SR model's)")
+    distill.add_argument("--pool-size", type=positive_int, default=None, help="training patches with DDIM outputs (default 32)")
+    distill.add_argument("--pixel-weight", type=non_negative_float, default=None, help="weight of the pixel loss (default 10)")
     add_image_options(distill)
     add_checkpoint_options(distill, every=50)
     distill.set_defaults(func=run_distill)

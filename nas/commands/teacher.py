@@ -13,6 +13,8 @@ from tocsr_nas.commands import (
     add_seed,
     add_step_options,
     given,
+    positive_float,
+    positive_int,
 )
 
 logger = logging.getLogger(__name__)
@@ -38,13 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_step_options(
         train, steps=1000, batch_size=32, lr="5e-4", what=("UNet training steps", "UNet batch size", "UNet peak learning rate")
     )
-    train.add_argument("--vae-steps", type=int, default=None, help="VAE training steps (default 1000)")
-    train.add_argument("--vae-batch-size", type=int, default=None, help="VAE batch size (default 16)")
+    train.add_argument("--vae-steps", type=positive_int, default=None, help="VAE training steps (default 1000)")
+    train.add_argument("--vae-batch-size", type=positive_int, default=None, help="VAE batch size (default 16)")
     add_seed(train, help="seed of weights, data and noise")
-    train.add_argument("--vae-lr", type=float, default=None, help="VAE peak learning rate (default 1e-3)")
-    train.add_argument("--val-patches", type=int, default=None, help="held-out patches for the metrics (default 128)")
+    train.add_argument("--vae-lr", type=positive_float, default=None, help="VAE peak learning rate (default 1e-3)")
+    train.add_argument("--val-patches", type=positive_int, default=None, help="held-out patches for the metrics (default 128)")
     train.add_argument(
-        "--calibration-patches", type=int, default=None, help="patches that set the VAE scaling factor (default 64)"
+        "--calibration-patches", type=positive_int, default=None, help="patches that set the VAE scaling factor (default 64)"
     )
     add_image_options(train)
     add_checkpoint_options(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_threads
+from tocsr_nas.commands import add_out, add_threads, positive_int, seed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,9 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="input images (PNG, JPEG, ...)")
     add_out(p, "output folder")
     p.add_argument("--overwrite", action="store_true", help="replace existing OUT/<name>.png files (never an input)")
-    p.add_argument("--scale", type=int, default=None, help="upscaling factor (must be the model's; default: the model's)")
-    p.add_argument("--steps", type=int, default=None, help="DDIM steps of a multi-step model (default: the model's)")
-    p.add_argument("--seed", type=int, default=None, help="sampler seed (default: the model's)")
+    p.add_argument("--scale", type=positive_int, default=None, help="upscaling factor (must be the model's; default: the model's)")
+    p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps of a multi-step model (default: the model's)")
+    p.add_argument("--seed", type=seed, default=None, help="sampler seed (default: the model's)")
     add_threads(p)
     p.set_defaults(func=run)
 

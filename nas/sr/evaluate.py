@@ -85,7 +85,13 @@ def eval_images(images: str | Path | None, scale: int, max_side: int | None = No
     """``(name, HR (3, H, W))`` pairs: a folder's images, or the held-out scikit-image photos.
 
     Each image is centre-cropped to at most ``max_side`` px per side and to a multiple of ``scale``.
+
+    Raises:
+        TocsrError: ``max_side`` below ``4 scale`` (the smallest image evaluated: an LR side of 4 px),
+            or an unreadable or smaller image in the folder (named).
     """
+    if max_side is not None and max_side < 4 * scale:
+        raise TocsrError(f"--max-side {max_side} is below {4 * scale} px, the smallest image evaluated at x{scale}")
     photos = PhotoDataset.from_folder(images, "all", min_size=4 * scale) if images else PhotoDataset.from_skimage("val")
     out = []
     for i, name in enumerate(photos.names):

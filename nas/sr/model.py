@@ -373,6 +373,12 @@ class SRModel:
         """The HR image side (after padding) must be a multiple of this."""
         return self.vae_scale_factor * self.unet_multiple
 
+    @property
+    def min_input_side(self) -> int:
+        """The smallest LR image side this model upscales: its bicubic upsampling must fill at least
+        one :attr:`pixel_multiple` (a smaller image would be mostly padding)."""
+        return -(-self.pixel_multiple // self.scale)
+
     # ------------------------------------------------------------------ VAE
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``(B, 3, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (posterior mode)."""

@@ -68,7 +68,7 @@ import torch.nn.functional as F
 
 from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import psnr
-from tocsr_nas.errors import TocsrError, require_at_least
+from tocsr_nas.errors import TocsrError, require_at_least, require_in_range
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import SRModel, sr_fingerprint
 from tocsr_nas.sr.pool import LatentPool
@@ -133,12 +133,13 @@ class DistillConfig:
         check_loop_settings(self)
         require_at_least(self, 0, "pixel_items")
         require_at_least(self, 1, "pool_size", "pool_patch", "crop", "val_patches")
-        if self.target_steps is not None and self.target_steps < 1:
-            raise TocsrError(f"--target-steps must be >= 1, got {self.target_steps}")
+        if self.target_steps is not None:
+            require_at_least(self, 1, "target_steps")
+        if self.timestep is not None:
+            require_at_least(self, 0, "timestep")  # its upper end is the SR model's schedule, checked on use
         if self.start not in ("lr", "noise"):
             raise TocsrError(f"--start must be 'lr' or 'noise', got {self.start!r}")
-        if min(self.w_distill, self.w_latent, self.w_pixel) < 0:
-            raise TocsrError("loss weights must be >= 0")
+        require_in_range(self, "w_distill", "w_latent", "w_pixel", low=0, options={"w_pixel": "--pixel-weight"})
 
 
 def sigma(model: SRModel) -> torch.Tensor:
@@ -204,19 +205,24 @@ def distill_onestep(
     target_steps = int(config.target_steps or model.config["sampler"]["steps"])
     min_size = max(config.pool_patch, 64)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
+    ckpt = Checkpoints(out)
+    pool_path = ckpt.dir / _POOL_FILE
+    # the training photos are read (and a bad or small one refused) before OUT is created, unless cached
+    train = None if pool_path.is_file() else load_photos(
+        config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size
+    )  # fmt: skip
     # the pool and its DDIM outputs come from this SR model: a resumed run must distil the same one
     source = sr_fingerprint(sr_dir)
     state = open_run(
         out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources={"--teacher": source}
     )
-    ckpt = Checkpoints(out)
 
     # ---- the pool, its fixed noise and the sampler's outputs (cached for --resume)
-    pool_path = ckpt.dir / _POOL_FILE
     if pool_path.is_file():
         pool = LatentPool.load(pool_path)
     else:
-        train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
+        if train is None:  # the cached pool vanished between the two checks
+            train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
         logger.info("one-step: encoding %d patches and sampling them with %d DDIM steps", config.pool_size, target_steps)
         pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 1))
         noise = initial_noise(tuple(pool.z_lr.shape), step_seed(config.seed, "noise", 0))  # (N, C, p, p)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset, downscale
-from tocsr_nas.errors import TocsrError, require_at_least
+from tocsr_nas.errors import TocsrError, require_at_least, require_in_range
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
 from tocsr_nas.sr.model import Backbone, SRModel, bicubic_upsample, load_backbone
 from tocsr_nas.sr.pool import LatentPool
@@ -99,8 +99,7 @@ class SRTrainConfig:
     def __post_init__(self) -> None:
         check_loop_settings(self)
         require_at_least(self, 1, "scale", "pool_size", "pool_patch", "crop", "sampler_steps", "tile", "val_patches")
-        if not 0.0 < self.strength <= 1.0:
-            raise TocsrError(f"--strength must be in (0, 1], got {self.strength}")
+        require_in_range(self, "strength", low=0, high=1, low_open=True)
         if self.trainable not in ("all", "unet"):
             raise TocsrError(f"--trainable must be 'all' or 'unet', got {self.trainable!r}")
 

@@ -33,7 +33,7 @@ from PIL import Image
 
 from tocsr_nas._io import atomic_path, check_out_path
 from tocsr_nas.locks import locks_folder
-from tocsr_nas.teacher.data import load_image, to_tensor, to_uint8
+from tocsr_nas.teacher.data import ImageDataError, load_image, to_tensor, to_uint8
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.sr.model import SRModel, bicubic_upsample
 from tocsr_nas.sr.sampling import ddim_sample, onestep_sample
@@ -179,14 +179,19 @@ def upscale_files(
         The written files, in input order.
 
     Raises:
-        TocsrError: an unreadable input (named), a scale the model was not trained for, or an
-            output that :func:`output_files` refuses.
+        TocsrError: an unreadable input or one smaller than the model's ``min_input_side``
+            (named), a scale the model was not trained for, or an output that :func:`output_files`
+            refuses.
     """
     if scale is not None and scale != model.scale:
         raise TocsrError(f"this model upscales x{model.scale}; --scale {scale} is not supported")
     targets = output_files(inputs, out_dir, overwrite=overwrite)
     paths = [Path(p) for p in inputs]
     images = [load_image(p) for p in paths]  # ImageDataError (a TocsrError) names an unreadable file
+    for path, image in zip(paths, images):
+        if min(image.shape[:2]) < model.min_input_side:
+            h, w = image.shape[:2]
+            raise ImageDataError(f"image {path} is {w}x{h} px, smaller than the {model.min_input_side} px this model upscales")
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for path, image, target in zip(paths, images, targets):

@@ -36,7 +36,7 @@ import torch
 from tocsr_nas._io import atomic_write_json, read_json
 from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset
-from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least
+from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least, require_in_range
 from tocsr_nas.searchspace import SearchSpace
 from tocsr_nas.surrogates.distill import TrainSettings, check_resumable, distill, plan_jobs
 from tocsr_nas.surrogates.features import FeatureCache, capture_features
@@ -87,9 +87,10 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         require_at_least(self, 1, "samples", "val_samples", "batch_size", "capture_batch", "workers", "threads")
-        require_at_least(self, 0, "steps")
-        if not self.lr > 0:  # also refuses NaN
-            raise UserInputError(f"--lr must be > 0, got {self.lr}")
+        require_at_least(self, 0, "steps", "seed")  # zero steps (an untrained library): API only, the CLI asks >= 1
+        if self.resolution is not None:
+            require_at_least(self, 1, "resolution")
+        require_in_range(self, "lr", low=0, low_open=True)
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=self.seed)

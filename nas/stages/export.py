@@ -224,9 +224,9 @@ def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
     unet = load_compact(directory)
     verify_records(directory, read_compact_meta(directory).get("files"), directory / COMPACT_FILE)
     try:
-        vae = AutoencoderKL.from_pretrained(directory / "vae", use_safetensors=True)
+        vae = AutoencoderKL.from_pretrained(directory / "vae", use_safetensors=True, low_cpu_mem_usage=False)  # no accelerate warning
         scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
-        context = NullContext.from_pretrained(directory / "context", use_safetensors=True)
+        context = NullContext.from_pretrained(directory / "context", use_safetensors=True, low_cpu_mem_usage=False)
     except (OSError, ValueError) as exc:
         raise CompactFormatError(f"{directory}: incomplete export ({one_line(exc)})") from None
     return Teacher(vae=vae.eval(), unet=unet, scheduler=scheduler, context=context.eval(), preset="compact")

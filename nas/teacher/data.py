@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import pack, rearrange, unpack
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from tocsr_nas.errors import TocsrError
 
@@ -147,14 +147,28 @@ def split_images(names: Sequence[str], val_fraction: float = 0.25, seed: int = 0
 DEFAULT_VAL_PHOTOS: tuple[str, ...] = ("ihc", "motorcycle_left")
 
 
-def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
-    """Any 2-D / 3-D uint8-ish array -> ``(H, W, 3)`` uint8."""
+def _as_rgb(array: np.ndarray, name: str, white: float | None = None) -> np.ndarray:
+    """Any 2-D / 3-D pixel array -> ``(H, W, 3)`` uint8, keeping its brightness.
+
+    ``uint8`` is kept; other values are scaled by ``255 / white`` and rounded, where ``white`` (the
+    value of white) defaults to 65535 for ``uint16``, 1 for floats and booleans, and 255 for other
+    integers. Grey is replicated to three channels, alpha dropped.
+
+    Raises:
+        ImageDataError: NaN or infinite pixels, pixels outside ``[0, white]`` (nothing is clipped
+            silently), or a shape that is not an image (the message starts with ``name``).
+    """
     a = np.asarray(array)
     if a.dtype != np.uint8:
-        if np.issubdtype(a.dtype, np.floating):
-            a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        else:
-            a = np.clip(a, 0, 255).astype(np.uint8)
+        if white is None:
+            white = 65535.0 if a.dtype == np.uint16 else 1.0 if a.dtype.kind in "fb" else 255.0
+        values = a.astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ImageDataError(f"{name}: NaN or infinite pixels")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low < 0 or high > white:
+            raise ImageDataError(f"{name}: {a.dtype} pixels span [{low:g}, {high:g}], outside [0, {white:g}]")
+        a = np.rint(values * (255.0 / white)).astype(np.uint8)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
@@ -162,21 +176,69 @@ def _as_rgb(array: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
+#: PIL modes of 8 bits per sample that ``Image.convert("RGB")`` maps faithfully (grey replicated,
+#: palette looked up, alpha dropped, CMYK / YCbCr / LAB converted)
+_RGB_CONVERTIBLE = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+
+
+def _white_level(img: Image.Image, path: Path) -> float:
+    """The value of white in a 16/32-bit integer or float image (its pixels are divided by it)."""
+    if img.mode.startswith("I;16"):
+        return 65535.0
+    if img.mode == "F":
+        return 1.0  # floating-point images are in [0, 1] (checked by _as_rgb)
+    # mode "I" (32-bit integers): the file's declared bits per sample give the range
+    bits = 16 if img.format == "PNG" else None
+    tags = getattr(img, "tag_v2", None)
+    if tags is not None and tags.get(258):
+        bits = int(tags.get(258)[0])
+    if bits in (8, 16):
+        return float(2**bits - 1)
+    raise ImageDataError(
+        f"cannot read image {path}: {bits or 'unknown'}-bit integer pixels (mode I) have no known white level; "
+        "save it with 8 or 16 bits per sample"
+    )
+
+
+def _pil_to_rgb(img: Image.Image, path: Path) -> np.ndarray:
+    """An opened PIL image of any mode as ``(H, W, 3)`` uint8 RGB, keeping its brightness.
+
+    8-bit modes go through ``convert("RGB")``; 16-bit greyscale (``I;16*``, and ``I`` with 8 or 16
+    bits declared) and floating-point greyscale (``F``, in ``[0, 1]``) are scaled by their white
+    level in :func:`_as_rgb` (PIL's own ``convert`` clips a 16-bit image to 255 almost everywhere).
+    """
+    if img.mode in _RGB_CONVERTIBLE:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        return _as_rgb(np.asarray(img), f"cannot read image {path}", white=_white_level(img, path))
+    raise ImageDataError(f"cannot read image {path}: unsupported mode {img.mode} (convert it to RGB)")
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB (grey, palette and alpha are converted).
+    """Read an image file as ``(H, W, 3)`` uint8 RGB: the one loader of every image a user gives.
+
+    Every mode PIL opens is converted keeping its brightness (grey, palette, alpha, CMYK, YCbCr, LAB
+    through ``convert("RGB")``; 16-bit greyscale divided by 65535; float greyscale in ``[0, 1]``), or
+    refused; the EXIF orientation is applied (a phone photo stays upright); multi-frame files give
+    their first frame.
 
     Raises:
-        ImageDataError: if the file is missing or not a readable image (the message names it).
+        ImageDataError: if the file is missing, not an image, truncated or corrupt, or its pixels
+            cannot be mapped to RGB (the message names the file).
     """
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            ImageOps.exif_transpose(img, in_place=True)  # keeps the file's format and tags, read below
+            return _pil_to_rgb(img, path)
     except FileNotFoundError as exc:
         raise ImageDataError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageDataError(f"cannot read image {path}: {exc}") from exc
+    except IsADirectoryError as exc:
+        raise ImageDataError(f"cannot read image {path}: it is a folder") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageDataError(f"cannot read image {path}: {reason}") from exc
 
 
 def load_skimage_photo(name: str) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,15 +133,32 @@ class Teacher:
     def dtype(self) -> torch.dtype:
         return self.unet.dtype
 
+    @property
+    def unet_downsamplings(self) -> int:
+        """How many times the UNet halves its input (``len(down_block_types) - 1``)."""
+        blocks = getattr(getattr(self.unet, "config", None), "down_block_types", None)
+        if blocks is not None:
+            return len(blocks) - 1
+        return sum(1 for name, _ in self.unet.named_modules() if name.endswith("downsamplers.0"))
+
     def latent_size(self, px: int) -> int:
         """Side of the latent for an image side of ``px`` pixels.
 
+        The side must fit the whole network: a positive multiple of ``m = f 2^d`` (the VAE factor
+        ``f`` times one halving per UNet downsampling ``d``), so that every level halves exactly and
+        every candidate of a block sees the same sizes (odd sides round differently in a strided
+        convolution and a pooling, and the skip connections no longer match).
+
         Raises:
-            TocsrError: if ``px`` is not a multiple of :attr:`vae_scale_factor`.
+            TocsrError: if ``px`` does not fit.
         """
-        f = self.vae_scale_factor
-        if px <= 0 or px % f:
-            raise TocsrError(f"resolution {px} px is not a positive multiple of the VAE factor {f}")
+        f, d = self.vae_scale_factor, self.unet_downsamplings
+        m = f * 2**d
+        if isinstance(px, bool) or not isinstance(px, numbers.Integral) or px < m or px % m:
+            raise TocsrError(
+                f"resolution {px} px does not fit the teacher: it must be a positive multiple of the VAE factor {f} "
+                f"times 2^{d} (its UNet downsamplings) = {m} px"
+            )
         return px // f
 
     @property

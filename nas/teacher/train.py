@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from tocsr_nas._io import atomic_write_json, read_json
 from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset, psnr
-from tocsr_nas.errors import TocsrError, require_at_least
+from tocsr_nas.errors import TocsrError, require_at_least, require_in_range
 from tocsr_nas.teacher import Teacher, build_teacher
 from tocsr_nas.training import Checkpoints, Run, Stopped, adamw, check_loop_settings, open_run, step_seed
 
@@ -122,8 +122,7 @@ class TrainConfig:
         check_loop_settings(self, lrs={"vae_lr": "--vae-lr", "unet_lr": "--lr"})
         require_at_least(self, 0, "vae_steps")
         require_at_least(self, 1, "vae_batch_size", "patch_size", "vae_patch_size", "val_patches", "calibration_patches")
-        if self.kl_weight < 0:
-            raise TocsrError(f"--kl-weight must be >= 0, got {self.kl_weight}")
+        require_in_range(self, "kl_weight", low=0)
 
 
 # ---------------------------------------------------------------------- metrics
@@ -295,6 +294,10 @@ def train_teacher(
     """
     out, config = Path(out), config or TrainConfig()
     teacher = build_teacher(config.preset, seed=config.seed)  # bad inputs fail before out is written
+    teacher.latent_size(config.patch_size)  # the UNet's patches fit its downsamplings
+    if config.vae_patch_size % teacher.vae_scale_factor:
+        f = teacher.vae_scale_factor
+        raise TocsrError(f"vae_patch_size {config.vae_patch_size} px is not a multiple of the VAE factor {f}")
     data = _Data(config)
     state = open_run(out, config, resume=resume, resumable=_RESUMABLE_CHANGES, done_file="metrics.json", phases=_PHASES)
     if state["phase"] == "done":

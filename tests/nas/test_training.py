@@ -77,8 +77,11 @@ def test_check_loop_settings():
         check_loop_settings(_Config(checkpoint_every=0))
     with pytest.raises(UserInputError, match="--warmup must be >= 0"):
         check_loop_settings(_Config(warmup=-1))
-    with pytest.raises(UserInputError, match="--lr must be > 0, got -1"):
-        check_loop_settings(_Config(lr=-1.0))
+    for lr in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(UserInputError, match=f"--lr must be a finite number > 0, got {lr}"):
+            check_loop_settings(_Config(lr=lr))
+    with pytest.raises(UserInputError, match="--steps must be >= 0, got -1"):
+        check_loop_settings(_Config(steps=-1))
 
 
 def test_a_stopped_run_resumes_to_the_uninterrupted_weights(tmp_path):
