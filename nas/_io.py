@@ -355,6 +355,27 @@ def save_safetensors(
             if code is None:
                 raise
             raise OSError(int(code[1]), os.strerror(int(code[1])), os.fspath(path)) from None
+        if metadata:
+            _sort_safetensors_metadata(tmp)
+
+
+def _sort_safetensors_metadata(path: Path) -> None:
+    """Put the metadata of the safetensors file at ``path`` in key order, in place.
+
+    safetensors writes its ``__metadata__`` map in a per-process hash order, so the same tensors
+    and metadata saved by two processes differ in their bytes (and checksums). Sorting the keys
+    keeps the header's length (the same JSON, reordered; the padding is spaces), so only the
+    header is rewritten and every tensor offset stays valid.
+    """
+    with open(path, "r+b") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size))
+        header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # another escaping than safetensors': leave the file as written
+            return
+        fh.seek(8)
+        fh.write(text + b" " * (size - len(text)))
 
 
 def load_safetensors(

@@ -146,3 +146,19 @@ def test_io_is_a_torch_free_leaf_module():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_save_safetensors_writes_the_same_bytes_in_every_process(tmp_path):
+    """safetensors orders its metadata by a per-process hash; the saved bytes (and checksums) must not depend on it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from tocsr_nas._io import save_safetensors\n"
+        "save_safetensors(sys.argv[1], {'w': torch.arange(4.0)}, {f'key{i}': 'x' * i for i in range(16)})\n"
+    )
+    outputs = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for out in outputs:
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True)
+    assert len({out.read_bytes() for out in outputs}) == 1
