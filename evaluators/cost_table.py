@@ -328,7 +328,15 @@ class CostTable:
                     module = instantiate(path, name, block)
                     key = (_module_signature(module), io_sig)
                     if key not in cache:
-                        cache[key] = _trace(module, io.args, io.kwargs)
+                        try:
+                            cache[key] = _trace(module, io.args, io.kwargs)
+                        except (ValueError, RuntimeError) as exc:  # e.g. a norm over one value per group
+                            shape = "x".join(str(n) for n in io.args[0].shape) if io.args and hasattr(io.args[0], "shape") else "?"
+                            message = " ".join(str(exc).split())
+                            raise CostTableError(
+                                f"candidate {name!r} of block {path} cannot run on its input of shape {shape} "
+                                f"({message}); choose a larger resolution"
+                            ) from None
                         traces += 1
                         if bar is not None:
                             bar.update()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     candidates = CandidateCache()
     space = build_space(teacher.unet, args.space, probe=probe, candidates=candidates)
     table = cost_table_for(
-        teacher, space, resolution, cache=not args.no_cache, progress=not args.json, candidates=candidates
+        teacher, space, resolution, cache=not args.no_cache, candidates=candidates,
+        progress=not args.json and sys.stderr.isatty(),  # no bar in a log or a pipe
     )
     report = space_report(teacher, space, table)
     seconds = time.perf_counter() - start
