@@ -37,7 +37,12 @@ COMMANDS = ("search", "space", "teacher", "distill", "export", "sr", "upscale", 
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as one line and exit code 2."""
+    """argparse that reports bad arguments as one line and exit code 2, and records in ``prog`` of
+    the parsed arguments the full name of the (sub-)command that ran, e.g. ``tocsr-nas sr train``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(prog=self.prog)  # a sub-command's default overrides its parent's
 
     def error(self, message: str) -> None:  # pragma: no cover - exercised through main()
         raise SystemExit(f"{self.prog}: error: {message}")
@@ -113,16 +118,16 @@ def main(argv: list[str] | None = None) -> int:
             load_plugin(plugin)
         return int(args.func(args) or 0)
     except TocsrError as exc:
-        print(f"tocsr-nas {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{args.prog}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.errno not in DISK_ERRNOS:
             raise
         where = exc.filename if exc.filename is not None else "a file"
-        print(f"tocsr-nas {args.command}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{args.prog}: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tocsr-nas {args.command}: interrupted; finished work is saved, rerun with --resume", file=sys.stderr)
+        print(f"{args.prog}: interrupted; finished work is saved, rerun with --resume", file=sys.stderr)
         return 130
 
 

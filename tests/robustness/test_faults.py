@@ -11,7 +11,7 @@ timing. The resumed outcome is compared with an uninterrupted run of the same co
   fields (``created``, ``elapsed`` and the ``seconds`` an evaluation took); ``validation.safetensors``
   holds identical tensors and metadata.
 - ``distill`` (``--workers 1`` and ``--workers 2``): every pair's weights bitwise identical to the
-  uninterrupted ``--workers 1`` library (tensor bytes and metadata); sidecars and manifest identical
+  uninterrupted ``--workers 1`` library (the files' bytes); sidecars and manifest identical
   up to ``seconds``.
 
 Kills per run: ``search`` 5 (one in the set-up, before the journal exists; three among the journal
@@ -19,9 +19,9 @@ lines; one while the result files are written, best effort as the run may finish
 ``distill --workers 1`` 4 (three among the pairs, one after the last, best effort);
 ``distill --workers 2`` 3. The test prints them (``-s``) and records them as the property ``kills``.
 
-safetensors files are compared by their tensors' bytes and their metadata, not by the file's bytes:
-safetensors writes the metadata map in a per-process order (a hash map), so equal contents saved by
-two processes may have headers that differ in order. A kill inside an atomic write leaves a stray
+A distill's pair files are compared byte for byte (:func:`tocsr_nas._io.save_safetensors` puts the
+metadata, which safetensors writes in a per-process hash order, in key order); the search's
+``validation.safetensors`` by its tensors and metadata. A kill inside an atomic write leaves a stray
 ``.<name>.tmp-*`` file (documented in :mod:`tocsr_nas._io` as ignored); those are left out of the
 comparison and recorded as the property ``stray temporary files``.
 
@@ -193,7 +193,7 @@ def _library(out: Path) -> dict:
     manifest["pairs"] = sorted(manifest["pairs"], key=lambda r: (r["block"], r["candidate"]))
     return {
         "files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not _stray(p)),
-        "weights": {str(p.relative_to(out)): _tensors(p) for p in sorted(out.glob("*/*.safetensors"))},
+        "weights": {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*.safetensors"))},
         "sidecars": {str(p.relative_to(out)): _strip(json.loads(p.read_text())) for p in _sidecars(out)},
         "manifest": _strip(manifest),
     }

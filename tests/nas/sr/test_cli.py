@@ -28,7 +28,7 @@ def test_sr_train_and_distill_commands(teacher_dir, tmp_path, capsys):
     # a second run into the same folder is refused with one line, exit 2
     assert main(["sr", "train", "--backbone", str(teacher_dir), "--out", str(tmp_path / "sr"), *small]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("tocsr-nas sr: error:") and "not empty" in err and "\n" not in err
+    assert err.startswith("tocsr-nas sr train: error:") and "not empty" in err and "\n" not in err
 
 
 @pytest.mark.parametrize("which", ["sr_dir", "onestep_dir"])
