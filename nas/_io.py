@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # torch and safetensors load on first use: plain file writers
 __all__ = [
     "atomic_dir",
     "atomic_path",
+    "atomic_create_bytes",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -111,6 +112,33 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_create_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create ``path`` holding ``data``, atomically and exclusively: never half written, never over
+    an existing file.
+
+    The bytes go to a temporary file that is then hard-linked to ``path`` (``os.link`` fails if
+    ``path`` exists), so a crash leaves either no file or the whole of ``data`` - a file that is
+    appended to afterwards (a journal) then always starts with a complete first record.
+
+    Raises:
+        FileExistsError: ``path`` exists (nothing is changed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _named(path.parent):
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(name, 0o666 & ~_umask())
+        os.link(name, path)  # exclusive: FileExistsError if anything is there
+    finally:
+        os.unlink(name)
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

@@ -61,7 +61,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tocsr_nas._io import fsync_dir
+from tocsr_nas._io import atomic_create_bytes
 from tocsr_nas.errors import TocsrError
 from tocsr_nas.searchspace import Configuration
 
@@ -291,17 +291,14 @@ class Journal:
         Raises:
             JournalError: ``path`` already exists.
         """
-        try:
-            fh = open(path, "xb")
+        try:  # the header appears whole or not at all: a kill here leaves no journal to refuse
+            atomic_create_bytes(path, _dumps({"type": "header", "version": JOURNAL_VERSION, **header}).encode("utf-8"))
         except FileExistsError:
             raise JournalError(
                 f"{path} already exists: that directory holds a search; resume it (resume=True / --resume) "
                 "or choose another output directory"
             ) from None
-        journal = cls(path, fh)
-        journal._write(_dumps({"type": "header", "version": JOURNAL_VERSION, **header}))
-        fsync_dir(os.path.dirname(os.path.abspath(path)))
-        return journal
+        return cls(path, open(path, "ab"))
 
     @classmethod
     def open_for_resume(

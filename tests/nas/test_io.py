@@ -162,3 +162,15 @@ def test_save_safetensors_writes_the_same_bytes_in_every_process(tmp_path):
     for out in outputs:
         subprocess.run([sys.executable, "-c", script, str(out)], check=True)
     assert len({out.read_bytes() for out in outputs}) == 1
+
+
+def test_atomic_create_bytes_is_exclusive_and_leaves_no_temporary(tmp_path):
+    from tocsr_nas._io import atomic_create_bytes
+
+    target = tmp_path / "journal.jsonl"
+    atomic_create_bytes(target, b"header\n")
+    assert target.read_bytes() == b"header\n"
+    with pytest.raises(FileExistsError):
+        atomic_create_bytes(target, b"another\n")
+    assert target.read_bytes() == b"header\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.jsonl"]
