@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search", type=Path, required=True, help="a `tocsr-nas search --out` folder")
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--trial", type=non_negative_int, help="export this trial id")
-    pick.add_argument("--epsilon", type=positive_float, help="export the best feasible trial at this epsilon (one of the search's)")
+    pick.add_argument("--epsilon", type=positive_float, help="export the best feasible trial at this epsilon (any: one the search did not target is "
+                      "read from its trials, quality <= EPSILON)")
     add_out(p, "the compact folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(func=run)
@@ -37,4 +38,6 @@ def run(args: argparse.Namespace) -> int:
         f"{measured['gmacs']:.4f} GMACs at {meta['resolution']} px (search reported {trial.params / 1e6:.3f} M, "
         f"{trial.gmacs:.4f} GMACs); quality {trial.quality:.4f}"
     )
+    if trial.from_trials:
+        print(f"epsilon {args.epsilon:g} was not a target of the search: the trial was picked from its trials (quality <= {args.epsilon:g})")
     return 0

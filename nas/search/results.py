@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -51,6 +52,7 @@ __all__ = [
     "Trial",
     "best_feasible",
     "load_search",
+    "no_gain_line",
     "pareto_front",
     "OBJECTIVES",
 ]
@@ -62,6 +64,11 @@ def _json_num(value: Any) -> Any:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def no_gain_line(epsilon: float) -> str:
+    """How every output says that an epsilon's best is the teacher or costs as much: no result."""
+    return f"no configuration cheaper than the teacher within epsilon {epsilon:g}"
 
 
 def _ratio(teacher: Any, value: Any) -> float | None:
@@ -128,17 +135,34 @@ class SearchResult:
         return self.best_at(self.primary_epsilon)
 
     def best_at(self, epsilon: float) -> Trial | None:
-        """The feasible trial of least objective at ``epsilon`` (one of :attr:`epsilons`), or ``None``.
+        """The feasible trial of least objective at ``epsilon``, or ``None`` (with a warning).
+
+        At an epsilon of the sweep (:attr:`epsilons`) feasibility is the flag the search stored. Any
+        other epsilon is answered from the sweep's trials: feasible means ``quality <= epsilon``
+        (the quality column), and the returned trial has ``from_trials=True`` and its flag at
+        ``epsilon`` in ``feasible``. Such an answer is only as good as the trials the search
+        happened to evaluate: no proposal aimed at that epsilon.
 
         Raises:
-            TocsrError: ``epsilon`` was not part of the search (feasibility is only stored for those).
+            TocsrError: ``epsilon`` is not a finite number.
         """
-        eps = self._known_epsilon(epsilon)
+        eps = self._searched_epsilon(epsilon)
+        target = eps is not None
+        if not target:
+            try:
+                eps = float(epsilon)
+            except (TypeError, ValueError):
+                raise TocsrError(f"epsilon must be a number, got {epsilon!r}") from None
+            if not math.isfinite(eps):
+                raise TocsrError(f"epsilon must be finite, got {epsilon!r}")
         row = best_feasible(self.trials, self.objective, eps)
         if row is None:
             warnings.warn(self._no_feasible_message(eps), NoFeasibleTrialWarning, stacklevel=2)
             return None
-        return Trial.from_row(row, self.epsilons)
+        trial = Trial.from_row(row, self.epsilons)
+        if target:
+            return trial
+        return dataclasses.replace(trial, feasible={**trial.feasible, eps: True}, from_trials=True)
 
     @property
     def bests(self) -> dict[float, Trial | None]:
@@ -154,14 +178,16 @@ class SearchResult:
         """Non-dominated trials over (objective, quality) among all evaluated ones, by objective."""
         return pareto_front(self.trials, self.objective)
 
-    def _known_epsilon(self, epsilon: float) -> float:
+    def _searched_epsilon(self, epsilon: float) -> float | None:
+        """The epsilon of the sweep equal to ``epsilon`` (as stored), or ``None``."""
+        try:
+            value = float(epsilon)
+        except (TypeError, ValueError):
+            return None
         for e in self.epsilons:
-            if math.isclose(e, float(epsilon), rel_tol=1e-12, abs_tol=0.0):
+            if math.isclose(e, value, rel_tol=1e-12, abs_tol=0.0):
                 return e
-        raise TocsrError(
-            f"epsilon {epsilon!r} was not searched (searched: {list(self.epsilons)}); feasibility is stored "
-            "only for those, so search again with it in --epsilon"
-        )
+        return None
 
     def _no_feasible_message(self, eps: float) -> str:
         n = len(self.trials)
@@ -175,6 +201,18 @@ class SearchResult:
             f"no trial is feasible at epsilon={eps:g}: the best quality among {n} trials is {q.iloc[i]:.4g} "
             f"(trial {int(self.trials['trial'].iloc[i])}); raise epsilon, extend the budget, or inspect result.pareto"
         )
+
+    def beats_teacher(self, trial: Trial) -> bool | None:
+        """Whether ``trial`` costs less than the teacher on the objective (``None``: teacher cost unknown).
+
+        A best at some epsilon that does not (typically the teacher itself) is no result: the
+        summaries and ``report.md`` say so (:func:`no_gain_line`) instead of showing ``1.00x``.
+        """
+        teacher = self.teacher_value()
+        value = _json_num(trial.value(self.objective))
+        if teacher is None or value is None:
+            return None
+        return value < teacher
 
     # -- figures ------------------------------------------------------------------------------
     def teacher_value(self, key: str | None = None) -> float | None:
@@ -216,6 +254,7 @@ class SearchResult:
             "gmacs": _json_num(trial.gmacs),
             "params": _json_num(trial.params),
             "quality": _json_num(trial.quality),
+            "beats_teacher": self.beats_teacher(trial),
             "reduction": {
                 "gmacs": _ratio(self.teacher_value("gmacs"), trial.gmacs),
                 "params": _ratio(self.teacher_value("params"), trial.params),
@@ -282,6 +321,8 @@ class SearchResult:
         for e, t in self.bests.items():
             if t is None:
                 lines.append(f"  epsilon {e:g}: nothing feasible")
+            elif self.beats_teacher(t) is False:
+                lines.append(f"  epsilon {e:g}: {no_gain_line(e)} (trial {t.trial})")
             else:
                 ratio = _ratio(self.teacher_value(), t.value(self.objective))
                 extra = f", {ratio:.2f}x below the teacher" if ratio else ""

@@ -39,6 +39,10 @@ class Trial:
         gmacs, params: its complexity (``nan`` when the cost function does not report it).
         quality: the quality loss (lower is better).
         feasible: the stored flag per epsilon (``quality <= epsilon``).
+        from_trials: ``True`` when the trial was picked at an epsilon the search did not target
+            (:meth:`SearchResult.best_at <tocsr_nas.search.results.SearchResult.best_at>`): its
+            feasibility there is ``quality <= epsilon`` read from the sweep's trials, and no
+            proposal of the search aimed at that epsilon.
     """
 
     trial: int
@@ -50,6 +54,7 @@ class Trial:
     seconds: float
     feasible: Mapping[float, bool] = field(default_factory=dict)
     strategy: str = ""
+    from_trials: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], epsilons: Sequence[float]) -> "Trial":
@@ -95,11 +100,18 @@ def pareto_front(trials: pd.DataFrame, objective: str) -> pd.DataFrame:
 
 
 def best_feasible(trials: pd.DataFrame, objective: str, epsilon: float) -> pd.Series | None:
-    """The feasible trial (stored flag at ``epsilon``) of least objective; ties go to lower quality, then id."""
+    """The feasible trial of least objective at ``epsilon``; ties go to lower quality, then id.
+
+    Feasibility is the stored flag ``feasible@<epsilon>`` when the search targeted ``epsilon``,
+    otherwise ``quality <= epsilon`` read from the quality column (a failed trial never is).
+    """
     col = f"feasible@{eps_key(epsilon)}"
-    if col not in trials:
-        return None
-    sel = trials[trials[col].astype(bool) & np.isfinite(trials[objective].astype(float))]
+    if col in trials:
+        ok = trials[col].astype(bool)
+    else:
+        q = trials["quality"].astype(float)
+        ok = np.isfinite(q) & (q <= float(epsilon))
+    sel = trials[ok & np.isfinite(trials[objective].astype(float))]
     if sel.empty:
         return None
     return sel.sort_values([objective, "quality", "trial"], kind="mergesort").iloc[0]

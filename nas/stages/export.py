@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -246,17 +247,19 @@ def pick_trial(result: Any, trial: int | None, epsilon: float | None) -> tuple[A
     Args:
         result: a :class:`~tocsr_nas.search.results.SearchResult`.
         trial: a trial id (then the returned epsilon is ``None``).
-        epsilon: one of the search's epsilons (default: its primary one).
+        epsilon: any epsilon (default: the search's primary one). One the search did not target is
+            answered from the sweep's trials (``quality <= epsilon``; the trial's ``from_trials``
+            is ``True``), see :meth:`~tocsr_nas.search.results.SearchResult.best_at`.
 
     Returns:
         ``(trial, epsilon)``.
 
     Raises:
-        UserInputError: no such trial, an epsilon the search did not use, or no feasible trial at it.
+        UserInputError: no such trial, or no feasible trial at ``epsilon``.
     """
-    import math
+    import warnings
 
-    from tocsr_nas.search.results import Trial
+    from tocsr_nas.search.results import NoFeasibleTrialWarning, Trial
 
     if trial is not None:
         rows = result.trials[result.trials["trial"] == trial]
@@ -264,14 +267,19 @@ def pick_trial(result: Any, trial: int | None, epsilon: float | None) -> tuple[A
             raise UserInputError(f"no trial {trial} in the search (trials 0..{len(result.trials) - 1})")
         return Trial.from_row(rows.iloc[0], result.epsilons), None
     eps = result.primary_epsilon if epsilon is None else float(epsilon)
-    known = [e for e in result.epsilons if math.isclose(eps, e)]
-    if not known:
-        raise UserInputError(f"epsilon {eps} was not part of the search; its epsilons are {list(result.epsilons)}")
-    eps = known[0]
-    best = result.bests[eps]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoFeasibleTrialWarning)
+        best = result.best_at(eps)
     if best is None:
-        raise UserInputError(f"no feasible trial at epsilon {eps}; export one by --trial ID or search longer")
-    return best, eps
+        searched = "" if any(math.isclose(eps, e) for e in result.epsilons) else " (read from the sweep's trials)"
+        raise UserInputError(f"no feasible trial at epsilon {eps:g}{searched}; export one by --trial ID or search longer")
+    if best.from_trials:
+        log.info(
+            "epsilon %g was not a target of the search (%s): its best is read from the sweep's trials (quality <= %g)",
+            eps, ", ".join(f"{e:g}" for e in result.epsilons), eps,
+        )  # fmt: skip
+        return best, eps
+    return best, next(e for e in result.epsilons if math.isclose(eps, e))
 
 
 @locks_folder("out", "export")
@@ -319,6 +327,7 @@ def export_search(
         "search": str(search.resolve()),
         "trial": chosen.trial,
         "epsilon": eps,
+        "epsilon_from_trials": chosen.from_trials,
         "quality": chosen.quality,
         "quality_name": settings.get("quality"),
         "objective": settings.get("objective"),

@@ -73,6 +73,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # the shared slots of a sweep: u_g = frac(g * golden)
 
 
 class StrategyError(TocsrError):
@@ -265,6 +266,7 @@ class Strategy(ABC):
         self._told: dict[Configuration, Observation] = {}
         self._pending: dict[Configuration, None] = {}
         self._n_asks = 0
+        self._cheapest: float | None = None  # the space's cheapest cost, computed when a sweep needs it
 
     @classmethod
     def parse_options(cls, **options: Any) -> Any:
@@ -408,9 +410,92 @@ class Strategy(ABC):
         return best
 
     def target_epsilon(self, offset: int = 0) -> float:
-        """The epsilon a proposal targets: a sweep cycles through ``problem.epsilons``."""
+        """The epsilon a proposal targets: the only one, or in a sweep the one that stands to gain most.
+
+        Proposal ``k = told + pending + offset`` of a sweep of ``m`` epsilons falls in a cycle of
+        ``2 m`` proposals. The first ``m`` of each cycle go to ``problem.epsilons`` in turn (a floor:
+        every epsilon gets at least half its fair share, ``1 / (2 m)`` of the proposals); the other
+        ``m`` are shared by :meth:`sweep_gains`: an epsilon with nothing cheaper than the teacher
+        yet takes them all (several such epsilons take turns), otherwise each epsilon gets a share
+        proportional to its estimated gain (drawn with a golden-ratio sequence over the shared
+        slots, so no random number is used). The answer is a function of (told history, pending
+        count, offset), as resuming requires; a single epsilon is always returned as is.
+
+        Example:
+            >>> from tocsr_nas.searchspace import SearchSpace
+            >>> space = SearchSpace.from_choices({"a": ["big", "small"], "b": ["big", "small"]})
+            >>> table = {"big": 2.0, "small": 1.0}
+            >>> cost = lambda c: sum(table[v] for v in c.values())
+            >>> s = make_strategy("random", Problem(space, cost=cost, epsilons=(0.02, 0.1)))
+            >>> s.tell([Observation(space.default_config(), 0.0, 4.0),
+            ...         Observation(space.validate({"a": "small", "b": "big"}), 0.05, 3.0)])
+            >>> s.sweep_gains()  # 0.02: still the teacher; 0.1: 3.0 found, 2.0 reachable
+            {0.02: inf, 0.1: 0.3333333333333333}
+            >>> [s.target_epsilon(j) for j in range(4)]  # proposals 2-5: two shared (0.02), a floor cycle
+            [0.02, 0.02, 0.02, 0.1]
+        """
         eps = self.problem.epsilons
-        return eps[(len(self.history) + len(self._pending) + offset) % len(eps)]
+        if len(eps) == 1:
+            return eps[0]
+        m = len(eps)
+        cycle, slot = divmod(len(self.history) + len(self._pending) + offset, 2 * m)
+        if slot < m:
+            return eps[slot]
+        g = cycle * m + slot - m  # the index of this proposal among the shared ones
+        gains = self.sweep_gains()
+        starved = [e for e in eps if gains[e] == math.inf]
+        if starved:
+            return starved[g % len(starved)]
+        total = sum(gains.values())
+        if total <= 0:
+            return eps[g % m]
+        u, acc = (g * _GOLDEN) % 1.0, 0.0
+        for e in eps:
+            acc += gains[e] / total
+            if u < acc:
+                return e
+        return max(eps, key=lambda e: gains[e])
+
+    def sweep_gains(self) -> dict[float, float]:
+        """What each epsilon of the sweep still stands to gain, from the told history.
+
+        ``inf`` for an epsilon at which nothing cheaper than the teacher is feasible yet; otherwise
+        the fraction of its best feasible cost ``b`` that could still go, ``(b - r) / b`` (at least
+        0), where ``r`` is what looks reachable: the best feasible cost at the next larger epsilon
+        of the sweep, or for the largest the space's cheapest cost (each block at its cheapest
+        candidate, the others at the teacher's: a lower bound when the cost adds up over blocks).
+
+        Returns:
+            ``{epsilon: gain}`` for every epsilon of ``problem.epsilons``.
+        """
+        teacher_cost = float(self.problem.cost(self.space.default_config()))
+        best = {e: self.best_feasible(e) for e in self.problem.epsilons}
+        gains: dict[float, float] = {}
+        for e in self.problem.epsilons:
+            b = best[e]
+            if b is None or b.cost >= teacher_cost:
+                gains[e] = math.inf
+                continue
+            larger = [x for x in self.problem.epsilons if x > e]
+            if larger:
+                above = best[min(larger)]
+                reach = b.cost if above is None else above.cost
+            else:
+                reach = self._cheapest_cost()
+            gains[e] = max(0.0, (b.cost - reach) / b.cost) if b.cost > 0 else 0.0
+        return gains
+
+    def _cheapest_cost(self) -> float:
+        """The cost of the configuration that takes each block's cheapest candidate (cached)."""
+        if self._cheapest is None:
+            teacher = self.space.default_config()
+            choice = {}
+            for block in self.space.blocks:
+                costs = [(float(self.problem.cost(Configuration({**teacher, block.path: c.name}))), i)
+                         for i, c in enumerate(block.choices)]
+                choice[block.path] = block.choices[min(costs)[1]].name
+            self._cheapest = float(self.problem.cost(Configuration(choice)))
+        return self._cheapest
 
     def _rng(self, purpose: str) -> random.Random:
         """A local RNG that depends only on (strategy, seed, purpose, told count, pending count)."""

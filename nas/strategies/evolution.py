@@ -10,7 +10,7 @@ pure function of (seed, history):
 3. A child is proposed by tournament selection: draw ``sample_size`` members uniformly, take the
    fittest as parent, mutate one block (or two, with probability ``p_two``) to another candidate.
 
-Fitness for a target epsilon ``e`` (the sweep's epsilons are cycled over proposals) is the key
+Fitness for a target epsilon ``e`` (in a sweep, the epsilon that ``Strategy.target_epsilon`` picks for the proposal) is the key
 ``(0, cost)`` for members feasible at ``e`` and ``(1, violation, cost)`` otherwise, where
 ``violation = quality - e`` (``inf`` for failed evaluations): feasible members always win, cheaper
 is fitter, infeasible members are penalised by how far they miss.

@@ -17,8 +17,9 @@ discrete space. One proposal:
 3. Score the pool, hill-climb (single swaps) from the best ``n_local_starts`` candidates
    (:mod:`~tocsr_nas.strategies.ecbo.local`), and take the best admissible unseen configuration.
 4. For ``q > 1`` (``ask(n)``), condition the GP on the chosen point at its posterior mean
-   ("kriging believer"), update the believed incumbent, and repeat; the targets of an epsilon
-   sweep are cycled across proposals.
+   ("kriging believer"), update the believed incumbent, and repeat; in an epsilon sweep each
+   proposal targets :meth:`~tocsr_nas.strategies.base.Strategy.target_epsilon` (the epsilon that
+   stands to gain most, with a floor for every one).
 
 The options are :class:`~tocsr_nas.strategies.ecbo.options.ECBOOptions`. Every proposal is a
 pure function of (seed, told history, pending set): a fresh instance that is told the same history

@@ -93,9 +93,25 @@ def test_nothing_feasible_gives_none_with_a_helpful_warning():
     assert summary["found"] is False and summary["configuration"] is None
 
 
-def test_best_at_an_unsearched_epsilon_is_an_error():
-    with pytest.raises(TocsrError, match=r"epsilon 0\.2 was not searched.*\[0\.05, 0\.1\]"):
-        result_of([(1.0, 0.0)]).best_at(0.2)
+def test_best_at_an_epsilon_outside_the_sweep_reads_the_trials_quality():
+    result = result_of([(4.0, 0.0), (2.0, 0.04), (1.5, 0.07), (1.0, 0.09), (0.5, 0.3)])
+    best = result.best_at(0.08)
+    assert best.trial == 2 and best.from_trials and best.feasible[0.08] is True
+    assert result.best_at(0.2).trial == 3 and result.best_at(0.5).trial == 4
+    assert result.best_at(0.0).trial == 0  # only the teacher meets 0.0
+    target = result.best_at(0.1)  # an epsilon of the sweep: the stored flags, not marked
+    assert target.trial == 3 and not target.from_trials and set(target.feasible) == {0.05, 0.1}
+
+
+def test_best_at_an_epsilon_outside_the_sweep_skips_failed_trials_and_warns_when_none():
+    result = result_of([(4.0, 0.0), (1.0, math.inf), (2.0, math.nan)])
+    assert result.best_at(1e9).trial == 0
+    with pytest.warns(NoFeasibleTrialWarning, match=r"no trial is feasible at epsilon=-0\.1"):
+        assert result.best_at(-0.1) is None
+    with pytest.raises(TocsrError, match="epsilon must be finite"):
+        result.best_at(math.inf)
+    with pytest.raises(TocsrError, match="epsilon must be a number"):
+        result.best_at("loose")
 
 
 def test_summary_has_teacher_figures_and_reductions():

@@ -94,3 +94,35 @@ def test_failed_overwrite_keeps_the_previous_export_loadable(setup, tmp_path, mo
     load_compact(out)
     assert export_module.read_compact_meta(out)["configuration_hash"] == cfg.hash
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compact"]
+
+
+def _result(points, epsilons=(0.05, 0.1)):
+    import json
+
+    import pandas as pd
+
+    from tocsr_nas.search.results import SearchResult
+
+    rows = []
+    for i, (g, q) in enumerate(points):
+        row = {"trial": i, "strategy": "t", "config": json.dumps({"a": str(i)}), "hash": f"h{i}", "gmacs": g,
+               "params": g, "quality": q, "seconds": 0.1}
+        row.update({f"feasible@{e!r}": q <= e for e in epsilons})
+        row["feasible"] = row[f"feasible@{epsilons[0]!r}"]
+        rows.append(row)
+    return SearchResult(pd.DataFrame(rows), objective="gmacs", epsilons=epsilons, strategy="t", seed=0)
+
+
+def test_pick_trial_takes_any_epsilon_and_marks_one_outside_the_sweep():
+    from tocsr_nas.errors import TocsrError
+    from tocsr_nas.stages.export import pick_trial
+
+    result = _result([(4.0, 0.0), (2.0, 0.04), (1.5, 0.07), (1.0, 0.09)])
+    trial, eps = pick_trial(result, None, None)
+    assert (trial.trial, eps, trial.from_trials) == (1, 0.05, False)
+    trial, eps = pick_trial(result, None, 0.1)
+    assert (trial.trial, eps, trial.from_trials) == (3, 0.1, False)
+    trial, eps = pick_trial(result, None, 0.08)  # not searched: read from the trials' quality
+    assert (trial.trial, eps, trial.from_trials) == (2, 0.08, True)
+    with pytest.raises(TocsrError, match=r"no feasible trial at epsilon -0.01 \(read from the sweep's trials\)"):
+        pick_trial(result, None, -0.01)
