@@ -188,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
 def summary_text(result: Any, *, seconds: float) -> str:
     """The lines printed at the end: the best configuration per epsilon against the teacher
     (``result.teacher``: the default configuration's cost)."""
+    from tocsr_nas.search.results import no_gain_line
+
     teacher_gmacs, teacher_params = result.teacher["gmacs"], result.teacher["params"]
     trials = result.trials
     n_feasible = int(trials["feasible"].astype(bool).sum()) if len(trials) else 0
@@ -200,6 +202,9 @@ def summary_text(result: Any, *, seconds: float) -> str:
     for eps, best in result.bests.items():
         if best is None:
             lines.append(f"  epsilon {eps:g}: nothing feasible (raise --budget or epsilon)")
+            continue
+        if result.beats_teacher(best) is False:
+            lines.append(f"  epsilon {eps:g}: {no_gain_line(eps)} (trial {best.trial}; raise --budget or epsilon)")
             continue
         lines.append(
             f"  epsilon {eps:g}: {best.gmacs:.4f} GMACs ({_ratio(teacher_gmacs, best.gmacs)} fewer), "

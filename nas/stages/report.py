@@ -51,6 +51,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def _sections(data: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(markdown lines, terminal lines)."""
+    from tocsr_nas.search.results import no_gain_line
+
     md: list[str] = []
     term: list[str] = []
     total = sum(v for v in data["stages"].values() if v)
@@ -70,12 +72,18 @@ def _sections(data: dict[str, Any]) -> tuple[list[str], list[str]]:
             if entry is None:
                 rows.append([f"best @ eps={key}", "-", "none feasible", "", "", ""])
                 continue
+            if entry.get("beats_teacher") is False:
+                rows.append([f"best @ eps={key}", str(entry["trial"]), no_gain_line(float(entry["epsilon"])), "", "", ""])
+                continue
             red = entry.get("reduction") or {}
             rows.append([f"best @ eps={key}", str(entry["trial"]), _fmt(entry["params"] / 1e6), _fmt(entry["gmacs"], ".4f"),
                          _fmt(entry["quality"], ".4f"), f"{_fmt(red.get('params'), '.2f')}x / {_fmt(red.get('gmacs'), '.2f')}x"])
         md += _table(["configuration", "trial", "Mparams", "GMACs", "quality", "reduction (params / GMACs)"], rows)
         md += ["", "![Pareto front](search/plots/pareto.png)", "", "![Convergence](search/plots/convergence.png)", ""]
         for r in rows[1:]:
+            if not r[3]:  # none feasible, or nothing cheaper than the teacher
+                term.append(f"search {r[0]}: {r[2]}")
+                continue
             term.append(f"search {r[0]}: {r[2]} M params, {r[3]} GMACs, quality {r[4]}, reduction {r[5]}")
 
     compact = data["compact"]
