@@ -429,8 +429,8 @@ class Strategy(ABC):
             >>> s = make_strategy("random", Problem(space, cost=cost, epsilons=(0.02, 0.1)))
             >>> s.tell([Observation(space.default_config(), 0.0, 4.0),
             ...         Observation(space.validate({"a": "small", "b": "big"}), 0.05, 3.0)])
-            >>> s.sweep_gains()  # 0.02: still the teacher; 0.1: 3.0 found, 2.0 reachable
-            {0.02: inf, 0.1: 0.3333333333333333}
+            >>> s.sweep_gains()  # 0.02: still the teacher; 0.1: 4.0 -> 3.0 found, one more step to 2.25
+            {0.02: inf, 0.1: 0.25}
             >>> [s.target_epsilon(j) for j in range(4)]  # proposals 2-5: two shared (0.02), a floor cycle
             [0.02, 0.02, 0.02, 0.1]
         """
@@ -462,8 +462,11 @@ class Strategy(ABC):
         ``inf`` for an epsilon at which nothing cheaper than the teacher is feasible yet; otherwise
         the fraction of its best feasible cost ``b`` that could still go, ``(b - r) / b`` (at least
         0), where ``r`` is what looks reachable: the best feasible cost at the next larger epsilon
-        of the sweep, or for the largest the space's cheapest cost (each block at its cheapest
-        candidate, the others at the teacher's: a lower bound when the cost adds up over blocks).
+        of the sweep; for the largest, one more step of the same ratio, ``b * b / b_prev`` (``b_prev``
+        the best at the next smaller epsilon, the teacher's cost while that is none cheaper), but
+        not below the space's cheapest cost (each block at its cheapest candidate, the others at
+        the teacher's: a lower bound when the cost adds up over blocks). The cheapest cost alone
+        is too loose a bound: it made the largest epsilon take most shared proposals.
 
         Returns:
             ``{epsilon: gain}`` for every epsilon of ``problem.epsilons``.
@@ -477,9 +480,14 @@ class Strategy(ABC):
                 gains[e] = math.inf
                 continue
             larger = [x for x in self.problem.epsilons if x > e]
+            smaller = [x for x in self.problem.epsilons if x < e]
             if larger:
                 above = best[min(larger)]
                 reach = b.cost if above is None else above.cost
+            elif smaller:  # the largest: the step from the next smaller epsilon, once more
+                below = best[max(smaller)]
+                prev = teacher_cost if below is None else min(below.cost, teacher_cost)
+                reach = max(self._cheapest_cost(), b.cost * b.cost / prev)
             else:
                 reach = self._cheapest_cost()
             gains[e] = max(0.0, (b.cost - reach) / b.cost) if b.cost > 0 else 0.0

@@ -39,9 +39,16 @@ def test_an_epsilon_still_at_the_teacher_gets_every_shared_proposal():
     s = strategy((0.05, 0.02, 0.1), TOLD)
     gains = s.sweep_gains()
     assert gains[0.02] == math.inf
-    assert gains[0.05] == pytest.approx((14 - 10) / 14) and gains[0.1] == pytest.approx((10 - 4) / 10)
+    assert gains[0.05] == pytest.approx((14 - 10) / 14)
+    assert gains[0.1] == pytest.approx(1 - 10 / 14)  # the largest: one more step of 14 -> 10
     counts = Counter(targets(s, 60))  # 10 cycles of 6: 3 floor slots, 3 shared
     assert counts == {0.02: 40, 0.05: 10, 0.1: 10}
+
+
+def test_the_largest_epsilon_is_not_promised_below_the_space_s_cheapest_cost():
+    s = strategy((0.05, 0.1), [*TOLD[:2], (cfg("skip", "skip", "half", "skip"), 0.08)])  # 14, then 5
+    assert s.sweep_gains()[0.1] == pytest.approx((5 - 4) / 5)  # 5 * 5 / 14 < 4, the cheapest
+    assert strategy((0.05, 0.1), TOLD[:1]).sweep_gains() == {0.05: math.inf, 0.1: math.inf}
 
 
 def test_several_epsilons_at_the_teacher_take_turns():
