@@ -266,7 +266,6 @@ class Strategy(ABC):
         self._told: dict[Configuration, Observation] = {}
         self._pending: dict[Configuration, None] = {}
         self._n_asks = 0
-        self._cheapest: float | None = None  # the space's cheapest cost, computed when a sweep needs it
 
     @classmethod
     def parse_options(cls, **options: Any) -> Any:
@@ -429,8 +428,8 @@ class Strategy(ABC):
             >>> s = make_strategy("random", Problem(space, cost=cost, epsilons=(0.02, 0.1)))
             >>> s.tell([Observation(space.default_config(), 0.0, 4.0),
             ...         Observation(space.validate({"a": "small", "b": "big"}), 0.05, 3.0)])
-            >>> s.sweep_gains()  # 0.02: still the teacher; 0.1: 4.0 -> 3.0 found, one more step to 2.25
-            {0.02: inf, 0.1: 0.25}
+            >>> s.sweep_gains()  # 0.02: still the teacher; 0.1: log(4 / 3) / log(0.1 / 0.02)
+            {0.02: inf, 0.1: 0.17874692166080078}
             >>> [s.target_epsilon(j) for j in range(4)]  # proposals 2-5: two shared (0.02), a floor cycle
             [0.02, 0.02, 0.02, 0.1]
         """
@@ -459,51 +458,42 @@ class Strategy(ABC):
     def sweep_gains(self) -> dict[float, float]:
         """What each epsilon of the sweep still stands to gain, from the told history.
 
-        ``inf`` for an epsilon at which nothing cheaper than the teacher is feasible yet; otherwise
-        the fraction of its best feasible cost ``b`` that could still go, ``(b - r) / b`` (at least
-        0), where ``r`` is what looks reachable: the best feasible cost at the next larger epsilon
-        of the sweep; for the largest, one more step of the same ratio, ``b * b / b_prev`` (``b_prev``
-        the best at the next smaller epsilon, the teacher's cost while that is none cheaper), but
-        not below the space's cheapest cost (each block at its cheapest candidate, the others at
-        the teacher's: a lower bound when the cost adds up over blocks). The cheapest cost alone
-        is too loose a bound: it made the largest epsilon take most shared proposals.
+        ``inf`` for an epsilon at which nothing cheaper than the teacher is feasible yet. Otherwise
+        the steepness of the sweep's trade-off next to it: with ``b(e)`` the best feasible cost at
+        ``e``, the gain of ``e`` is ``log(b(e) / b(e')) / log(e' / e)`` for the next larger epsilon
+        ``e'`` (how much cheaper ``e'`` already is, per step of epsilon), and the largest epsilon
+        takes the value of the pair below it (one more step of the same trade-off). On a trade-off
+        that is a straight line in log-log every epsilon gains as much as the others (the sweep is
+        shared evenly); an epsilon that lags behind the next larger one gains more. Comparing with
+        the next larger epsilon alone would always favour the smallest (it always lags: it is
+        harder), and the space's cheapest cost is no reachable target for the largest.
 
         Returns:
-            ``{epsilon: gain}`` for every epsilon of ``problem.epsilons``.
+            ``{epsilon: gain}`` for every epsilon of ``problem.epsilons`` (``0.0`` for a lone one).
         """
         teacher_cost = float(self.problem.cost(self.space.default_config()))
-        best = {e: self.best_feasible(e) for e in self.problem.epsilons}
+        best: dict[float, float] = {}
+        for e in self.problem.epsilons:
+            b = self.best_feasible(e)
+            best[e] = teacher_cost if b is None else min(b.cost, teacher_cost)
+        order = sorted(set(self.problem.epsilons))
         gains: dict[float, float] = {}
         for e in self.problem.epsilons:
-            b = best[e]
-            if b is None or b.cost >= teacher_cost:
+            if best[e] >= teacher_cost:
                 gains[e] = math.inf
                 continue
-            larger = [x for x in self.problem.epsilons if x > e]
-            smaller = [x for x in self.problem.epsilons if x < e]
-            if larger:
-                above = best[min(larger)]
-                reach = b.cost if above is None else above.cost
-            elif smaller:  # the largest: the step from the next smaller epsilon, once more
-                below = best[max(smaller)]
-                prev = teacher_cost if below is None else min(below.cost, teacher_cost)
-                reach = max(self._cheapest_cost(), b.cost * b.cost / prev)
+            i = order.index(e)
+            if i + 1 < len(order):
+                lo, hi = e, order[i + 1]
+            elif i > 0:
+                lo, hi = order[i - 1], e
             else:
-                reach = self._cheapest_cost()
-            gains[e] = max(0.0, (b.cost - reach) / b.cost) if b.cost > 0 else 0.0
+                gains[e] = 0.0
+                continue
+            step = math.log(hi / lo) if lo > 0 else hi - lo
+            ok = best[hi] > 0 and best[lo] > 0
+            gains[e] = max(0.0, math.log(best[lo] / best[hi]) / step) if ok else 0.0
         return gains
-
-    def _cheapest_cost(self) -> float:
-        """The cost of the configuration that takes each block's cheapest candidate (cached)."""
-        if self._cheapest is None:
-            teacher = self.space.default_config()
-            choice = {}
-            for block in self.space.blocks:
-                costs = [(float(self.problem.cost(Configuration({**teacher, block.path: c.name}))), i)
-                         for i, c in enumerate(block.choices)]
-                choice[block.path] = block.choices[min(costs)[1]].name
-            self._cheapest = float(self.problem.cost(Configuration(choice)))
-        return self._cheapest
 
     def _rng(self, purpose: str) -> random.Random:
         """A local RNG that depends only on (strategy, seed, purpose, told count, pending count)."""

@@ -10,7 +10,6 @@ from tocsr_nas.strategies import Observation, Problem, make_strategy
 
 PRICE = {"t": 4.0, "half": 2.0, "skip": 1.0}
 SPACE = SearchSpace.from_choices({f"b{i}": list(PRICE) for i in range(4)})
-TEACHER_COST = 16.0
 
 
 def cost(config):
@@ -31,7 +30,7 @@ def targets(s, n):
     return [s.target_epsilon(j) for j in range(n)]
 
 
-# the teacher, one configuration feasible at 0.05 and 0.1 (cost 14), one only at 0.1 (cost 10); the cheapest configuration costs 4
+# the teacher (cost 16), one configuration feasible at 0.05 and 0.1 (cost 14), one only at 0.1 (cost 10)
 TOLD = [(cfg("t", "t", "t", "t"), 0.0), (cfg("half", "t", "t", "t"), 0.03), (cfg("half", "half", "half", "t"), 0.08)]
 
 
@@ -39,16 +38,27 @@ def test_an_epsilon_still_at_the_teacher_gets_every_shared_proposal():
     s = strategy((0.05, 0.02, 0.1), TOLD)
     gains = s.sweep_gains()
     assert gains[0.02] == math.inf
-    assert gains[0.05] == pytest.approx((14 - 10) / 14)
-    assert gains[0.1] == pytest.approx(1 - 10 / 14)  # the largest: one more step of 14 -> 10
+    assert gains[0.05] == pytest.approx(math.log(14 / 10) / math.log(2))  # 14 -> 10 over 0.05 -> 0.1
+    assert gains[0.1] == gains[0.05]  # the largest: the pair below it
     counts = Counter(targets(s, 60))  # 10 cycles of 6: 3 floor slots, 3 shared
     assert counts == {0.02: 40, 0.05: 10, 0.1: 10}
 
 
-def test_the_largest_epsilon_is_not_promised_below_the_space_s_cheapest_cost():
-    s = strategy((0.05, 0.1), [*TOLD[:2], (cfg("skip", "skip", "half", "skip"), 0.08)])  # 14, then 5
-    assert s.sweep_gains()[0.1] == pytest.approx((5 - 4) / 5)  # 5 * 5 / 14 < 4, the cheapest
-    assert strategy((0.05, 0.1), TOLD[:1]).sweep_gains() == {0.05: math.inf, 0.1: math.inf}
+# bests 9, 6, 4 at 0.02, 0.04, 0.08: the same ratio for each doubling of epsilon
+EVEN = [TOLD[0], (cfg("t", "half", "half", "skip"), 0.01), (cfg("half", "half", "skip", "skip"), 0.03),
+        (cfg("skip", "skip", "skip", "skip"), 0.07)]
+
+
+def test_a_log_linear_trade_off_is_shared_evenly_and_a_lagging_epsilon_gains_more():
+    s = strategy((0.02, 0.04, 0.08), EVEN)
+    gains = s.sweep_gains()
+    assert gains == {e: pytest.approx(math.log(1.5) / math.log(2)) for e in (0.02, 0.04, 0.08)}
+    counts = Counter(targets(s, 600))
+    assert all(abs(counts[e] - 200) <= 2 for e in counts)
+    lagging = strategy((0.02, 0.04, 0.08), [EVEN[0], (cfg("t", "t", "half", "half"), 0.01), *EVEN[2:]])  # 12, not 9
+    gains = lagging.sweep_gains()
+    assert gains[0.02] == pytest.approx(1.0) and gains[0.02] > gains[0.04] == gains[0.08]
+    assert Counter(targets(lagging, 600))[0.02] > 200 + 20
 
 
 def test_several_epsilons_at_the_teacher_take_turns():
@@ -83,13 +93,17 @@ def test_targets_are_a_function_of_the_told_history_and_pending_set():
 
 @pytest.mark.parametrize("name", ["ecbo", "evolution"])
 def test_a_single_epsilon_is_always_the_target_and_costs_nothing_more(name):
-    s = strategy((0.05,), TOLD, name=name)
-    assert set(targets(s, 50)) == {0.05}
-    s.ask(2)
-    assert s.sweep_gains() == {0.05: pytest.approx((14 - 4) / 14)} and s._cheapest is not None  # computed only on request
-    t = strategy((0.05,), TOLD, name=name)
-    t.ask(2)
-    assert t._cheapest is None  # proposing never computed it
+    calls = []
+
+    def counted(c):
+        calls.append(c)
+        return cost(c)
+
+    s = make_strategy(name, Problem(SPACE, cost=counted, epsilons=(0.05,)), seed=0)
+    s.tell([Observation(c, q, cost(c)) for c, q in TOLD])
+    calls.clear()  # ecbo tabulates the cost when it is built
+    assert set(targets(s, 50)) == {0.05} and calls == []  # no gains computed
+    assert s.sweep_gains() == {0.05: 0.0}
 
 
 def test_a_resumed_sweep_proposes_what_the_original_would():
