@@ -464,9 +464,10 @@ class Strategy(ABC):
         ``e'`` (how much cheaper ``e'`` already is, per step of epsilon), and the largest epsilon
         takes the value of the pair below it (one more step of the same trade-off). On a trade-off
         that is a straight line in log-log every epsilon gains as much as the others (the sweep is
-        shared evenly); an epsilon that lags behind the next larger one gains more. Comparing with
-        the next larger epsilon alone would always favour the smallest (it always lags: it is
-        harder), and the space's cheapest cost is no reachable target for the largest.
+        shared evenly); an epsilon that lags behind the next larger one gains more. The fraction
+        ``(b(e) - b(e')) / b(e)`` without the step favoured the smallest epsilon (it always lags:
+        it is harder), and the space's cheapest cost is no reachable target for the largest
+        (``docs/BENCHMARKS.md``, section 4).
 
         Returns:
             ``{epsilon: gain}`` for every epsilon of ``problem.epsilons`` (``0.0`` for a lone one).
