@@ -34,6 +34,7 @@ from typing import Any
 
 from tocsr_nas.commands import positive_float, positive_int, seed
 from tocsr_nas.search.setup import DEFAULT_BUDGET
+from tocsr_nas.strategies.base import SWEEPS
 
 #: epsilon must lie in this open interval
 EPSILON_RANGE = (0.0, 10.0)
@@ -133,6 +134,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(squared distance to the teacher in units of its own error)",
     )
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
+    p.add_argument(
+        "--sweep",
+        choices=SWEEPS,
+        default="cycle",
+        help="how the epsilons of a sweep share the evaluations: in turn (cycle, default) or half of them to the "
+        "epsilon that stands to gain most, e.g. one still at the teacher (gain)",
+    )
     p.add_argument("--max-gmacs", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these GMACs")
     p.add_argument("--max-params", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these parameters")
     p.add_argument("--resolution", type=positive_int, metavar="PX", help="image side in pixels (default: the library's)")
@@ -171,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         quality=args.quality,
         batch_size=args.batch_size,
+        sweep=args.sweep,
         max_gmacs=args.max_gmacs,
         max_params=args.max_params,
         resolution=args.resolution,

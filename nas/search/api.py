@@ -34,6 +34,7 @@ def search(
     max_gmacs: float | None = None,
     max_params: float | None = None,
     batch_size: int = 1,
+    sweep: str = "cycle",
     prior: Mapping[str, Mapping[str, float]] | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
@@ -60,6 +61,8 @@ def search(
         objective: ``"gmacs"`` or ``"params"``.
         max_gmacs, max_params: hard bounds: nothing above them is ever evaluated.
         batch_size: proposals per round (q).
+        sweep: how several epsilons share the proposals: ``"cycle"`` in turn, ``"gain"`` by what
+            each stands to gain (:attr:`tocsr_nas.strategies.Problem.sweep`).
         prior: ``block -> candidate -> expected damage``, cheap prior knowledge for the strategy.
         out_dir: write the journal, ``trials.csv``, ``pareto.csv``, ``best.json`` and ``plots/`` here.
         resume: continue the search journalled in ``out_dir``.
@@ -101,6 +104,7 @@ def search(
         max_gmacs=max_gmacs,
         max_params=max_params,
         batch_size=batch_size,
+        sweep=sweep,
         prior=prior,
         out_dir=out_dir,
         resume=resume,

@@ -82,7 +82,11 @@ logger = logging.getLogger(__name__)
 JOURNAL_NAME = "journal.jsonl"
 JOURNAL_VERSION = 1
 #: header fields that must match for a journal to be resumed
-IDENTITY_KEYS = ("space_hash", "objective", "epsilons", "strategy", "seed", "options", "batch_size", "max_gmacs", "max_params")
+IDENTITY_KEYS = (
+    "space_hash", "objective", "epsilons", "strategy", "seed", "options", "batch_size", "sweep", "max_gmacs", "max_params"
+)
+#: the value of an identity key that journals written before it existed stand for
+IDENTITY_DEFAULTS = {"sweep": "cycle"}
 
 
 class JournalError(TocsrError):
@@ -263,7 +267,8 @@ def check_header(found: Mapping[str, Any], expected: Mapping[str, Any], path: st
     """Raise :class:`JournalError` if ``found`` (a journal's header) belongs to another search."""
     diffs = []
     for key in IDENTITY_KEYS:
-        a, b = _clean(found.get(key)), _clean(expected.get(key))
+        a = _clean(found.get(key, IDENTITY_DEFAULTS.get(key)))
+        b = _clean(expected.get(key, IDENTITY_DEFAULTS.get(key)))
         if json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
             diffs.append(f"{key}: {a!r} in the journal, {b!r} now")
     if diffs:

@@ -236,6 +236,7 @@ class SearchLoop:
         max_gmacs: float | None = None,
         max_params: float | None = None,
         batch_size: int = 1,
+        sweep: str = "cycle",
         prior: Mapping[str, Mapping[str, float]] | None = None,
         out_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
@@ -259,6 +260,11 @@ class SearchLoop:
         self.budget = _positive("budget", budget, integer=True)
         self.time_budget = _positive("time_budget", time_budget, integer=False)
         self.batch_size = _positive("batch_size", batch_size, integer=True)
+        from tocsr_nas.strategies.base import SWEEPS
+
+        if sweep not in SWEEPS:
+            raise TocsrError(f"sweep must be one of {list(SWEEPS)}, got {sweep!r}")
+        self.sweep = sweep
         self.max_gmacs = _positive("max_gmacs", max_gmacs, integer=False)
         self.max_params = _positive("max_params", max_params, integer=False)
         self.max_duplicate_rounds = _positive("max_duplicate_rounds", max_duplicate_rounds, integer=True)
@@ -318,6 +324,7 @@ class SearchLoop:
             epsilons=self.epsilons,
             admissible=self.admissible,
             prior=self.prior,
+            sweep=self.sweep,
         )
 
     def _make_strategy(self) -> Any:
@@ -344,6 +351,7 @@ class SearchLoop:
             "seed": self.seed,
             "options": self.strategy_options,
             "batch_size": self.batch_size,
+            "sweep": self.sweep,
             "max_gmacs": self.max_gmacs,
             "max_params": self.max_params,
             "budget": self.budget,

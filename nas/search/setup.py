@@ -409,6 +409,7 @@ def run_search(
     seed: int = 0,
     quality: str = "denoising",
     batch_size: int = 1,
+    sweep: str = "cycle",
     max_gmacs: float | None = None,
     max_params: float | None = None,
     resolution: int | None = None,
@@ -441,6 +442,7 @@ def run_search(
         seed: seed of the strategy.
         quality: the quality evaluator (``"denoising"`` or ``"agreement"``).
         batch_size: proposals per round.
+        sweep: how several epsilons share the proposals (``"cycle"`` or ``"gain"``).
         max_gmacs, max_params: hard bounds: nothing above them is evaluated.
         resolution: image side in pixels (default: the library's).
         val_samples, val_seed: size and seed of the validation set.
@@ -495,6 +497,7 @@ def run_search(
         "epsilons": epsilons,
         "seed": seed,
         "batch_size": batch_size,
+        "sweep": sweep,
         "budget": budget,
         "time_budget": time_budget,
         "max_gmacs": max_gmacs,
@@ -526,6 +529,7 @@ def run_search(
             max_gmacs=max_gmacs,
             max_params=max_params,
             batch_size=batch_size,
+            sweep=sweep,
             out_dir=out,
             resume=resume,
             progress=progress,

@@ -64,6 +64,7 @@ __all__ = [
     "Problem",
     "Strategy",
     "StrategyError",
+    "SWEEPS",
     "available_strategies",
     "get_strategy",
     "make_strategy",
@@ -73,6 +74,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+#: how a sweep shares its proposals among its epsilons (:attr:`Problem.sweep`)
+SWEEPS = ("cycle", "gain")
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # the shared slots of a sweep: u_g = frac(g * golden)
 
 
@@ -99,6 +102,10 @@ class Problem:
         prior: optional cheap prior, ``block path -> candidate name -> expected quality damage``
             (nonnegative, larger = worse, teacher = 0), e.g. normalised distillation losses or
             single-block sensitivities. Missing entries count as unknown.
+        sweep: how a sweep of several epsilons shares the proposals (:data:`SWEEPS`): ``"cycle"``
+            (the default) targets them in turn; ``"gain"`` gives half of them to the epsilon that
+            stands to gain most (:meth:`Strategy.sweep_gains`). Measured on the demo's library it
+            did not beat ``"cycle"`` (``docs/BENCHMARKS.md``, section 4), hence the default.
 
     Example:
         >>> from tocsr_nas.searchspace import SearchSpace
@@ -114,8 +121,11 @@ class Problem:
     epsilons: tuple[float, ...]
     admissible: Callable[[Configuration], bool] = _always
     prior: Mapping[str, Mapping[str, float]] | None = None
+    sweep: str = "cycle"
 
     def __post_init__(self) -> None:
+        if self.sweep not in SWEEPS:
+            raise StrategyError(f"Problem.sweep must be one of {list(SWEEPS)}, got {self.sweep!r}")
         if not isinstance(self.space, SearchSpace):
             raise StrategyError(f"Problem.space must be a SearchSpace, got {type(self.space).__name__}")
         if not callable(self.cost) or not callable(self.admissible):
@@ -409,9 +419,10 @@ class Strategy(ABC):
         return best
 
     def target_epsilon(self, offset: int = 0) -> float:
-        """The epsilon a proposal targets: the only one, or in a sweep the one that stands to gain most.
+        """The epsilon a proposal targets: the only one, or in a sweep the next in turn
+        (``problem.sweep == "cycle"``) or the one that stands to gain most (``"gain"``).
 
-        Proposal ``k = told + pending + offset`` of a sweep of ``m`` epsilons falls in a cycle of
+        With ``"gain"``, proposal ``k = told + pending + offset`` of a sweep of ``m`` epsilons falls in a cycle of
         ``2 m`` proposals. The first ``m`` of each cycle go to ``problem.epsilons`` in turn (a floor:
         every epsilon gets at least half its fair share, ``1 / (2 m)`` of the proposals); the other
         ``m`` are shared by :meth:`sweep_gains`: an epsilon with nothing cheaper than the teacher
@@ -425,7 +436,7 @@ class Strategy(ABC):
             >>> space = SearchSpace.from_choices({"a": ["big", "small"], "b": ["big", "small"]})
             >>> table = {"big": 2.0, "small": 1.0}
             >>> cost = lambda c: sum(table[v] for v in c.values())
-            >>> s = make_strategy("random", Problem(space, cost=cost, epsilons=(0.02, 0.1)))
+            >>> s = make_strategy("random", Problem(space, cost=cost, epsilons=(0.02, 0.1), sweep="gain"))
             >>> s.tell([Observation(space.default_config(), 0.0, 4.0),
             ...         Observation(space.validate({"a": "small", "b": "big"}), 0.05, 3.0)])
             >>> s.sweep_gains()  # 0.02: still the teacher; 0.1: log(4 / 3) / log(0.1 / 0.02)
@@ -437,6 +448,8 @@ class Strategy(ABC):
         if len(eps) == 1:
             return eps[0]
         m = len(eps)
+        if self.problem.sweep == "cycle":
+            return eps[(len(self.history) + len(self._pending) + offset) % m]
         cycle, slot = divmod(len(self.history) + len(self._pending) + offset, 2 * m)
         if slot < m:
             return eps[slot]

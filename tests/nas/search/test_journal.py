@@ -179,3 +179,12 @@ def test_resume_of_a_finished_search_evaluates_nothing(tmp_path):
     again = _loop(str(tmp_path), resume=True, quality=quality).run().trials
     assert calls == [] and again.equals(first)
     assert os.path.getsize(tmp_path / JOURNAL_NAME) > 0
+
+
+def test_a_journal_from_before_the_sweep_key_resumes_as_a_cycle_sweep(tmp_path):
+    from tocsr_nas.search.journal import check_header
+
+    old = {"space_hash": "abc", "epsilons": [0.05, 0.1], "batch_size": 1}  # written before "sweep" existed
+    check_header(old, {**old, "sweep": "cycle"}, tmp_path / "journal.jsonl")
+    with pytest.raises(JournalError, match=r"sweep: 'cycle' in the journal, 'gain' now"):
+        check_header(old, {**old, "sweep": "gain"}, tmp_path / "journal.jsonl")

@@ -1,4 +1,5 @@
-"""How a sweep shares its proposals between epsilons (``Strategy.target_epsilon``, ``sweep_gains``)."""
+"""How a sweep shares its proposals between epsilons (``Strategy.target_epsilon``, ``sweep_gains``):
+in turn by default (``Problem.sweep == "cycle"``), by gain with ``sweep="gain"``."""
 
 import math
 from collections import Counter
@@ -20,8 +21,8 @@ def cfg(*names):
     return SPACE.validate({f"b{i}": n for i, n in enumerate(names)})
 
 
-def strategy(epsilons, told=(), name="random"):
-    s = make_strategy(name, Problem(SPACE, cost=cost, epsilons=epsilons), seed=0)
+def strategy(epsilons, told=(), name="random", sweep="gain"):
+    s = make_strategy(name, Problem(SPACE, cost=cost, epsilons=epsilons, sweep=sweep), seed=0)
     s.tell([Observation(c, q, cost(c)) for c, q in told])
     return s
 
@@ -115,3 +116,17 @@ def test_a_resumed_sweep_proposes_what_the_original_would():
     b.tell(history)
     b.load_state_dict(strategy((0.05, 0.02, 0.1), TOLD, name="evolution").state_dict())
     assert b.ask(3) == first
+
+
+def test_the_default_sweep_takes_the_epsilons_in_turn_even_at_the_teacher():
+    s = strategy((0.05, 0.02, 0.1), TOLD, sweep="cycle")
+    assert Problem(SPACE, cost=cost, epsilons=(0.05, 0.1)).sweep == "cycle"
+    start = len(TOLD)
+    assert targets(s, 6) == [(0.05, 0.02, 0.1)[(start + j) % 3] for j in range(6)]
+
+
+def test_an_unknown_sweep_is_refused():
+    from tocsr_nas.strategies.base import StrategyError
+
+    with pytest.raises(StrategyError, match="sweep must be one of"):
+        Problem(SPACE, cost=cost, epsilons=(0.05,), sweep="greedy")
