@@ -1,7 +1,7 @@
 """``notebooks/pareto_explorer.ipynb`` runs top to bottom on real search outputs.
 
 Two small searches (``ecbo`` and ``random``, same seed and budget) on a model-free space with an
-epsilon sweep write their folders; the notebook is executed with nbclient in a python3 kernel
+epsilon sweep write their folders, and a third (``ecbo`` again, in a folder of the same name); the notebook is executed with nbclient in a python3 kernel
 of this interpreter, pointed at them through ``TOCSR_SEARCH_DIRS``.
 """
 
@@ -62,6 +62,11 @@ def test_pareto_explorer_runs_on_real_searches(tmp_path, monkeypatch):
         search(_space(), quality=_quality, cost=_cost, epsilon=[0.05, 0.1], strategy=strategy, budget=12, seed=0,
                out_dir=out, progress=False)
         dirs.append(str(out))
+    # the same folder name, strategy and seed under another parent: a distinct label, not a dropped search
+    again = tmp_path / "again" / "search-ecbo"
+    search(_space(), quality=_quality, cost=_cost, epsilon=[0.05, 0.1], strategy="ecbo", budget=6, seed=0,
+           out_dir=again, progress=False)
+    dirs.append(str(again))
     monkeypatch.setenv("TOCSR_SEARCH_DIRS", ",".join(dirs))
     kernel = _kernel_name(tmp_path)
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -75,7 +80,9 @@ def test_pareto_explorer_runs_on_real_searches(tmp_path, monkeypatch):
         for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
     assert "search-ecbo (ecbo, seed 0)" in text and "search-random (random, seed 0)" in text
+    assert "again/search-ecbo (ecbo, seed 0)" in text  # three searches, three labels
+    assert "trials feasible at epsilon 0.05" in text and "replaced" in text  # which blocks feasible trials replace
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
-    assert len(images) >= 4  # two Pareto panels (one figure), convergence, heat map, bars
+    assert len(images) >= 5  # two Pareto panels (one figure), convergence, heat map, bars, replacement shares
     assert "down.0" in text  # the per-block table
