@@ -9,6 +9,7 @@ process, and ``kill -9`` of ``distill --workers 2``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -185,26 +186,35 @@ def test_stale_lock_of_a_killed_process_does_not_block(artefacts, tmp_path, capl
     assert not lock_file(out).exists()
 
 
+@contextlib.contextmanager
+def _paused_holder(argv: list[str], folder: Path, what: str):
+    """Run the CLI on ``argv`` in a subprocess, wait until it holds ``folder``'s lock and stop it there
+    (SIGSTOP: it keeps the lock); yield it; then let it go on and wait for it to finish (its stderr is
+    left in ``.stderr_text``). It never outlives the test."""
+    proc = subprocess.Popen(_cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (lock_holder(folder) or {}).get("pid") == proc.pid, f"the first {what} holds its lock", proc)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        _, proc.stderr_text = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_resume_while_a_search_runs_is_refused_and_the_first_finishes_intact(artefacts, tmp_path, capsys):
     out = tmp_path / "s"
     argv = [a.format_map(artefacts.names()) for a in [*SEARCH, "--out", str(out)]]
-    first = subprocess.Popen(_cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: (lock_holder(out) or {}).get("pid") == first.pid, "the first search holds its lock", first)
-        first.send_signal(signal.SIGSTOP)  # the first run is stopped mid-way: it keeps its lock
-        try:
-            assert main([*argv, "--resume"]) == 2
-            err = capsys.readouterr().err.strip()
-            assert len(err.splitlines()) == 1, err
-            assert f"{out} is being written by pid {first.pid} on " in err and "tocsr-nas search" in err, err
-        finally:
-            first.send_signal(signal.SIGCONT)
-        _, stderr = first.communicate(timeout=600)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, stderr
+    with _paused_holder(argv, out, "search") as first:
+        assert main([*argv, "--resume"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"{out} is being written by pid {first.pid} on " in err and "tocsr-nas search" in err, err
+    assert first.returncode == 0, first.stderr_text
     journal = (out / "journal.jsonl").read_text().splitlines()
     assert all(json.loads(line) is not None for line in journal)
     trials = len((out / "trials.csv").read_text().splitlines())
@@ -216,23 +226,12 @@ def test_resume_while_a_search_runs_is_refused_and_the_first_finishes_intact(art
 def test_a_second_distill_beside_a_running_one_is_refused_and_the_library_completes(artefacts, tmp_path, capsys):
     lib = tmp_path / "lib"
     argv = [*[a.format_map(artefacts.names()) for a in DISTILL], "--out", str(lib)]
-    first = subprocess.Popen(_cli(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: (lock_holder(lib) or {}).get("pid") == first.pid, "the first distill holds its lock", first)
-        first.send_signal(signal.SIGSTOP)
-        try:
-            for extra in (["--resume"], []):  # neither a resume nor a fresh start may write beside it
-                assert main([*argv, *extra]) == 2
-                err = capsys.readouterr().err.strip()
-                assert len(err.splitlines()) == 1 and f"{lib} is being written by pid {first.pid} on " in err, err
-        finally:
-            first.send_signal(signal.SIGCONT)
-        _, stderr = first.communicate(timeout=600)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, stderr
+    with _paused_holder(argv, lib, "distill") as first:
+        for extra in (["--resume"], []):  # neither a resume nor a fresh start may write beside it
+            assert main([*argv, *extra]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and f"{lib} is being written by pid {first.pid} on " in err, err
+    assert first.returncode == 0, first.stderr_text
     manifest = (lib / "manifest.json").read_bytes()
     assert main([*argv, "--resume"]) == 0, capsys.readouterr().err  # complete: nothing to retrain
     assert json.loads((lib / "manifest.json").read_bytes())["pairs"] == json.loads(manifest)["pairs"]
