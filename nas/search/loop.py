@@ -260,11 +260,9 @@ class SearchLoop:
         self.budget = _positive("budget", budget, integer=True)
         self.time_budget = _positive("time_budget", time_budget, integer=False)
         self.batch_size = _positive("batch_size", batch_size, integer=True)
-        from tocsr_nas.strategies.base import SWEEPS
+        from tocsr_nas.strategies.base import check_sweep
 
-        if sweep not in SWEEPS:
-            raise TocsrError(f"sweep must be one of {list(SWEEPS)}, got {sweep!r}")
-        self.sweep = sweep
+        self.sweep = check_sweep(sweep)
         self.max_gmacs = _positive("max_gmacs", max_gmacs, integer=False)
         self.max_params = _positive("max_params", max_params, integer=False)
         self.max_duplicate_rounds = _positive("max_duplicate_rounds", max_duplicate_rounds, integer=True)

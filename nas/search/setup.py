@@ -470,12 +470,14 @@ def run_search(
     """
     from tocsr_nas._io import atomic_write_json
     from tocsr_nas.strategies import available_strategies, get_strategy
+    from tocsr_nas.strategies.base import check_sweep
 
     start = time.perf_counter()
     out = Path(out)
     _check_choice("strategy", strategy, available_strategies())
     strategy_options = dict(strategy_options or {})
     get_strategy(strategy).parse_options(**strategy_options)  # a bad option fails before anything is written
+    check_sweep(sweep)
 
     def before_loading() -> None:
         space_file = space if isinstance(space, (str, os.PathLike)) and Path(space).is_file() else None

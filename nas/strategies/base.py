@@ -64,6 +64,7 @@ __all__ = [
     "Problem",
     "Strategy",
     "StrategyError",
+    "check_sweep",
     "SWEEPS",
     "available_strategies",
     "get_strategy",
@@ -76,6 +77,17 @@ logger = logging.getLogger(__name__)
 STATE_VERSION = 1
 #: how a sweep shares its proposals among its epsilons (:attr:`Problem.sweep`)
 SWEEPS = ("cycle", "gain")
+
+
+def check_sweep(sweep: str) -> str:
+    """Return ``sweep`` if it is one of :data:`SWEEPS`.
+
+    Raises:
+        StrategyError: any other value (the message lists the valid ones).
+    """
+    if sweep not in SWEEPS:
+        raise StrategyError(f"sweep must be one of {list(SWEEPS)}, got {sweep!r}")
+    return sweep
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # the shared slots of a sweep: u_g = frac(g * golden)
 
 
@@ -124,8 +136,7 @@ class Problem:
     sweep: str = "cycle"
 
     def __post_init__(self) -> None:
-        if self.sweep not in SWEEPS:
-            raise StrategyError(f"Problem.sweep must be one of {list(SWEEPS)}, got {self.sweep!r}")
+        check_sweep(self.sweep)
         if not isinstance(self.space, SearchSpace):
             raise StrategyError(f"Problem.space must be a SearchSpace, got {type(self.space).__name__}")
         if not callable(self.cost) or not callable(self.admissible):

@@ -224,6 +224,8 @@ CASES: list[Case] = [
       for vid, value, shown in (("nan", "NaN", "NaN"), ("inf", "Infinity", "Infinity"), ("overflow", "1e999", "1e999"),
                                 ("in-list", "[0.1,-Infinity]", "-Infinity"))],
     Case("search", "epsilon-nan", [*SEARCH[:-4], "--epsilon", "0.1,nan", "--out", "{tmp}/out"], r"epsilon out of range: nan"),
+    Case("search", "sweep-unknown", [*SEARCH, "--sweep", "greedy"], r"sweep must be one of \['cycle', 'gain'\], got 'greedy'",
+         absent=["{tmp}/out"]),
     # export
     *_numeric_cases("export", EXPORT, "--trial", [("negative", "-1", "must be >= 0"), INT_WORD]),
     *_numeric_cases("export", EXPORT, "--epsilon", [NAN, INF, ("zero", "0", "positive")]),
