@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from tocsr_nas._io import atomic_write_text
+from tocsr_nas._io import atomic_write_text, one_line
 from tocsr_nas.evaluators.complexity import Complexity, count_macs, count_params, trace_macs
 from tocsr_nas.evaluators.signatures import call_signature as _io_signature
 from tocsr_nas.evaluators.signatures import module_signature as _module_signature
@@ -332,10 +332,9 @@ class CostTable:
                             cache[key] = _trace(module, io.args, io.kwargs)
                         except (ValueError, RuntimeError) as exc:  # e.g. a norm over one value per group
                             shape = "x".join(str(n) for n in io.args[0].shape) if io.args and hasattr(io.args[0], "shape") else "?"
-                            message = " ".join(str(exc).split())
                             raise CostTableError(
                                 f"candidate {name!r} of block {path} cannot run on its input of shape {shape} "
-                                f"({message}); choose a larger resolution"
+                                f"({one_line(exc)}); choose a larger resolution"
                             ) from None
                         traces += 1
                         if bar is not None:

@@ -223,7 +223,10 @@ def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
 
     directory = Path(directory)
     unet = load_compact(directory)
-    verify_records(directory, read_compact_meta(directory).get("files"), directory / COMPACT_FILE)
+    files = read_compact_meta(directory).get("files")
+    if isinstance(files, dict):  # load_compact checked the UNet's own weights: the VAE and context here
+        files = {k: v for k, v in files.items() if k != WEIGHTS_FILE}
+    verify_records(directory, files, directory / COMPACT_FILE)
     try:
         vae = AutoencoderKL.from_pretrained(directory / "vae", use_safetensors=True, low_cpu_mem_usage=False)  # no accelerate warning
         scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")

@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from einops import pack, rearrange, unpack
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
+from tocsr_nas._io import one_line
 from tocsr_nas.errors import TocsrError
 
 __all__ = [
@@ -237,8 +238,7 @@ def load_image(path: str | Path) -> np.ndarray:
     except IsADirectoryError as exc:
         raise ImageDataError(f"cannot read image {path}: it is a folder") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ImageDataError(f"cannot read image {path}: {reason}") from exc
+        raise ImageDataError(f"cannot read image {path}: {one_line(exc)}") from exc
 
 
 def load_skimage_photo(name: str) -> np.ndarray:
