@@ -434,6 +434,7 @@ def distill(
     progress: bool = True,
     extra_header: Mapping[str, Any] | None = None,
     on_pair: Callable[[PairRecord], None] | None = None,
+    component: str | None = None,
 ) -> SurrogateLibrary:
     """Distil every (block, candidate) pair of ``space`` into a library at ``out``.
 
@@ -453,6 +454,8 @@ def distill(
         progress: show a tqdm progress bar.
         extra_header: more manifest header fields (e.g. data settings).
         on_pair: called with each finished pair's record.
+        component: the network of the teacher the blocks belong to (e.g. ``"vae.decoder"``), recorded
+            in the header; ``None`` records nothing (the denoiser).
 
     Returns:
         The complete library.
@@ -471,6 +474,7 @@ def distill(
         space=space,
         resolution=resolution,
         settings={**settings.to_dict(), **dict(extra_header or {})},
+        component=component,
     )
     done: dict[tuple[str, str], PairRecord] = {}
     if (out / "manifest.json").exists():

@@ -198,7 +198,8 @@ def resnet_dims(block: nn.Module) -> ResnetDims:
         groups_out=int(block.norm2.num_groups),
         eps=float(block.norm1.eps),
         non_linearity=_activation_name(block.nonlinearity),
-        time_embedding_norm=str(block.time_embedding_norm),
+        # without a time embedding the norm mode has no effect (a VAE's blocks say "group")
+        time_embedding_norm="default" if proj is None else str(block.time_embedding_norm),
         skip_time_act=bool(block.skip_time_act),
         output_scale_factor=float(block.output_scale_factor),
     )

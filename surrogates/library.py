@@ -183,6 +183,7 @@ def library_header(
     space: SearchSpace,
     resolution: int | None,
     settings: Mapping[str, Any] | None = None,
+    component: str | None = None,
 ) -> dict[str, Any]:
     """The header of a library's manifest.
 
@@ -191,7 +192,10 @@ def library_header(
         space: the search space the library is distilled for.
         resolution: the image side (pixels) at which the block features were captured.
         settings: distillation settings, for the record.
+        component: the network of the teacher the blocks belong to (``"vae.decoder"``...); ``None``
+            (the denoiser) writes no ``component`` key, as libraries always did.
     """
+    extra = {"component": str(component)} if component not in (None, "denoiser") else {}
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -200,6 +204,7 @@ def library_header(
         "space": space.to_dict(),
         "resolution": resolution,
         "settings": dict(settings or {}),
+        **extra,
     }
 
 
@@ -417,6 +422,11 @@ class SurrogateLibrary:
     @property
     def resolution(self) -> int | None:
         return self.header.get("resolution")
+
+    @property
+    def component(self) -> str:
+        """The network of the teacher the library's blocks belong to (``"denoiser"`` unless recorded)."""
+        return str(self.header.get("component") or "denoiser")
 
     @property
     def space(self) -> SearchSpace:

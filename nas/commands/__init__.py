@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "add_action_group",
     "add_checkpoint_options",
+    "add_component",
     "add_image_options",
     "add_out",
     "add_resume",
@@ -115,6 +116,12 @@ def add_action_group(subparsers: argparse._SubParsersAction, name: str, help: st
 def add_out(p: argparse.ArgumentParser, help: str, *, required: bool = True, default: Path | None = None) -> None:
     """``--out DIR``: the command's output folder."""
     p.add_argument("--out", type=Path, required=required, default=default, help=help)
+
+
+def add_component(p: argparse.ArgumentParser, help: str = "the searched network") -> None:
+    """``--component NAME``: ``denoiser`` (default) or ``vae.decoder`` (:mod:`tocsr_nas.teacher.components`;
+    ``None`` when not given, so a command can take the component a library or a search records)."""
+    p.add_argument("--component", metavar="NAME", default=None, help=f"{help}: denoiser (default) or vae.decoder")
 
 
 def add_seed(p: argparse.ArgumentParser, default: int | None = None, help: str = "seed") -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tocsr_nas.commands import (
     add_out,
+    add_component,
     add_resume,
     add_seed,
     add_threads,
@@ -37,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--teacher", type=Path, help="teacher folder (default: the shipped tiny teacher)")
     src.add_argument("--preset", help="a preset teacher with random weights instead (tiny, sd21-vae16)")
-    p.add_argument("--space", help="search space YAML (default: the packaged space 'unet')")
+    p.add_argument("--space", help="search space YAML (default: the component's packaged space, 'unet')")
+    add_component(p)
     add_out(p, "library folder: new or empty, or the one to --resume")
     p.add_argument("--steps", type=positive_int, default=d.steps, help=f"Adam steps per pair (default {d.steps})")
     p.add_argument("--samples", type=positive_int, default=d.samples, help=f"training feature samples (default {d.samples})")
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     library = distill_library(
-        args.out, teacher=args.teacher, preset=args.preset, space=args.space, resume=args.resume,
+        args.out, teacher=args.teacher, preset=args.preset, space=args.space, resume=args.resume, component=args.component,
         progress=not args.no_progress,
         **given(args, "steps", "samples", "val_samples", "batch_size", "lr", "seed", "resolution", "workers", "threads",
                 "keep_features"),

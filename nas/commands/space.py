@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tocsr_nas.commands import positive_int
+from tocsr_nas.commands import add_component, positive_int
 from tocsr_nas.errors import UserInputError
 
 
@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="teacher preset (tiny, sd21-vae16); default: the shipped tiny teacher")
     src.add_argument("--teacher", type=Path, help="a teacher folder (diffusers layout)")
-    p.add_argument("--space", help="search space YAML file (default: the packaged 'unet' space)")
+    p.add_argument("--space", help="search space YAML file (default: the component's packaged space, 'unet')")
+    add_component(p)
     p.add_argument("--resolution", type=positive_int, help="image side in pixels (default: the preset's, 512 for sd21-vae16)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--no-cache", action="store_true", help="rebuild the cost table even if a cached one exists")
@@ -118,21 +119,22 @@ def _print_tables(report: dict, seconds: float) -> None:
 def run(args: argparse.Namespace) -> int:
     from tocsr_nas.stages.costs import cost_table_for
     from tocsr_nas.stages.space import CandidateCache, build_space
+    from tocsr_nas.teacher.components import get_component
 
+    comp = get_component(args.component)
     if args.resolution is not None and args.resolution <= 0:
         raise UserInputError(f"--resolution must be positive, got {args.resolution}")
     start = time.perf_counter()
     teacher = load_teacher_arg(args.preset, args.teacher).eval()
     resolution = args.resolution or teacher.default_resolution
-    teacher.latent_size(resolution)  # validates the resolution against the VAE factor
-    probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
+    comp.check_resolution(teacher, resolution)  # validates the resolution against the VAE factor
     candidates = CandidateCache()
-    space = build_space(teacher.unet, args.space, probe=probe, candidates=candidates)
+    space = build_space(comp.module(teacher), args.space or comp.default_space, probe=comp.probe(teacher), candidates=candidates)
     table = cost_table_for(
-        teacher, space, resolution, cache=not args.no_cache, candidates=candidates,
+        teacher, space, resolution, cache=not args.no_cache, candidates=candidates, component=comp,
         progress=not args.json and sys.stderr.isatty(),  # no bar in a log or a pipe
     )
-    report = space_report(teacher, space, table)
+    report = {"component": comp.name, **space_report(teacher, space, table)}
     seconds = time.perf_counter() - start
     if args.json:
         report["seconds"] = seconds

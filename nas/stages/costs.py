@@ -23,26 +23,29 @@ log = logging.getLogger(__name__)
 __all__ = ["architecture_hash", "candidates_hash", "cache_dir", "cost_table_for"]
 
 
-def architecture_hash(teacher) -> str:
-    """12 hex digits identifying the UNet architecture and the null-context shape."""
-    payload = {
-        "unet": {k: v for k, v in dict(teacher.unet.config).items() if not k.startswith("_")},
-        "context": list(teacher.encoder_hidden_states(1).shape),
-    }
+def architecture_hash(teacher, component=None) -> str:
+    """12 hex digits identifying the searched network's architecture (the denoiser's: the UNet's and
+    the null context's shape; see :mod:`tocsr_nas.teacher.components`)."""
+    from tocsr_nas.teacher.components import get_component
+
+    payload = get_component(component).architecture(teacher)
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def candidates_hash(teacher, space: SearchSpace, candidates: CandidateCache) -> str:
+def candidates_hash(teacher, space: SearchSpace, candidates: CandidateCache, component=None) -> str:
     """12 hex digits identifying what every candidate of ``space`` builds on ``teacher``'s UNet.
 
     Candidate *names* do not pin an architecture: a surrogate type may change how it resolves its
     parameters (as ``bottleneck_resnet`` did when its GroupNorm groups began to divide the width), so
     a cached table is keyed on each candidate's class and resolved config as well.
     """
+    from tocsr_nas.teacher.components import get_component
+
+    model = get_component(component).module(teacher)
     h = hashlib.sha256()
     for block in space.blocks:
-        module = teacher.unet.get_submodule(block.path)
+        module = model.get_submodule(block.path)
         for candidate in block.choices:
             if candidate.type != TEACHER:
                 h.update(f"{block.path}|{candidate.name}|{architecture(candidates(module, candidate))}\n".encode())
@@ -62,6 +65,7 @@ def cost_table_for(
     cache: bool | Path = True,
     progress: bool = False,
     candidates: CandidateCache | None = None,
+    component=None,
 ) -> CostTable:
     """The cost table of ``space`` on ``teacher``'s UNet at ``resolution`` px (batch 1).
 
@@ -72,14 +76,18 @@ def cost_table_for(
         cache: ``True`` for :func:`cache_dir`, a folder, or ``False`` to always rebuild.
         progress: show a progress bar while tracing.
         candidates: the :class:`~tocsr_nas.stages.space.CandidateCache` used to build the space, if any.
+        component: the searched network (a :mod:`~tocsr_nas.teacher.components` name; default the denoiser).
 
     Returns:
         A :class:`~tocsr_nas.evaluators.CostTable` whose lookups equal whole-model fvcore traces.
     """
+    from tocsr_nas.teacher.components import get_component
+
+    comp = get_component(component)
     resolution = resolution or teacher.default_resolution
     candidates = candidates if candidates is not None else CandidateCache()
-    meta = {"architecture": architecture_hash(teacher), "space": space.hash,
-            "candidates": candidates_hash(teacher, space, candidates)}
+    meta = {"architecture": architecture_hash(teacher, comp), "space": space.hash,
+            "candidates": candidates_hash(teacher, space, candidates, comp)}
     path = None
     if cache:
         folder = cache_dir() if cache is True else Path(cache)
@@ -89,8 +97,8 @@ def cost_table_for(
                 return CostTable.load(path, expect={**meta, "resolution": resolution})
             except CostTableError as exc:
                 log.warning("ignoring cached cost table: %s", exc)
-    unet = teacher.unet.eval()
-    args, kwargs = teacher.unet_example_inputs(batch=1, resolution=resolution)
+    unet = comp.module(teacher).eval()
+    args, kwargs = comp.example_inputs(teacher, resolution, batch=1)
     choices = {b.path: b.names for b in space.blocks}
 
     def instantiate(block_path: str, name: str, block):

@@ -129,8 +129,9 @@ def noisy_unet_batches(
         yield (zt, t), {"encoder_hidden_states": context, "return_dict": False}
 
 
-def _features_meta(teacher_fp: str, space: SearchSpace, config: DistillConfig, resolution: int) -> dict[str, Any]:
+def _features_meta(teacher_fp: str, space: SearchSpace, config: DistillConfig, resolution: int, component: str = "denoiser") -> dict[str, Any]:
     return {
+        **({"component": component} if component != "denoiser" else {}),
         "teacher_fingerprint": teacher_fp,
         "space_hash": space.hash,
         "samples": config.samples,
@@ -148,6 +149,7 @@ def capture_teacher_features(
     *,
     train_photos: PhotoDataset | None = None,
     val_photos: PhotoDataset | None = None,
+    component: str | None = None,
 ) -> None:
     """Run the teacher once over training and held-out patches and store every block's features.
 
@@ -158,12 +160,17 @@ def capture_teacher_features(
         config: samples, seed, resolution, capture batch.
         train_photos: photos for training features (default: the scikit-image training photos).
         val_photos: photos for held-out features (default: the scikit-image validation photos).
+        component: the searched network (:mod:`~tocsr_nas.teacher.components`; default the denoiser,
+            whose calls are :func:`noisy_unet_batches`; the VAE decoder's are the photos' latents).
     """
+    from tocsr_nas.teacher.components import get_component
+
+    comp = get_component(component)
     resolution = config.resolution or teacher.default_resolution
-    teacher.latent_size(resolution)  # validates the resolution
+    comp.check_resolution(teacher, resolution)  # validates the resolution
     train_photos = train_photos or PhotoDataset.from_skimage("train", seed=0, min_size=resolution)
     val_photos = val_photos or PhotoDataset.from_skimage("val", seed=0, min_size=resolution)
-    teacher.unet.eval()
+    model = comp.module(teacher).eval()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -172,8 +179,8 @@ def capture_teacher_features(
             ("val", val_photos, config.val_samples, config.seed + 1),
         ):
             images = photos.random_batch(n, resolution, seed=seed)  # (N, 3, P, P)
-            batches = noisy_unet_batches(teacher, images, seed=seed + 1000, batch=config.capture_batch)
-            capture_features(teacher.unet, space.paths, batches, cache, split)
+            batches = comp.feature_batches(teacher, images, seed=seed + 1000, batch=config.capture_batch)
+            capture_features(model, space.paths, batches, cache, split)
             logger.debug("captured %d %s samples for %d blocks", n, split, len(space))
     finally:
         torch.set_num_threads(old_threads)
@@ -206,6 +213,7 @@ def distill_teacher(
     progress: bool = True,
     train_photos: PhotoDataset | None = None,
     val_photos: PhotoDataset | None = None,
+    component: str | None = None,
 ) -> SurrogateLibrary:
     """Distil every (block, candidate) pair of ``space`` for ``teacher`` into a library at ``out``.
 
@@ -219,6 +227,7 @@ def distill_teacher(
         progress: show a progress bar.
         train_photos: photos for training features (default: the scikit-image training split).
         val_photos: photos for held-out features (default: the scikit-image validation split).
+        component: the searched network (default the denoiser; ``"vae.decoder"``); the library records it.
 
     Returns:
         The complete :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
@@ -239,26 +248,33 @@ def distill_teacher(
             )
         if not (out / MANIFEST).is_file() and not _only_capture_leftovers(out):
             raise TocsrError(f"cannot resume {out}: it holds no surrogate library ({MANIFEST} missing)")
+    from tocsr_nas.teacher.components import check_library_component, get_component
+
+    comp = get_component(component)
     resolution = config.resolution or teacher.default_resolution
     fingerprint = teacher.fingerprint()
     start = time.perf_counter()
     todo = len(plan_jobs(space))
     if resume and (out / MANIFEST).is_file():
         # refuse another teacher or space BEFORE the expensive capture; nothing to do -> no capture
+        check_library_component(out, comp.name)
         check_resumable(out, teacher_fingerprint=fingerprint, space=space)
         todo = len(plan_jobs(space, finished_pairs(out, space, verify=True)))  # a damaged pair is redone
     out.mkdir(parents=True, exist_ok=True)
     cache = FeatureCache(out / FEATURES_DIR)
-    meta = _features_meta(fingerprint, space, config, resolution)
+    meta = _features_meta(fingerprint, space, config, resolution, comp.name)
     meta_path = cache.root / _FEATURES_META
     reuse = todo == 0 or (meta_path.is_file() and _cached_meta(meta_path) == meta)
     if not reuse:
         # an old or partial cache is never mixed with new features
         shutil.rmtree(cache.root, ignore_errors=True)
-        capture_teacher_features(teacher, space, cache, config, train_photos=train_photos, val_photos=val_photos)
+        capture_teacher_features(
+            teacher, space, cache, config, train_photos=train_photos, val_photos=val_photos, component=comp
+        )
         atomic_write_json(meta_path, meta, indent=1)
         logger.info("captured block features in %.1f s", time.perf_counter() - start)
-    blocks = {path: teacher.unet.get_submodule(path) for path in space.paths}
+    model = comp.module(teacher)
+    blocks = {path: model.get_submodule(path) for path in space.paths}
     data = {k: v for k, v in asdict(config).items() if k not in ("steps", "batch_size", "lr", "seed", "workers", "threads", "keep_features")}
     library = distill(
         blocks,
@@ -273,6 +289,7 @@ def distill_teacher(
         resume=resume,
         progress=progress,
         extra_header={"data": data},
+        component=comp.name,
     )
     if not config.keep_features:
         shutil.rmtree(cache.root, ignore_errors=True)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_SPACES", "default_space_file", "load_space_spec", "build_space", "make_candidate", "CandidateCache", "assemble", "structure", "architecture"]
 
 #: packaged spaces, by name (``--space unet`` or a path to your own YAML)
-DEFAULT_SPACES = {"unet": "unet.yaml"}
+DEFAULT_SPACES = {"unet": "unet.yaml", "vae.decoder": "vae_decoder.yaml"}
 
 
 def default_space_file(name: str = "unet") -> Path:

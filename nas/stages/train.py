@@ -110,6 +110,7 @@ def distill_library(
     space: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    component: str | None = None,
     **options: Any,
 ) -> Any:
     """Distil every (block, candidate) pair of a teacher's space into the library ``out``.
@@ -118,9 +119,10 @@ def distill_library(
         out: library folder: new or empty, or the one to resume.
         teacher: teacher folder (default: the shipped tiny teacher).
         preset: a preset teacher with random weights instead of ``teacher``.
-        space: search space YAML or packaged space name (default: ``unet``).
+        space: search space YAML or packaged space name (default: the component's, ``unet``).
         resume: finish the library in ``out``; finished pairs are kept.
         progress: show a progress bar.
+        component: the searched network (default the denoiser; ``"vae.decoder"``).
         **options: :class:`~tocsr_nas.stages.distill.DistillConfig` fields.
 
     Returns:
@@ -133,7 +135,9 @@ def distill_library(
     from tocsr_nas.stages.distill import DistillConfig, distill_teacher
     from tocsr_nas.stages.space import build_space
     from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
+    from tocsr_nas.teacher.components import get_component
 
+    comp = get_component(component)
     if teacher is not None and preset is not None:
         raise TocsrError("give a teacher folder or a preset, not both")
     config = DistillConfig(**options)
@@ -148,11 +152,10 @@ def distill_library(
     model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
     model.eval()
     resolution = config.resolution or model.default_resolution
-    model.latent_size(resolution)  # a resolution the VAE cannot take is an error before any work
-    probe = model.unet_example_inputs(1, resolution=model.vae_scale_factor * 8)
-    built = build_space(model.unet, space, probe=probe)
+    comp.check_resolution(model, resolution)  # a resolution the VAE cannot take is an error before any work
+    built = build_space(comp.module(model), space or comp.default_space, probe=comp.probe(model))
     log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
-    return distill_teacher(model, built, out, config, resume=resume, progress=progress)
+    return distill_teacher(model, built, out, config, resume=resume, progress=progress, component=comp.name)
 
 
 def train_sr_folder(
