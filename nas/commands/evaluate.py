@@ -28,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=positive_int, default=4, help="upscaling factor (default 4)")
     p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps of the multi-step model (default: its own)")
     p.add_argument("--max-side", type=positive_int, default=None, help="centre-crop each image to at most this many px per side")
+    p.add_argument("--decoder", type=Path, default=None, help="a compact VAE decoder folder (export of a --component vae.decoder search) to decode with")
     add_out(p, "output folder (default: MODEL/evaluation)", required=False)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_threads(p)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     report = evaluate(
         args.model, multistep_dir=args.multistep, images=args.images, scale=args.scale, steps=args.steps,
-        max_side=args.max_side, out=args.out or args.model / "evaluation",
+        max_side=args.max_side, out=args.out or args.model / "evaluation", decoder=args.decoder,
     )  # fmt: skip
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

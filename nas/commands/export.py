@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, non_negative_int, positive_float
+from tocsr_nas.commands import add_component, add_out, non_negative_int, positive_float
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       "read from its trials, quality <= EPSILON)")
     add_out(p, "the compact folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_component(p, "the searched network (default: the search's; a compact decoder folder for vae.decoder)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``export`` from parsed arguments."""
     from tocsr_nas.stages.export import export_search
 
-    meta, trial = export_search(args.search, args.out, trial=args.trial, epsilon=args.epsilon, overwrite=args.overwrite)
+    meta, trial = export_search(
+        args.search, args.out, trial=args.trial, epsilon=args.epsilon, overwrite=args.overwrite, component=args.component
+    )
     measured = meta["measured"]
     print(
         f"exported trial {trial.trial} to {args.out}: {measured['params'] / 1e6:.3f} M params, "

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas.commands import positive_float, positive_int, seed
+from tocsr_nas.commands import add_component, positive_float, positive_int, seed
 from tocsr_nas.search.setup import DEFAULT_BUDGET
 
 #: epsilon must lie in this open interval
@@ -127,11 +127,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0, metavar="S", help="seed of the strategy (default 0)")
     p.add_argument(
         "--quality",
-        default="denoising",
+        default=None,
         metavar="NAME",
         help="quality evaluator: denoising (relative loss increase over the teacher, default) or agreement "
-        "(squared distance to the teacher in units of its own error)",
+        "(squared distance to the teacher in units of its own error); for --component vae.decoder: "
+        "reconstruction (default) or agreement",
     )
+    add_component(p, "the searched network (default: the one the library was distilled for)")
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
     p.add_argument(
         "--sweep",
@@ -188,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         prior=not args.no_prior,
         progress=not args.no_progress,
         threads=args.threads,
+        component=args.component,
     )
     print(summary_text(result, seconds=time.perf_counter() - start))
     return 0

@@ -27,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=positive_int, default=None, help="upscaling factor (must be the model's; default: the model's)")
     p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps of a multi-step model (default: the model's)")
     p.add_argument("--seed", type=seed, default=None, help="sampler seed (default: the model's)")
+    p.add_argument("--decoder", type=Path, default=None, help="a compact VAE decoder folder (export of a --component vae.decoder search) to decode with")
     add_threads(p)
     p.set_defaults(func=run)
 
@@ -45,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     for path in args.inputs:  # fail on an unreadable input before loading the model
         load_image(path)
     model = SRModel.load(args.model)
+    if args.decoder is not None:
+        from tocsr_nas.teacher.components import replace_decoder
+
+        replace_decoder(model.vae, args.decoder)
     outputs = upscale_files(
         model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed, overwrite=args.overwrite
     )

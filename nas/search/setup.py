@@ -64,7 +64,7 @@ SETTINGS_FILE = "search.json"
 #: the cached validation set in OUT
 VALIDATION_FILE = "validation.safetensors"
 #: settings that must match for ``resume``
-_RESUME_KEYS = ("teacher_fingerprint", "library_space_hash", "quality", "val_samples", "val_seed", "resolution")
+_RESUME_KEYS = ("teacher_fingerprint", "library_space_hash", "quality", "val_samples", "val_seed", "resolution", "component")
 
 PathLike = str | os.PathLike[str]
 
@@ -194,6 +194,7 @@ def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UserInputError(f"cannot read {path}: {exc}") from None
+    old.setdefault("component", "denoiser")  # searches that predate components searched the denoiser
     for key in _RESUME_KEYS:
         if old.get(key) != settings[key]:
             raise UserInputError(
@@ -218,6 +219,7 @@ class _Opened:
     candidates: CandidateCache
     resolution: int
     settings: dict[str, Any]
+    component: Any = None
 
 
 def _open(
@@ -231,17 +233,18 @@ def _open(
     prior: bool,
     candidates: CandidateCache | None,
     after_checks: Callable[[], None] | None = None,
+    component: str | None = None,
 ) -> _Opened:
     """Check the arguments (then run ``after_checks``), load the teacher and the library (opened
     again from its folder when given as an object: the fingerprint check is the library's own),
-    resolve the space and the resolution."""
+    resolve the space and the resolution. ``component`` (default: the library's) must be the one the
+    library was distilled for; ``quality`` ``None`` is the component's default."""
     from tocsr_nas.evaluators import available_qualities
     from tocsr_nas.searchspace import SearchSpace
     from tocsr_nas.stages.space import CandidateCache, build_space
     from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary
     from tocsr_nas.teacher import Teacher
 
-    _check_choice("quality", quality, available_qualities())
     _check_count("val_samples", val_samples, 1)
     if isinstance(val_seed, bool) or not isinstance(val_seed, int):
         raise UserInputError(f"val_seed must be an integer, got {val_seed!r}")
@@ -251,6 +254,14 @@ def _open(
     if not isinstance(teacher, Teacher):
         _check_folder("--teacher", teacher)
     _check_folder("--surrogates", library_root)
+    from tocsr_nas.teacher.components import check_library_component, get_component
+
+    comp = get_component(check_library_component(library_root, component))
+    if comp.name == "denoiser":
+        quality = "denoising" if quality is None else quality
+        _check_choice("quality", quality, available_qualities())
+    else:
+        quality = comp.check_quality(quality)
     _check_space_file(space)
     if after_checks is not None:
         after_checks()
@@ -266,15 +277,14 @@ def _open(
         if isinstance(space, SearchSpace):
             resolved = space
         else:
-            probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
-            resolved = build_space(teacher.unet, space, probe=probe, candidates=candidates)
+            resolved = build_space(comp.module(teacher), space, probe=comp.probe(teacher), candidates=candidates)
         if resolved.hash != library.space_hash:
             raise LibraryMismatchError(
                 f"--space {space} resolves to search space {resolved.hash}, but the library {library_root} was "
                 f"distilled for space {library.space_hash}; pass the YAML it was distilled with, or leave --space out"
             )
     resolution = resolution or library.resolution or teacher.default_resolution
-    teacher.latent_size(resolution)  # validates the resolution against the VAE factor
+    comp.check_resolution(teacher, resolution)  # validates the resolution against the VAE factor
     settings = {
         "teacher": _recorded_path(teacher_path) if teacher_path is not None else None,
         "teacher_fingerprint": fingerprint,
@@ -286,8 +296,9 @@ def _open(
         "val_seed": val_seed,
         "resolution": resolution,
         "prior": bool(prior),
+        "component": comp.name,
     }
-    return _Opened(teacher, library, resolved, candidates, resolution, settings)
+    return _Opened(teacher, library, resolved, candidates, resolution, settings, comp)
 
 
 def _finish(
@@ -300,24 +311,22 @@ def _finish(
     progress: bool,
 ) -> PreparedSearch:
     """The expensive half: cost table, validation set, supernet, quality function, prior."""
-    from tocsr_nas.evaluators import make_quality
-    from tocsr_nas.evaluators.quality import SupernetQuality
     from tocsr_nas.stages.costs import cost_table_for
-    from tocsr_nas.stages.validation import build_validation_set
     from tocsr_nas.surrogates.supernet import SuperNet
 
     o = opened
+    comp = o.component
     table = cost_table_for(
-        o.teacher, o.space, o.resolution, cache=cost_cache, candidates=o.candidates, progress=progress
+        o.teacher, o.space, o.resolution, cache=cost_cache, candidates=o.candidates, progress=progress, component=comp
     )
-    validation = build_validation_set(
+    validation = comp.validation(
         o.teacher,
         samples=o.settings["val_samples"],
         resolution=o.resolution,
         seed=o.settings["val_seed"],
-        cache=validation_cache,
+        cache=validation_cache if comp.name == "denoiser" else None,
     )
-    supernet = SuperNet(o.teacher.unet, o.library, o.space)
+    supernet = SuperNet(comp.module(o.teacher), o.library, o.space)
     return PreparedSearch(
         teacher=o.teacher,
         library=o.library,
@@ -325,7 +334,7 @@ def _finish(
         cost=table,
         validation=validation,
         supernet=supernet,
-        quality=SupernetQuality(supernet, make_quality(quality, validation)),
+        quality=comp.quality(supernet, o.settings["quality"], validation),
         prior=normalised_prior(o.library) if prior else None,
         resolution=o.resolution,
         settings=o.settings,
@@ -337,7 +346,7 @@ def prepare_search(
     teacher: Teacher | PathLike,
     surrogates: SurrogateLibrary | PathLike,
     space: SearchSpace | PathLike | None = None,
-    quality: str = "denoising",
+    quality: str | None = None,
     resolution: int | None = None,
     val_samples: int = 32,
     val_seed: int = 0,
@@ -346,6 +355,7 @@ def prepare_search(
     cost_cache: bool | PathLike = True,
     validation_cache: PathLike | None = None,
     progress: bool = False,
+    component: str | None = None,
 ) -> PreparedSearch:
     """Teacher + surrogate library -> search space, cost table, validation set, quality function and prior.
 
@@ -370,6 +380,11 @@ def prepare_search(
         cost_cache: where the cost table is cached (see :func:`~tocsr_nas.stages.costs.cost_table_for`).
         validation_cache: a ``.safetensors`` path for the validation set (reused when it matches).
         progress: show a progress bar while the cost table is traced.
+        component: the searched network (:mod:`~tocsr_nas.teacher.components`; default: the one
+            the library was distilled for). For ``"vae.decoder"`` the qualities are
+            ``"reconstruction"`` (default) and ``"agreement"``
+            (:mod:`~tocsr_nas.evaluators.reconstruction`) and ``validation`` is a
+            :class:`~tocsr_nas.evaluators.reconstruction.ReconstructionSet`.
 
     Returns:
         The :class:`PreparedSearch`; ``prepared.search(epsilon=..., budget=...)`` runs a search on it.
@@ -386,9 +401,11 @@ def prepare_search(
         >>> prepared.cost.gmacs(result.best.config) < prepared.cost.teacher().gmacs  # doctest: +SKIP
         True
     """
-    opened = _open(teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates)
+    opened = _open(
+        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates, component=component
+    )
     return _finish(
-        opened, quality=quality, prior=prior, cost_cache=cost_cache, validation_cache=validation_cache, progress=progress
+        opened, quality=opened.settings["quality"], prior=prior, cost_cache=cost_cache, validation_cache=validation_cache, progress=progress
     )
 
 
@@ -407,7 +424,7 @@ def run_search(
     budget: int | None = None,
     time_budget: float | None = None,
     seed: int = 0,
-    quality: str = "denoising",
+    quality: str | None = None,
     batch_size: int = 1,
     sweep: str = "cycle",
     max_gmacs: float | None = None,
@@ -419,6 +436,7 @@ def run_search(
     prior: bool = True,
     progress: bool = True,
     threads: int | None = None,
+    component: str | None = None,
 ) -> SearchResult:
     """The search stage: :func:`prepare_search`, then :func:`tocsr_nas.search` into ``out``.
 
@@ -451,6 +469,7 @@ def run_search(
         prior: give the strategy the library's distillation losses.
         progress: progress bars.
         threads: torch CPU threads (``None``: torch's choice).
+        component: the searched network (default: the library's), recorded in ``search.json``.
 
     Returns:
         The :class:`~tocsr_nas.search.results.SearchResult`.
@@ -488,8 +507,10 @@ def run_search(
             torch.set_num_threads(threads)
 
     opened = _open(
-        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading
+        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading,
+        component=component,
     )
+    quality = opened.settings["quality"]
     epsilons = list(epsilon) if isinstance(epsilon, Sequence) else epsilon
     setup = opened.settings
     settings = {

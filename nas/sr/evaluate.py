@@ -214,6 +214,7 @@ def evaluate(
     steps: int | None = None,
     max_side: int | None = None,
     out: str | Path | None = None,
+    decoder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Compare bicubic, the multi-step and the one-step model on ``images`` (see the module docstring).
 
@@ -225,6 +226,8 @@ def evaluate(
         steps: DDIM steps of the multi-step model (default: its own).
         max_side: centre-crop each HR image to at most this many px per side.
         out: folder for ``evaluation.json`` and ``comparison.png`` (none written when ``None``).
+        decoder: a compact VAE decoder folder (``tocsr-nas export`` of a ``--component vae.decoder``
+            search) that replaces every model's decoder; the per-image GMACs then count it.
 
     Returns:
         The report: ``scale``, ``images``, ``methods`` (``bicubic``, ``multistep``, ``onestep``:
@@ -241,6 +244,11 @@ def evaluate(
     if out is not None:
         check_out_path(out, inside_ok=("model",), model=model_dir, multistep=multistep_dir, images=images)
     models = resolve_models(model_dir, multistep_dir)
+    if decoder is not None:
+        from tocsr_nas.teacher.components import replace_decoder
+
+        for m in models.values():
+            replace_decoder(m.vae, decoder)
     for m in models.values():
         if m.scale != scale:
             raise TocsrError(f"the model upscales x{m.scale}; --scale {scale} is not supported")
@@ -296,6 +304,7 @@ def evaluate(
         ),
         "models": {k: str(Path(m.backbone_dir).parent) if m.backbone_dir else None for k, m in models.items()},
         "torch_threads": torch.get_num_threads(),
+        "decoder": None if decoder is None else str(Path(decoder).resolve()),
         "outputs": {},
     }
     if out is not None:

@@ -171,7 +171,9 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
         device: where to put the model.
 
     Returns:
-        A ``UNet2DConditionModel`` whose searched blocks are the exported surrogates, in eval mode.
+        A ``UNet2DConditionModel`` whose searched blocks are the exported surrogates, in eval mode;
+        for a compact decoder folder, the diffusers ``Decoder`` (``decoder(z) -> image``, see
+        :func:`~tocsr_nas.teacher.components.load_decoder`).
 
     Raises:
         CompactFormatError: not a compact export, or weights that do not fit its architecture.
@@ -182,6 +184,11 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
         >>> unet = load_compact("runs/demo/compact")  # doctest: +SKIP
         >>> eps = unet(x_t, t, encoder_hidden_states=ctx, return_dict=False)[0]  # doctest: +SKIP
     """
+    from tocsr_nas.teacher.components import load_decoder
+
+    decoder = load_decoder(directory, device=device)  # a compact VAE decoder folder (--component vae.decoder)
+    if decoder is not None:
+        return decoder
     meta = read_compact_meta(directory)
     if meta.get("unet_class") != UNet2DConditionModel.__name__:
         raise CompactFormatError(f"unsupported UNet class {meta.get('unet_class')!r} in {directory}")
@@ -293,8 +300,13 @@ def export_search(
     trial: int | None = None,
     epsilon: float | None = None,
     overwrite: bool = False,
+    component: str | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Export a trial of a ``tocsr-nas search`` folder as a compact UNet folder (``tocsr-nas export``).
+
+    The search's component (``search.json``) decides what is written: a compact UNet for the
+    denoiser, a compact decoder folder for ``vae.decoder``
+    (:func:`~tocsr_nas.teacher.components.export_decoder`); ``component``, when given, must be it.
 
     Args:
         search_dir: the search's ``--out`` folder (its ``search.json`` names the teacher and library).
@@ -320,6 +332,11 @@ def export_search(
     if not settings_file.is_file():
         raise UserInputError(f"{search} is not a `tocsr-nas search` folder (no search.json)")
     settings = read_json(settings_file)
+    searched = settings.get("component") or "denoiser"
+    if component is not None and component != searched:
+        from tocsr_nas.surrogates.errors import LibraryMismatchError
+
+        raise LibraryMismatchError(f"{search} searched component {searched!r}, not {component!r}; leave --component out or name {searched}")
     result = load_search(search)
     chosen, eps = pick_trial(result, trial, epsilon)
     teacher_dir, library_dir = _search_path(search, settings["teacher"]), _search_path(search, settings["surrogates"])
@@ -336,7 +353,10 @@ def export_search(
         "objective": settings.get("objective"),
         "searched": {"params": chosen.params, "gmacs": chosen.gmacs},
     }
-    meta = export_compact(
+    from tocsr_nas.teacher.components import get_component
+
+    exporter = get_component(settings.get("component"))  # searches that predate components: the denoiser
+    meta = exporter.export(
         teacher, library.space, library, chosen.config, out, resolution=settings.get("resolution"), info=info,
         overwrite=overwrite,
     )  # fmt: skip
