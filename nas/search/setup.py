@@ -254,6 +254,9 @@ def _open(
     if not isinstance(teacher, Teacher):
         _check_folder("--teacher", teacher)
     _check_folder("--surrogates", library_root)
+    _check_space_file(space)
+    if after_checks is not None:
+        after_checks()
     from tocsr_nas.teacher.components import check_library_component, get_component
 
     comp = get_component(check_library_component(library_root, component))
@@ -262,9 +265,6 @@ def _open(
         _check_choice("quality", quality, available_qualities())
     else:
         quality = comp.check_quality(quality)
-    _check_space_file(space)
-    if after_checks is not None:
-        after_checks()
 
     teacher_path = None if isinstance(teacher, Teacher) else teacher
     teacher = (teacher if teacher_path is None else Teacher.load(teacher_path)).eval()
