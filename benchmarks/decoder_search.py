@@ -31,12 +31,17 @@ from tocsr_nas.cli import main as cli
 from tocsr_nas.teacher import Teacher, default_teacher_dir
 
 
+#: CPU seconds of this process per timed command (on a shared machine wall time says little)
+CPU: dict[str, float] = {}
+
+
 def timed(argv: list[str]) -> tuple[float, str]:
-    """Run one CLI command in this process; ``(seconds, stdout)``."""
+    """Run one CLI command in this process; ``(wall seconds, stdout)``; its CPU seconds go to :data:`CPU`."""
     buf = io.StringIO()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(buf):
         code = cli(argv)
+    CPU[argv[0]] = time.process_time() - cpu
     if code != 0:
         raise SystemExit(f"{' '.join(argv)} exited {code}")
     return time.perf_counter() - start, buf.getvalue()
@@ -79,22 +84,23 @@ def main() -> None:
     p.add_argument("--epsilon", default="0.05", help="search epsilon(s), comma-separated; the first is exported")
     p.add_argument("--budget", type=int, default=40, help="search evaluations")
     p.add_argument("--val-samples", type=int, default=16, help="held-out patches of the reconstruction quality")
+    p.add_argument("--library", type=Path, default=None, help="use this decoder library (of --teacher) instead of distilling one")
     p.add_argument("--onestep", type=Path, default=None, help="a one-step SR folder with the teacher's VAE (copied)")
     args = p.parse_args()
     torch.set_num_threads(1)
     teacher_dir = args.teacher or default_teacher_dir()
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    lib, search, compact = args.out / "lib", args.out / "search", args.out / "compact"
+    lib, search, compact = args.library or args.out / "lib", args.out / "search", args.out / "compact"
     fig: dict = {"teacher": str(teacher_dir), "settings": {k: str(v) for k, v in vars(args).items()}}
 
     secs, text = timed(["space", "--teacher", str(teacher_dir), "--component", "vae.decoder", "--json", "--no-cache"])
     report = json.loads(text)
     fig["space"] = {"seconds": secs, **{k: report[k] for k in ("num_blocks", "size", "teacher_params", "teacher_gmacs",
                                                                 "min_gmacs", "min_params", "resolution")}}  # fmt: skip
-    secs, _ = timed(["distill", "--teacher", str(teacher_dir), "--component", "vae.decoder", "--out", str(lib),
+    secs, _ = (None, None) if args.library else timed(["distill", "--teacher", str(teacher_dir), "--component", "vae.decoder", "--out", str(lib),
                      "--steps", str(args.steps), "--samples", str(args.samples), "--threads", "1", "--no-progress"])  # fmt: skip
-    fig["distill"] = {"seconds": secs}
+    fig["distill"] = {"seconds": secs, "library": str(lib)}
     secs, text = timed(["search", "--teacher", str(teacher_dir), "--surrogates", str(lib), "--out", str(search),
                         "--epsilon", args.epsilon, "--budget", str(args.budget), "--val-samples", str(args.val_samples),
                         "--threads", "1", "--no-progress"])  # fmt: skip
@@ -128,12 +134,17 @@ def main() -> None:
         if compact is not None:
             fig["sr"]["compact_decoder"] = sr_figures(local, compact)
             fig["sr"]["psnr_change_db"] = fig["sr"]["compact_decoder"]["psnr_y"] - fig["sr"]["teacher_decoder"]["psnr_y"]
+    for stage, cpu in CPU.items():
+        if isinstance(fig.get(stage), dict):
+            fig[stage]["cpu_seconds"] = cpu
     (args.out / "decoder_search.json").write_text(json.dumps(fig, indent=1))
 
     s = fig["space"]
     print(f"space: {s['num_blocks']} blocks, {s['size']:.3g} configurations, teacher decoder {s['teacher_params']} params, "
           f"{s['teacher_gmacs']:.4f} GMACs at {s['resolution']} px ({s['seconds']:.1f} s)")
-    print(f"distill: {fig['distill']['seconds']:.1f} s;  search: {fig['search']['seconds']:.1f} s")
+    d = fig["distill"]
+    print(f"distill: {d['seconds'] if d['seconds'] is None else round(d['seconds'], 1)} s wall ({d.get('cpu_seconds', 0):.1f} s CPU); "
+          f"search: {fig['search']['seconds']:.1f} s wall ({fig['search']['cpu_seconds']:.1f} s CPU)")
     for line in fig["search"]["summary"]:
         print("  " + line)
     if fig["export"]:
