@@ -100,3 +100,11 @@ def test_teacher_scores_zero_and_a_worse_decoder_more(teacher):
         assert score(vs, teacher.vae.decoder, "agreement") == 0.0
         q = score(vs, lambda z: 0.5 * teacher.vae.decoder(z), "agreement")
     assert q > 0 and math.isfinite(q)
+
+
+def test_replace_decoder_refuses_what_is_no_compact_decoder(tmp_path):
+    from tocsr_nas.errors import UserInputError
+
+    vae = Teacher.load(default_teacher_dir()).vae
+    with pytest.raises(UserInputError, match="is not a compact VAE decoder"):
+        replace_decoder(vae, tmp_path)
