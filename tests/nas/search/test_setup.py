@@ -67,6 +67,7 @@ def test_prepare_from_folders(lib, tmp_path):
         "val_seed": 0,
         "resolution": prepared.resolution,
         "prior": True,
+        "component": "denoiser",
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         prepared.prior = None
