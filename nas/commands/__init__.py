@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "add_action_group",
     "add_checkpoint_options",
+    "add_device_options",
     "add_image_options",
     "add_out",
     "add_resume",
@@ -126,6 +127,23 @@ def add_seed(p: argparse.ArgumentParser, default: int | None = None, help: str =
 def add_threads(p: argparse.ArgumentParser, default: int | None = None, help: str = "torch CPU threads") -> None:
     """``--threads N`` (>= 1): torch CPU threads (:func:`tocsr_nas.threads.set_threads`; ``None``: torch's choice)."""
     p.add_argument("--threads", type=positive_int, default=default, help=help)
+
+
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype`` of a computing command, resolved by :func:`tocsr_nas.devices.resolve`
+    (an absent device is one line, exit code 2, when the command runs)."""
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where to compute (default auto: a CUDA or MPS GPU when present, else the CPU)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16", "float16"),
+        help="compute precision (default float32; training keeps float32 weights and runs autocast)",
+    )
 
 
 def add_resume(p: argparse.ArgumentParser, help: str = "continue OUT from its last checkpoint") -> None:

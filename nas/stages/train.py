@@ -145,6 +145,10 @@ def distill_library(
             f"--out {out} exists and is not empty; pass --resume to finish the library in it, or choose a new "
             "folder (nothing was changed)"
         )
+    from tocsr_nas.devices import resolve
+
+    placement = resolve(config.device, config.dtype)  # an absent device fails before any work
+    config = dataclasses.replace(config, device=str(placement.device))
     model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
     model.eval()
     resolution = config.resolution or model.default_resolution
@@ -152,6 +156,8 @@ def distill_library(
     probe = model.unet_example_inputs(1, resolution=model.vae_scale_factor * 8)
     built = build_space(model.unet, space, probe=probe)
     log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
+    if not placement.is_default():  # the space is resolved on the CPU in float32, the capture runs placed
+        model.to(placement.device, placement.dtype)
     return distill_teacher(model, built, out, config, resume=resume, progress=progress)
 
 
