@@ -30,7 +30,7 @@ import torch
 
 from tocsr_nas.errors import UserInputError
 
-__all__ = ["DEVICES", "DTYPES", "DeviceError", "Placement", "resolve", "resolve_device", "resolve_dtype", "synchronize"]
+__all__ = ["DEVICES", "DTYPES", "DeviceError", "Placement", "dtype_name", "resolve", "resolve_device", "resolve_dtype"]
 
 #: the ``--device`` spellings (``cuda:N`` is accepted too)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -144,16 +144,9 @@ class Placement:
 
     def synchronize(self) -> None:
         """Wait for the device's queued work (for timing); nothing on the CPU."""
+        from tocsr_nas.evaluators.latency import synchronize
+
         synchronize(self.device)
-
-
-def synchronize(device: torch.device | str) -> None:
-    """Wait for ``device``'s queued kernels (CUDA, MPS); nothing on the CPU."""
-    kind = torch.device(device).type
-    if kind == "cuda":
-        torch.cuda.synchronize(device)
-    elif kind == "mps":
-        torch.mps.synchronize()
 
 
 def resolve(device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = "float32") -> Placement:

@@ -77,7 +77,8 @@ class PreparedSearch:
         teacher: the :class:`~tocsr_nas.teacher.Teacher` (in eval mode); its UNet is wrapped by ``supernet``.
         library: the :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`, checked against the teacher.
         space: the search space (the library's, or the given one with the same hash).
-        cost: the :class:`~tocsr_nas.evaluators.CostTable` of ``space`` at ``resolution``.
+        cost: the :class:`~tocsr_nas.evaluators.CostTable` of ``space`` at ``resolution`` or, with a
+            latency table, both read together (:class:`~tocsr_nas.evaluators.TableCosts`).
         validation: the fixed :class:`~tocsr_nas.evaluators.ValidationSet`.
         supernet: the :class:`~tocsr_nas.surrogates.supernet.SuperNet` over the teacher's UNet
             (``supernet.restore()`` puts the teacher's blocks back, e.g. before an export).
@@ -87,6 +88,8 @@ class PreparedSearch:
         settings: what identifies the set-up (teacher and its fingerprint, library and its space
             hash, space, quality, validation samples and seed, resolution, prior), as recorded in
             ``search.json``.
+        latency: the :class:`~tocsr_nas.evaluators.LatencyTable` measured on the device, or ``None``.
+        device, dtype: where the search computes (``--device``, ``--dtype`` resolved).
     """
 
     teacher: Teacher
@@ -99,6 +102,18 @@ class PreparedSearch:
     prior: dict[str, dict[str, float]] | None
     resolution: int
     settings: Mapping[str, Any] = field(default_factory=dict)
+    latency: Any = None
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def measured_latency_ms(self, config: Mapping[str, str], *, batch: int = 1, warmup: int = 3, repeats: int = 10) -> float:
+        """``config``'s assembled compact UNet timed end to end on the search's device (median ms),
+        with the latency table's inputs, to set beside the table's prediction."""
+        from tocsr_nas.stages.costs import model_latency_ms
+
+        model = self.supernet.assembled(config)
+        return model_latency_ms(model, self.teacher, self.resolution, device=self.device, dtype=self.dtype,
+                                batch=batch, warmup=warmup, repeats=repeats)  # fmt: skip
 
     def search(self, **options: Any) -> SearchResult:
         """:func:`tocsr_nas.search` over this set-up: ``space``, ``quality``, ``cost`` and ``prior`` are filled in.
@@ -231,6 +246,8 @@ def _open(
     prior: bool,
     candidates: CandidateCache | None,
     after_checks: Callable[[], None] | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> _Opened:
     """Check the arguments (then run ``after_checks``), load the teacher and the library (opened
     again from its folder when given as an object: the fingerprint check is the library's own),
@@ -241,7 +258,10 @@ def _open(
     from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary
     from tocsr_nas.teacher import Teacher
 
+    from tocsr_nas.devices import resolve
+
     _check_choice("quality", quality, available_qualities())
+    placement = resolve(device, dtype) if device is not None or dtype is not None else None
     _check_count("val_samples", val_samples, 1)
     if isinstance(val_seed, bool) or not isinstance(val_seed, int):
         raise UserInputError(f"val_seed must be an integer, got {val_seed!r}")
@@ -275,6 +295,8 @@ def _open(
             )
     resolution = resolution or library.resolution or teacher.default_resolution
     teacher.latent_size(resolution)  # validates the resolution against the VAE factor
+    if placement is not None and not placement.is_default():  # the space is resolved on the CPU in float32
+        teacher.to(placement.device, placement.dtype)
     settings = {
         "teacher": _recorded_path(teacher_path) if teacher_path is not None else None,
         "teacher_fingerprint": fingerprint,
@@ -287,6 +309,8 @@ def _open(
         "resolution": resolution,
         "prior": bool(prior),
     }
+    if placement is not None:
+        settings.update(placement.to_dict())
     return _Opened(teacher, library, resolved, candidates, resolution, settings)
 
 
@@ -298,8 +322,13 @@ def _finish(
     cost_cache: bool | PathLike,
     validation_cache: PathLike | None,
     progress: bool,
+    latency: Mapping[str, Any] | None = None,
 ) -> PreparedSearch:
-    """The expensive half: cost table, validation set, supernet, quality function, prior."""
+    """The expensive half: cost table, latency table (``latency``: the options of
+    :func:`~tocsr_nas.stages.costs.latency_table_for`, or ``None`` for none), validation set,
+    supernet, quality function, prior."""
+    import torch
+
     from tocsr_nas.evaluators import make_quality
     from tocsr_nas.evaluators.quality import SupernetQuality
     from tocsr_nas.stages.costs import cost_table_for
@@ -310,6 +339,17 @@ def _finish(
     table = cost_table_for(
         o.teacher, o.space, o.resolution, cache=cost_cache, candidates=o.candidates, progress=progress
     )
+    latency_table = None
+    device, dtype = str(o.teacher.device), str(o.teacher.dtype).removeprefix("torch.")
+    if latency is not None:
+        from tocsr_nas.evaluators import TableCosts
+        from tocsr_nas.stages.costs import latency_table_for
+
+        latency_table = latency_table_for(
+            o.teacher, o.space, o.resolution, device=device, dtype=dtype, cache=cost_cache, candidates=o.candidates,
+            progress=progress, **latency,
+        )  # fmt: skip
+        table = TableCosts(table, latency_table)
     validation = build_validation_set(
         o.teacher,
         samples=o.settings["val_samples"],
@@ -318,6 +358,8 @@ def _finish(
         cache=validation_cache,
     )
     supernet = SuperNet(o.teacher.unet, o.library, o.space)
+    if o.teacher.device.type != "cpu" or o.teacher.dtype != torch.float32:
+        supernet.to(o.teacher.device, o.teacher.dtype)  # the loaded surrogates join the teacher, once
     return PreparedSearch(
         teacher=o.teacher,
         library=o.library,
@@ -329,6 +371,9 @@ def _finish(
         prior=normalised_prior(o.library) if prior else None,
         resolution=o.resolution,
         settings=o.settings,
+        latency=latency_table,
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -346,6 +391,9 @@ def prepare_search(
     cost_cache: bool | PathLike = True,
     validation_cache: PathLike | None = None,
     progress: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
+    latency: Mapping[str, Any] | None = None,
 ) -> PreparedSearch:
     """Teacher + surrogate library -> search space, cost table, validation set, quality function and prior.
 
@@ -370,6 +418,11 @@ def prepare_search(
         cost_cache: where the cost table is cached (see :func:`~tocsr_nas.stages.costs.cost_table_for`).
         validation_cache: a ``.safetensors`` path for the validation set (reused when it matches).
         progress: show a progress bar while the cost table is traced.
+        device, dtype: where to compute (:func:`tocsr_nas.devices.resolve`; ``None``: leave the
+            teacher where it is); the validation set and the surrogates move there once.
+        latency: measure a latency table on that device too (options of
+            :func:`~tocsr_nas.stages.costs.latency_table_for`: ``batch``, ``warmup``, ``repeats``;
+            ``{}`` for the defaults), so that ``objective="latency"`` can be searched.
 
     Returns:
         The :class:`PreparedSearch`; ``prepared.search(epsilon=..., budget=...)`` runs a search on it.
@@ -386,10 +439,13 @@ def prepare_search(
         >>> prepared.cost.gmacs(result.best.config) < prepared.cost.teacher().gmacs  # doctest: +SKIP
         True
     """
-    opened = _open(teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates)
-    return _finish(
-        opened, quality=quality, prior=prior, cost_cache=cost_cache, validation_cache=validation_cache, progress=progress
+    opened = _open(
+        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates, device=device, dtype=dtype
     )
+    return _finish(
+        opened, quality=quality, prior=prior, cost_cache=cost_cache, validation_cache=validation_cache, progress=progress,
+        latency=latency,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- the stage
@@ -419,6 +475,10 @@ def run_search(
     prior: bool = True,
     progress: bool = True,
     threads: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    max_latency: float | None = None,
+    latency_repeats: int = 10,
 ) -> SearchResult:
     """The search stage: :func:`prepare_search`, then :func:`tocsr_nas.search` into ``out``.
 
@@ -451,6 +511,12 @@ def run_search(
         prior: give the strategy the library's distillation losses.
         progress: progress bars.
         threads: torch CPU threads (``None``: torch's choice).
+        device, dtype: where to compute (:func:`tocsr_nas.devices.resolve`; ``None``: the CPU in float32).
+        max_latency: hard bound on the predicted milliseconds.
+        latency_repeats: timed calls per latency-table cell (median). With ``objective="latency"``
+            or ``max_latency`` a latency table is measured on the device (cached), and ``best.json``
+            records ``latency_predicted_ms`` (the table) and ``latency_measured_ms`` (the assembled
+            compact model timed end to end) of the best configuration.
 
     Returns:
         The :class:`~tocsr_nas.search.results.SearchResult`.
@@ -488,7 +554,8 @@ def run_search(
             torch.set_num_threads(threads)
 
     opened = _open(
-        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading
+        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading,
+        device=device, dtype=dtype,
     )
     epsilons = list(epsilon) if isinstance(epsilon, Sequence) else epsilon
     setup = opened.settings
@@ -504,16 +571,18 @@ def run_search(
         "time_budget": time_budget,
         "max_gmacs": max_gmacs,
         "max_params": max_params,
+        **({"max_latency": max_latency} if max_latency is not None else {}),
         "prior": setup["prior"],
         "strategy_options": strategy_options,
     }
-    if resume:
-        _check_resume(out, settings)
+    timed = objective == "latency" or max_latency is not None
+    if resume:  # predicted milliseconds belong to one device and dtype
+        _check_resume(out, settings, extra=("device", "dtype") if timed else ())
     with _undo_if_not_started(out):
         out.mkdir(parents=True, exist_ok=True)
         prepared = _finish(
             opened, quality=quality, prior=prior, cost_cache=True, validation_cache=out / VALIDATION_FILE,
-            progress=progress,
+            progress=progress, latency={"repeats": latency_repeats} if timed else None,
         )  # fmt: skip
         atomic_write_json(out / SETTINGS_FILE, settings)
         logger.info(
@@ -521,7 +590,7 @@ def run_search(
             objective, f"{prepared.space.size:.3g}", len(prepared.space), quality, len(prepared.validation),
             time.perf_counter() - start,
         )
-        return prepared.search(
+        result = prepared.search(
             epsilon=epsilon,
             strategy=strategy,
             budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
@@ -530,6 +599,7 @@ def run_search(
             objective=objective,
             max_gmacs=max_gmacs,
             max_params=max_params,
+            max_latency=max_latency,
             batch_size=batch_size,
             sweep=sweep,
             out_dir=out,
@@ -537,6 +607,15 @@ def run_search(
             progress=progress,
             strategy_options=strategy_options,
         )
+    if timed and result.best is not None:
+        # the table's prediction beside the assembled compact model timed end to end
+        result.latency_measured_ms = prepared.measured_latency_ms(result.best.config, repeats=latency_repeats)
+        atomic_write_json(out / "best.json", result.to_summary(), sort_keys=False)
+        logger.info(
+            "best configuration: %.3f ms predicted by the latency table, %.3f ms measured end to end",
+            result.best.latency, result.latency_measured_ms,
+        )  # fmt: skip
+    return result
 
 
 @contextlib.contextmanager
