@@ -88,6 +88,14 @@ def measure_ms(fn: Callable[[], Any], *, device: torch.device | str = "cpu", war
     return float(statistics.median(times))
 
 
+def _placed(module: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:
+    """``module`` in eval mode on ``device`` in ``dtype`` (moved only when needed: diffusers warns on every ``to``)."""
+    first = next(iter(module.parameters()), None)
+    if first is not None and (first.device != torch.device(device) or first.dtype != dtype):
+        module = module.to(device=device, dtype=dtype)
+    return module.eval()
+
+
 class LatencyTable:
     """Milliseconds of every (block, candidate) on one device, plus the remainder.
 
@@ -192,7 +200,7 @@ class LatencyTable:
                 io = call_signature(call.args, call.kwargs)
                 row: dict[str, float] = {}
                 for name in [TEACHER, *dict.fromkeys(n for n in choices[path] if n != TEACHER)]:
-                    module = block if name == TEACHER else instantiate(path, name, block).to(device=device, dtype=dtype).eval()
+                    module = block if name == TEACHER else _placed(instantiate(path, name, block), device, dtype)
                     key = (module_signature(module), io)
                     if key not in seen:
                         try:

@@ -30,7 +30,22 @@ import torch
 
 from tocsr_nas.errors import UserInputError
 
-__all__ = ["DEVICES", "DTYPES", "DeviceError", "Placement", "dtype_name", "resolve", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "CPU_ONLY",
+    "DEVICES",
+    "DTYPES",
+    "DeviceError",
+    "Placement",
+    "dtype_name",
+    "resolve",
+    "resolve_for",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+#: commands whose models are not yet placed on a GPU: ``auto`` is the CPU for them, and a GPU asked
+#: by name is refused in one line (``--dtype`` applies: mixed precision on the CPU)
+CPU_ONLY = ("teacher train", "sr train", "sr distill", "upscale", "evaluate", "run")
 
 #: the ``--device`` spellings (``cuda:N`` is accepted too)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -167,3 +182,21 @@ def resolve(device: str | torch.device | None = "auto", dtype: str | torch.dtype
     if placement.device.type == "cpu" and placement.dtype == torch.float16:
         raise DeviceError("--dtype float16 is not supported on the CPU (use bfloat16 or float32)")
     return placement
+
+
+def resolve_for(command: str, device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = "float32") -> Placement:
+    """:func:`resolve` for ``command``; for the commands of :data:`CPU_ONLY`, ``auto`` is the CPU
+    and a GPU asked by name is a :class:`DeviceError`.
+
+    Raises:
+        DeviceError: as :func:`resolve`, or a GPU asked of a CPU-only command.
+    """
+    asked = str(device or "auto").strip().lower()
+    if command in CPU_ONLY:
+        if asked not in ("auto", "cpu"):
+            resolve(device, dtype)  # an absent device is reported as such first
+            raise DeviceError(
+                f"--device {device}: {command} runs on the CPU for now (distill and search run on GPUs); use --device cpu"
+            )
+        return resolve("cpu", dtype)
+    return resolve(device, dtype)

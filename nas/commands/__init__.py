@@ -181,12 +181,13 @@ def add_checkpoint_options(
     threads: str = "torch CPU threads (1 is often fastest on a busy machine)",
 ) -> None:
     """The options of a checkpointed training command: ``--checkpoint-every``, ``--resume``,
-    ``--keep-checkpoints``, ``--no-progress`` and ``--threads``."""
+    ``--keep-checkpoints``, ``--no-progress``, ``--threads``, ``--device`` and ``--dtype``."""
     p.add_argument("--checkpoint-every", type=positive_int, default=None, help=f"steps between checkpoints (default {every})")
     add_resume(p)
     p.add_argument("--keep-checkpoints", action="store_true", help=keep)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads(p, help=threads)
+    add_device_options(p)
 
 
 def given(args: argparse.Namespace, *names: str, **renamed: str) -> dict[str, Any]:

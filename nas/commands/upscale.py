@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_threads, positive_int, seed
+from tocsr_nas.commands import add_device_options, add_out, add_threads, positive_int, seed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,26 +28,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=None, help="DDIM steps of a multi-step model (default: the model's)")
     p.add_argument("--seed", type=seed, default=None, help="sampler seed (default: the model's)")
     add_threads(p)
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``upscale``."""
     from tocsr_nas._io import check_out_path
+    from tocsr_nas.devices import resolve_for
     from tocsr_nas.sr.model import SRModel
     from tocsr_nas.sr.upscale import output_files, upscale_files
     from tocsr_nas.teacher.data import load_image
     from tocsr_nas.threads import set_threads
 
+    placement = resolve_for("upscale", args.device, args.dtype)
     set_threads(args.threads)
     check_out_path(args.out, model=args.model)
     output_files(args.inputs, args.out, overwrite=args.overwrite)  # an output in the way fails before any work
     for path in args.inputs:  # fail on an unreadable input before loading the model
         load_image(path)
     model = SRModel.load(args.model)
-    outputs = upscale_files(
-        model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed, overwrite=args.overwrite
-    )
+    with placement.autocast():  # a reduced --dtype: the model's ops in bfloat16, its weights float32
+        outputs = upscale_files(
+            model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed, overwrite=args.overwrite
+        )
     for path in outputs:
         print(path)
     return 0
