@@ -201,7 +201,7 @@ def _recorded_path(path: PathLike) -> str:
     return os.path.abspath(path)
 
 
-def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
+def _check_resume(out: Path, settings: Mapping[str, Any], extra: Sequence[str] = ()) -> None:
     path = out / SETTINGS_FILE
     if not path.is_file():
         return
@@ -209,8 +209,8 @@ def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UserInputError(f"cannot read {path}: {exc}") from None
-    for key in _RESUME_KEYS:
-        if old.get(key) != settings[key]:
+    for key in (*_RESUME_KEYS, *extra):
+        if old.get(key) != settings.get(key):
             raise UserInputError(
                 f"cannot resume {out}: it was searched with {key}={old.get(key)!r}, not {settings[key]!r}; "
                 "use the same teacher, library, --quality, --val-samples, --val-seed and --resolution, or a new --out"
