@@ -40,7 +40,7 @@ from tocsr_nas.evaluators.cost_table import CostTableError, _CallRecorder
 from tocsr_nas.evaluators.signatures import call_signature, module_signature
 from tocsr_nas.searchspace.candidates import TEACHER
 
-__all__ = ["LatencyTable", "TableCosts", "measure_ms", "synchronize"]
+__all__ = ["LatencyTable", "TableCosts", "measure_ms", "synchronize", "timing_clock"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ def synchronize(device: torch.device | str) -> None:
 def measure_ms(fn: Callable[[], Any], *, device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10) -> float:
     """The median wall time of ``fn()`` in milliseconds.
 
+    The clock is :func:`timing_clock`'s: CPU time on one CPU thread, else wall time.
+
     Args:
         fn: the call to time (its result is discarded).
         device: synchronised before and after each timed call.
@@ -76,16 +78,32 @@ def measure_ms(fn: Callable[[], Any], *, device: torch.device | str = "cpu", war
     """
     if repeats < 1 or warmup < 0:
         raise CostTableError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    clock = timing_clock(device)
     for _ in range(warmup):
         fn()
     synchronize(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
         synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
+        times.append((clock() - start) * 1e3)
     return float(statistics.median(times))
+
+
+def timing_clock(device: torch.device | str = "cpu") -> Callable[[], float]:
+    """The clock :func:`measure_ms` reads: on the CPU with one torch thread, this process's CPU time
+    (``time.process_time``: the time the model computed, not the time it waited for a busy
+    machine's other processes); otherwise the wall clock (``time.perf_counter``), since CPU time
+    adds up over threads and a GPU's work is not this process's CPU time.
+
+    Example:
+        >>> torch.set_num_threads(1); timing_clock("cpu") is time.process_time
+        True
+    """
+    if torch.device(device).type == "cpu" and torch.get_num_threads() == 1:
+        return time.process_time
+    return time.perf_counter
 
 
 def _placed(module: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:

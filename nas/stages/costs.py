@@ -167,7 +167,7 @@ def latency_table_for(
     if placement.device.type == "cuda":
         where += f"({torch.cuda.get_device_name(placement.device)})"
     elif placement.device.type == "cpu":
-        where += f"({torch.get_num_threads()}threads)"
+        where += f"({torch.get_num_threads()}threads)"  # one thread: CPU time (evaluators.latency.timing_clock)
     meta = {**_table_keys(teacher, space, candidates), "device": where, "dtype": dtype_name(placement.dtype),
             "batch": int(batch), "warmup": int(warmup), "repeats": int(repeats)}  # fmt: skip
     label = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:8]
