@@ -147,6 +147,8 @@ class _CostModel:
                 raise TocsrError(
                     f"cost(config) returned unknown key(s) {sorted(unknown)}; expected 'gmacs', 'params' and/or 'latency'"
                 )
+            if "latency" in value:
+                self.has_latency = True
             return (self._num(value.get("gmacs")), self._num(value.get("params")), self._num(value.get("latency")))
         v = self._num(value)
         out = [math.nan, math.nan, math.nan]
@@ -310,6 +312,7 @@ class SearchLoop:
         else:
             raise TocsrError(f"strategy must be a registered name or a factory, got {type(strategy).__name__}")
         self.cost = _CostModel(cost, objective)
+        self.cost(space.default_config())  # a cost callable reporting 'latency' is known to, before the header
         if max_gmacs is not None:
             self.cost.value(space.default_config(), "gmacs")  # fail now if gmacs are unknown
         if max_params is not None:

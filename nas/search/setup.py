@@ -233,6 +233,7 @@ class _Opened:
     candidates: CandidateCache
     resolution: int
     settings: dict[str, Any]
+    placement: Any = None
 
 
 def _open(
@@ -295,8 +296,6 @@ def _open(
             )
     resolution = resolution or library.resolution or teacher.default_resolution
     teacher.latent_size(resolution)  # validates the resolution against the VAE factor
-    if placement is not None and not placement.is_default():  # the space is resolved on the CPU in float32
-        teacher.to(placement.device, placement.dtype)
     settings = {
         "teacher": _recorded_path(teacher_path) if teacher_path is not None else None,
         "teacher_fingerprint": fingerprint,
@@ -311,7 +310,7 @@ def _open(
     }
     if placement is not None:
         settings.update(placement.to_dict())
-    return _Opened(teacher, library, resolved, candidates, resolution, settings)
+    return _Opened(teacher, library, resolved, candidates, resolution, settings, placement)
 
 
 def _finish(
@@ -339,6 +338,8 @@ def _finish(
     table = cost_table_for(
         o.teacher, o.space, o.resolution, cache=cost_cache, candidates=o.candidates, progress=progress
     )
+    if o.placement is not None and not o.placement.is_default():  # space and cost table: CPU, float32 (MACs are the same)
+        o.teacher.to(o.placement.device, o.placement.dtype)
     latency_table = None
     device, dtype = str(o.teacher.device), str(o.teacher.dtype).removeprefix("torch.")
     if latency is not None:
