@@ -105,3 +105,19 @@ def test_report_shows_predicted_and_measured(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "12.500 ms predicted" in text and "11.000 ms measured" in text and "teacher 20.000 ms" in text
     assert "12.500 ms predicted" in summary
+
+
+def test_space_latency_prints_each_candidates_milliseconds(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TOCSR_NAS_CACHE", str(tmp_path / "cache"))
+    space = tmp_path / "space.yaml"
+    space.write_text(MICRO_SPACE)
+    argv = ["space", "--space", str(space), "--latency", "--repeats", "1", "--threads", "1", "--device", "cpu", "--json"]
+    assert main(argv) == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    cells = [c for b in report["blocks"] for c in b["candidates"]]
+    assert cells and all(math.isfinite(c["ms"]) and c["ms"] > 0 for c in cells)
+    lat = report["latency"]
+    assert lat["device"] == "cpu(1threads)" and lat["dtype"] == "float32" and lat["batch"] == 1
+    assert lat["min_ms"] <= lat["teacher_ms"]
+    assert main(argv[:-1]) == 0  # the table view, from the cache
+    assert "latency on cpu(1threads) float32" in capsys.readouterr().out
