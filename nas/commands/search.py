@@ -239,7 +239,7 @@ def summary_text(result: Any, *, seconds: float) -> str:
     if best is not None:
         lines.append(
             f"latency of the best (epsilon {result.primary_epsilon:g}): {best.latency:.3f} ms predicted by the table, "
-            f"{result.latency_measured_ms:.3f} ms measured end to end (teacher {result.teacher_value('latency'):.3f} ms)"
+            f"{result.latency_measured_ms:.3f} ms measured end to end (teacher {result.teacher_value('latency') or math.nan:.3f} ms)"
         )
     if result.out_dir:
         lines.append(f"results: {result.out_dir}/best.json, trials.csv, pareto.csv, plots/")
