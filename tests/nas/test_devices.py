@@ -134,3 +134,21 @@ def test_distill_in_bfloat16_runs_and_saves_float32(tmp_path, capsys):
     for p in pairs:
         with safe_open(out / p["file"], "pt") as fh:
             assert {fh.get_tensor(k).dtype for k in fh.keys()} <= {torch.float32}
+
+
+def test_teacher_train_in_bfloat16_runs_and_saves_float32(tmp_path, capsys):
+    """``teacher train --dtype bfloat16``: mixed precision through the one training loop; finite metrics,
+    float32 weights."""
+    from safetensors import safe_open
+
+    out = tmp_path / "teacher"
+    rc = main(["teacher", "train", "--out", str(out), "--steps", "2", "--vae-steps", "2", "--batch-size", "2",
+               "--vae-batch-size", "2", "--val-patches", "2", "--calibration-patches", "2", "--dtype", "bfloat16",
+               "--threads", "1", "--no-progress"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(metrics["unet_val_loss"]) and math.isfinite(metrics["vae_psnr_db"])
+    for part in ("unet", "vae"):
+        for file in (out / part).glob("*.safetensors"):
+            with safe_open(file, "pt") as fh:
+                assert {fh.get_tensor(k).dtype for k in fh.keys()} == {torch.float32}, file
