@@ -13,6 +13,7 @@ from tocsr_nas.evaluators.complexity import (
     count_params,
 )
 from tocsr_nas.evaluators.cost_table import TEACHER, BlockCost, CostTable, CostTableError
+from tocsr_nas.evaluators.latency import LatencyTable, TableCosts, measure_ms
 from tocsr_nas.evaluators.quality import (
     DenoisingLossIncrease,
     QualityEvaluator,
@@ -32,6 +33,9 @@ __all__ = [
     "Complexity",
     "CostTable",
     "CostTableError",
+    "LatencyTable",
+    "TableCosts",
+    "measure_ms",
     "TEACHER",
     "UnsupportedOpError",
     "ZERO_COST_OPS",

@@ -292,6 +292,8 @@ class Run:
         modules: the modules a checkpoint saves and restores, by file name.
         progress: show tqdm bars with the loss.
         stop_after: raise :class:`Stopped` after this many optimisation steps of this call.
+        autocast: a context manager factory around each step's loss (mixed precision:
+            :meth:`tocsr_nas.devices.Placement.autocast`); ``None``: float32 throughout.
     """
 
     def __init__(
@@ -302,7 +304,9 @@ class Run:
         *,
         progress: bool = True,
         stop_after: int | None = None,
+        autocast: Callable[[], Any] | None = None,
     ) -> None:
+        self.autocast = autocast
         self.ckpt = Checkpoints(out)
         self.state, self.modules = state, dict(modules)
         self.progress, self.stop_after, self.steps_run = progress, stop_after, 0
@@ -357,7 +361,12 @@ class Run:
             for step in range(start, steps):
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, steps, lr, warmup)
-                loss = step_fn(step)
+                if self.autocast is None:
+                    loss = step_fn(step)
+                else:  # the forward pass in the reduced dtype; weights, gradients and Adam stay float32
+                    with self.autocast():
+                        loss = step_fn(step)
+                    loss = loss.float()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -389,6 +398,7 @@ def run_steps(
     desc: str,
     progress: bool = True,
     stop_after: int | None = None,
+    autocast: Callable[[], Any] | None = None,
 ) -> None:
     """A single-phase run: optimise ``parameters`` of ``module`` for ``steps`` steps of ``step_fn``.
 
@@ -400,7 +410,7 @@ def run_steps(
     Raises:
         Stopped: after ``stop_after`` steps in this call.
     """
-    run = Run(out, state, {"weights": module}, progress=progress, stop_after=stop_after)
+    run = Run(out, state, {"weights": module}, progress=progress, stop_after=stop_after, autocast=autocast)
     optimizer = adamw(parameters, lr)
     start = run.restore(optimizer)
     module.train()

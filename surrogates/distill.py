@@ -143,6 +143,9 @@ class PairJob:
         features: the feature cache folder.
         out: the library folder.
         settings: training settings.
+        device: where to train (``"cpu"``, ``"cuda:0"`` ...); the features move there once.
+        dtype: the compute dtype: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` for mixed
+            precision (autocast; the surrogate's weights stay float32).
     """
 
     block: str
@@ -151,6 +154,8 @@ class PairJob:
     features: str
     out: str
     settings: TrainSettings
+    device: str = "cpu"
+    dtype: str = "float32"
 
 
 def pair_seed(seed: int, block: str, candidate: str) -> int:
@@ -314,10 +319,21 @@ def train_job(job: PairJob) -> tuple[PairRecord, dict[str, torch.Tensor]]:
     train = cache.read(job.block, "train")
     val = cache.read(job.block, "val")
     teacher_block = job.teacher_block.eval()
+    device = torch.device(job.device)
+    if device.type != "cpu" or train.target.dtype != torch.float32:
+        # once per pair, not per batch; float32 features train float32 (master) weights
+        train, val = train.to(device, torch.float32), val.to(device, torch.float32)
+        teacher_block = copy.deepcopy(teacher_block).to(device=device, dtype=torch.float32)
+    dtype = getattr(torch, job.dtype)
+    mixed = torch.autocast(device_type=device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     start = time.perf_counter()
-    module, record = train_pair(teacher_block, job.candidate, train, val, job.settings, block=job.block)
+    with mixed:
+        module, record = train_pair(teacher_block, job.candidate, train, val, job.settings, block=job.block)
     record = replace(record, seconds=round(time.perf_counter() - start, 4))
-    return record, module.state_dict()
+    state = module.state_dict()
+    if device.type != "cpu":
+        state = {k: v.detach().to("cpu") for k, v in state.items()}
+    return record, state
 
 
 def run_job(job: PairJob) -> dict[str, Any]:
@@ -435,6 +451,8 @@ def distill(
     extra_header: Mapping[str, Any] | None = None,
     on_pair: Callable[[PairRecord], None] | None = None,
     component: str | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str = "float32",
 ) -> SurrogateLibrary:
     """Distil every (block, candidate) pair of ``space`` into a library at ``out``.
 
@@ -453,6 +471,9 @@ def distill(
         resume: continue a library at ``out``: finished pairs are not retrained.
         progress: show a tqdm progress bar.
         extra_header: more manifest header fields (e.g. data settings).
+        device: where each pair trains (its features move there once; weights are saved float32
+            on the CPU whatever the device).
+        dtype: ``"float32"``, or ``"bfloat16"`` / ``"float16"`` for mixed-precision training.
         on_pair: called with each finished pair's record.
         component: the network of the teacher the blocks belong to (e.g. ``"vae.decoder"``), recorded
             in the header; ``None`` records nothing (the denoiser).
@@ -499,7 +520,7 @@ def distill(
     if done:
         logger.info("resuming %s: %d pairs finished, %d to go", out, len(done), len(todo))
     jobs = [
-        PairJob(path, cand, blocks[path], str(cache.root), str(out), settings)
+        PairJob(path, cand, blocks[path], str(cache.root), str(out), settings, str(device), str(dtype))
         for path, cand in todo
     ]
 

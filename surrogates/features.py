@@ -128,6 +128,26 @@ class BlockFeatures:
         kwargs = {k: pick(f"kwarg.{k}", v) for k, v in self.kwargs.items()}
         return args, kwargs, self.target[index]
 
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> BlockFeatures:
+        """A copy with every tensor on ``device`` (and every floating tensor in ``dtype``, if given).
+
+        Training moves a block's features to its device once, not per batch.
+        """
+
+        def move(value: Any) -> Any:
+            if not isinstance(value, torch.Tensor):
+                return value
+            cast = dtype if dtype is not None and value.is_floating_point() else None
+            return value.to(device=device, dtype=cast)
+
+        return BlockFeatures(
+            self.block,
+            tuple(move(v) for v in self.args),
+            {k: move(v) for k, v in self.kwargs.items()},
+            dict(self.batched),
+            move(self.target),
+        )
+
     def call(self, module: nn.Module, index: torch.Tensor) -> torch.Tensor:
         """``module`` on the samples ``index``; returns its output tensor (whatever structure it returns)."""
         args, kwargs, _ = self.batch(index)

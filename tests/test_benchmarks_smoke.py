@@ -93,3 +93,22 @@ def test_strategy_options_are_labelled(tmp_path):
 
     with pytest.raises(StrategyError, match="unknown option"):
         run.main([*argv, "--strategy-option", "bogus=1"])
+
+
+def test_gpu_check_small_runs_on_the_cpu(tmp_path):
+    """``benchmarks/gpu_check.py --small``: every section of the report, finite times, JSON and Markdown written."""
+    import json
+
+    import gpu_check  # noqa: E402 (benchmarks/ is on sys.path above)
+
+    report = gpu_check.main(["--small", "--out", str(tmp_path), "--device", "cpu", "--threads", "1", "--repeats", "1",
+                             "--pairs", "1", "--steps", "2", "--samples", "4"])  # fmt: skip
+    saved = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert saved["preset"] == "tiny" and saved["device"] == "cpu"
+    assert set(saved["teacher_forward_ms"]) == {"float32", "bfloat16"}
+    assert all(math.isfinite(v) and v > 0 for v in saved["teacher_forward_ms"].values())
+    assert saved["capture"]["samples"] == 8 and len(saved["distill"]["pairs"]) == 1
+    assert set(saved["compact"]) == {"teacher", "min_gmacs", "min_gmacs_no_skip"}
+    assert saved["compact"]["min_gmacs"]["gmacs_ratio"] > 1
+    assert "| min_gmacs |" in (tmp_path / "gpu_check.md").read_text()
+    assert report["compact"]["teacher"]["speedup"]["float32"] == 1.0

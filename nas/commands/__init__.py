@@ -15,6 +15,7 @@ __all__ = [
     "add_action_group",
     "add_checkpoint_options",
     "add_component",
+    "add_device_options",
     "add_image_options",
     "add_out",
     "add_resume",
@@ -135,6 +136,23 @@ def add_threads(p: argparse.ArgumentParser, default: int | None = None, help: st
     p.add_argument("--threads", type=positive_int, default=default, help=help)
 
 
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype`` of a computing command, resolved by :func:`tocsr_nas.devices.resolve`
+    (an absent device is one line, exit code 2, when the command runs)."""
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where to compute (default auto: a CUDA or MPS GPU when present, else the CPU)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16", "float16"),
+        help="compute precision (default float32; training keeps float32 weights and runs autocast)",
+    )
+
+
 def add_resume(p: argparse.ArgumentParser, help: str = "continue OUT from its last checkpoint") -> None:
     """``--resume``."""
     p.add_argument("--resume", action="store_true", help=help)
@@ -170,12 +188,13 @@ def add_checkpoint_options(
     threads: str = "torch CPU threads (1 is often fastest on a busy machine)",
 ) -> None:
     """The options of a checkpointed training command: ``--checkpoint-every``, ``--resume``,
-    ``--keep-checkpoints``, ``--no-progress`` and ``--threads``."""
+    ``--keep-checkpoints``, ``--no-progress``, ``--threads``, ``--device`` and ``--dtype``."""
     p.add_argument("--checkpoint-every", type=positive_int, default=None, help=f"steps between checkpoints (default {every})")
     add_resume(p)
     p.add_argument("--keep-checkpoints", action="store_true", help=keep)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads(p, help=threads)
+    add_device_options(p)
 
 
 def given(args: argparse.Namespace, *names: str, **renamed: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tocsr_nas.commands import (
+    add_device_options,
     add_out,
     add_component,
     add_resume,
@@ -56,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         p, d.threads, f"torch threads of the teacher capture and of each job (default {d.threads}: small blocks gain "
         "nothing from more)",
     )  # fmt: skip
+    add_device_options(p)
     add_resume(p, "finish the library in OUT; finished pairs are kept")
     p.add_argument("--keep-features", action="store_true", help="keep OUT/features (the captured block features)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, teacher=args.teacher, preset=args.preset, space=args.space, resume=args.resume, component=args.component,
         progress=not args.no_progress,
         **given(args, "steps", "samples", "val_samples", "batch_size", "lr", "seed", "resolution", "workers", "threads",
-                "keep_features"),
+                "keep_features", "device", "dtype"),
     )  # fmt: skip
     seconds = time.perf_counter() - start
     out = args.out

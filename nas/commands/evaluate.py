@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_threads, positive_int
+from tocsr_nas.commands import add_device_options, add_out, add_threads, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_out(p, "output folder (default: MODEL/evaluation)", required=False)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_threads(p)
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
@@ -67,13 +68,16 @@ def format_report(report: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
+    from tocsr_nas.devices import resolve_for
     from tocsr_nas.sr.evaluate import evaluate
     from tocsr_nas.threads import set_threads
 
+    placement = resolve_for("evaluate", args.device, args.dtype)
     set_threads(args.threads)
-    report = evaluate(
-        args.model, multistep_dir=args.multistep, images=args.images, scale=args.scale, steps=args.steps,
-        max_side=args.max_side, out=args.out or args.model / "evaluation", decoder=args.decoder,
-    )  # fmt: skip
+    with placement.autocast():  # a reduced --dtype: the models' ops in bfloat16, their weights float32
+        report = evaluate(
+            args.model, multistep_dir=args.multistep, images=args.images, scale=args.scale, steps=args.steps,
+            max_side=args.max_side, out=args.out or args.model / "evaluation", decoder=args.decoder,
+        )  # fmt: skip
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

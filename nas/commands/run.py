@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_seed, add_threads, positive_int
+from tocsr_nas.commands import add_device_options, add_out, add_seed, add_threads, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default=d.strategy, help=f"search strategy (default {d.strategy})")
     p.add_argument("--workers", type=positive_int, default=d.workers, help=f"distillation processes (default {d.workers})")
     add_threads(p, d.threads, f"torch CPU threads per stage (default {d.threads})")
+    add_device_options(p)
     p.add_argument("--quick", action="store_true", help="tiny stage sizes: a smoke test of the pipeline (minutes)")
     p.set_defaults(func=run)
+
+
+def _placement(args: argparse.Namespace) -> dict[str, str]:
+    """``--device`` / ``--dtype`` for the stages, only when not the defaults (the recorded command lines
+    of a default run stay as they were)."""
+    from tocsr_nas.devices import resolve
+
+    placement = resolve(args.device, args.dtype)  # an absent device fails before any stage
+    out = {} if placement.device.type == "cpu" and args.device == "auto" else {"device": args.device}
+    return {**out, **({"dtype": args.dtype} if args.dtype != "float32" else {})}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     base = quick_settings() if args.quick else PipelineSettings()
     settings = PipelineSettings(
         **{**base.__dict__, "preset": args.preset, "seed": args.seed, "strategy": args.strategy,
-           "workers": args.workers, "threads": args.threads, **({} if args.quick else {"budget": args.budget})}
+           "workers": args.workers, "threads": args.threads, **({} if args.quick else {"budget": args.budget}),
+           **_placement(args)}
     )
     state = run_pipeline(args.out, settings)
     summary = write_report(args.out, state)

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas.commands import add_component, positive_float, positive_int, seed
+from tocsr_nas.commands import add_component, add_device_options, positive_float, positive_int, seed
 from tocsr_nas.search.setup import DEFAULT_BUDGET
 
 #: epsilon must lie in this open interval
@@ -111,7 +111,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="E[,E...]",
         help="quality limit(s), comma-separated, each in (0, 10); the first is the primary one (best.json)",
     )
-    p.add_argument("--objective", choices=("gmacs", "params"), default="gmacs", help="what to minimise (default gmacs)")
+    p.add_argument(
+        "--objective", choices=("gmacs", "params", "latency"), default="gmacs",
+        help="what to minimise (default gmacs; latency: milliseconds on --device from a per-block latency table)",
+    )  # fmt: skip
     p.add_argument("--strategy", default="ecbo", metavar="NAME", help="search strategy: ecbo (default), random, evolution, exhaustive, nni-* ...")
     p.add_argument(
         "--strategy-option",
@@ -144,6 +147,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-gmacs", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these GMACs")
     p.add_argument("--max-params", type=positive_float, metavar="X", help="hard bound: never evaluate anything above these parameters")
+    p.add_argument(
+        "--max-latency", type=positive_float, metavar="MS",
+        help="hard bound: never evaluate anything predicted slower than MS milliseconds on --device",
+    )  # fmt: skip
+    p.add_argument(
+        "--latency-repeats", type=positive_int, default=10, metavar="N",
+        help="timed calls per latency-table cell and for the best model, median (default 10)",
+    )  # fmt: skip
+    add_device_options(p)
     p.add_argument("--resolution", type=positive_int, metavar="PX", help="image side in pixels (default: the library's)")
     p.add_argument("--val-samples", type=positive_int, default=32, metavar="N", help="validation samples (default 32)")
     p.add_argument("--val-seed", type=seed, default=0, metavar="S", help="seed of the validation timesteps and noise (default 0)")
@@ -191,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         threads=args.threads,
         component=args.component,
+        device=args.device,
+        dtype=args.dtype,
+        max_latency=args.max_latency,
+        latency_repeats=args.latency_repeats,
     )
     print(summary_text(result, seconds=time.perf_counter() - start))
     return 0
@@ -221,6 +237,12 @@ def summary_text(result: Any, *, seconds: float) -> str:
             f"  epsilon {eps:g}: {best.gmacs:.4f} GMACs ({_ratio(teacher_gmacs, best.gmacs)} fewer), "
             f"{best.params / 1e6:.3f} M params ({_ratio(teacher_params, best.params)} fewer), "
             f"quality {best.quality:.4f} (trial {best.trial}, {best.hash})"
+        )
+    best = result.best if result.latency_measured_ms is not None else None
+    if best is not None:
+        lines.append(
+            f"latency of the best (epsilon {result.primary_epsilon:g}): {best.latency:.3f} ms predicted by the table, "
+            f"{result.latency_measured_ms:.3f} ms measured end to end (teacher {result.teacher_value('latency') or math.nan:.3f} ms)"
         )
     if result.out_dir:
         lines.append(f"results: {result.out_dir}/best.json, trials.csv, pareto.csv, plots/")

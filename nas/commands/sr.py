@@ -85,7 +85,7 @@ def run_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     model, config = train_sr_folder(
         args.backbone, args.out, teacher=args.teacher, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
-        progress=not args.no_progress, threads=args.threads, **options,
+        progress=not args.no_progress, threads=args.threads, device=args.device, dtype=args.dtype, **options,
     )  # fmt: skip
     m = model.config["metrics"]
     print(
@@ -105,7 +105,7 @@ def run_distill(args: argparse.Namespace) -> int:
     )  # fmt: skip
     model, config = distill_onestep_folder(
         args.teacher, args.out, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
-        progress=not args.no_progress, threads=args.threads, **options,
+        progress=not args.no_progress, threads=args.threads, device=args.device, dtype=args.dtype, **options,
     )  # fmt: skip
     m, o = model.config["metrics"], model.config["onestep"]
     print(

@@ -66,7 +66,7 @@ def run_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     metrics = train_teacher_folder(
         args.out, resume=args.resume, keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
-        threads=args.threads, **options,
+        threads=args.threads, device=args.device, dtype=args.dtype, **options,
     )  # fmt: skip
     if metrics is not None:
         print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_out, add_threads, positive_int, seed
+from tocsr_nas.commands import add_device_options, add_out, add_threads, positive_int, seed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,17 +29,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=None, help="sampler seed (default: the model's)")
     p.add_argument("--decoder", type=Path, default=None, help="a compact VAE decoder folder (export of a --component vae.decoder search) to decode with")
     add_threads(p)
+    add_device_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``upscale``."""
     from tocsr_nas._io import check_out_path
+    from tocsr_nas.devices import resolve_for
     from tocsr_nas.sr.model import SRModel
     from tocsr_nas.sr.upscale import output_files, upscale_files
     from tocsr_nas.teacher.data import load_image
     from tocsr_nas.threads import set_threads
 
+    placement = resolve_for("upscale", args.device, args.dtype)
     set_threads(args.threads)
     check_out_path(args.out, model=args.model)
     output_files(args.inputs, args.out, overwrite=args.overwrite)  # an output in the way fails before any work
@@ -50,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
         from tocsr_nas.teacher.components import replace_decoder
 
         replace_decoder(model.vae, args.decoder)
-    outputs = upscale_files(
-        model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed, overwrite=args.overwrite
-    )
+    with placement.autocast():  # a reduced --dtype: the model's ops in bfloat16, its weights float32
+        outputs = upscale_files(
+            model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed, overwrite=args.overwrite
+        )
     for path in outputs:
         print(path)
     return 0

@@ -33,6 +33,7 @@ def search(
     objective: str = "gmacs",
     max_gmacs: float | None = None,
     max_params: float | None = None,
+    max_latency: float | None = None,
     batch_size: int = 1,
     sweep: str = "cycle",
     prior: Mapping[str, Mapping[str, float]] | None = None,
@@ -58,8 +59,10 @@ def search(
         budget: maximum number of evaluations.
         time_budget: maximum wall seconds (checked before each batch).
         seed: makes the trial sequence reproducible.
-        objective: ``"gmacs"`` or ``"params"``.
-        max_gmacs, max_params: hard bounds: nothing above them is ever evaluated.
+        objective: ``"gmacs"``, ``"params"`` or ``"latency"`` (``cost`` must have ``.latency(cfg)``,
+            e.g. :class:`~tocsr_nas.evaluators.latency.TableCosts`).
+        max_gmacs, max_params, max_latency: hard bounds (GMACs, parameters, predicted ms): nothing
+            above them is ever evaluated.
         batch_size: proposals per round (q).
         sweep: how several epsilons share the proposals: ``"cycle"`` in turn, ``"gain"`` by what
             each stands to gain (:attr:`tocsr_nas.strategies.Problem.sweep`).
@@ -103,6 +106,7 @@ def search(
         seed=seed,
         max_gmacs=max_gmacs,
         max_params=max_params,
+        max_latency=max_latency,
         batch_size=batch_size,
         sweep=sweep,
         prior=prior,

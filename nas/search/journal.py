@@ -83,10 +83,11 @@ JOURNAL_NAME = "journal.jsonl"
 JOURNAL_VERSION = 1
 #: header fields that must match for a journal to be resumed
 IDENTITY_KEYS = (
-    "space_hash", "objective", "epsilons", "strategy", "seed", "options", "batch_size", "sweep", "max_gmacs", "max_params"
+    "space_hash", "objective", "epsilons", "strategy", "seed", "options", "batch_size", "sweep", "max_gmacs", "max_params",
+    "max_latency",
 )
 #: the value of an identity key that journals written before it existed stand for
-IDENTITY_DEFAULTS = {"sweep": "cycle"}
+IDENTITY_DEFAULTS = {"sweep": "cycle", "max_latency": None}
 
 
 class JournalError(TocsrError):
@@ -358,22 +359,23 @@ class Journal:
         seconds: float,
         feasible: Mapping[str, bool],
         elapsed: float,
+        latency: float | None = None,
     ) -> None:
-        """The result of one trial (fsynced before returning)."""
-        self._write(
-            _dumps(
-                {
-                    "type": "finished",
-                    "trial": int(trial),
-                    "quality": float(quality),
-                    "gmacs": float(gmacs),
-                    "params": float(params),
-                    "seconds": float(seconds),
-                    "feasible": {str(k): bool(v) for k, v in feasible.items()},
-                    "elapsed": float(elapsed),
-                }
-            )
-        )
+        """The result of one trial (fsynced before returning); ``latency`` (predicted ms) only in
+        searches with a latency table."""
+        record = {
+            "type": "finished",
+            "trial": int(trial),
+            "quality": float(quality),
+            "gmacs": float(gmacs),
+            "params": float(params),
+            "seconds": float(seconds),
+            "feasible": {str(k): bool(v) for k, v in feasible.items()},
+            "elapsed": float(elapsed),
+        }
+        if latency is not None:
+            record["latency"] = float(latency)
+        self._write(_dumps(record))
 
     def append_state(self, batch: int, state: Mapping[str, Any], *, phase: str = "told", elapsed: float | None = None) -> None:
         """A strategy state record (``phase`` ``"told"``: after the batch's results were told)."""
@@ -407,6 +409,7 @@ def finished_rows(contents: JournalContents, strategy: str, epsilons: Iterable[f
                 seconds=rec.get("seconds"),
                 feasible={e: bool((rec.get("feasible") or {}).get(eps_key(e), False)) for e in eps},
                 epsilons=eps,
+                latency=rec.get("latency", math.nan) if "latency" in rec else None,
             )
         )
     return rows
@@ -427,8 +430,10 @@ def trial_row(
     seconds: Any,
     feasible: Mapping[float, bool],
     epsilons: Sequence[float],
+    latency: Any = None,
 ) -> dict[str, Any]:
-    """One row of the trials table; ``feasible`` is the flag at the primary (first) epsilon."""
+    """One row of the trials table; ``feasible`` is the flag at the primary (first) epsilon; the
+    ``latency`` column (predicted ms) only when given."""
     row: dict[str, Any] = {
         "trial": int(trial),
         "strategy": strategy,
@@ -436,6 +441,7 @@ def trial_row(
         "hash": config.hash,
         "gmacs": _num(gmacs),
         "params": _num(params),
+        **({"latency": _num(latency)} if latency is not None else {}),
         "quality": _num(quality),
         "feasible": bool(feasible[epsilons[0]]),
     }

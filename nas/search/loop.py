@@ -118,13 +118,20 @@ def _positive(name: str, value: Any, *, integer: bool) -> Any:
 
 
 class _CostModel:
-    """Turns a cost table or cost callable into cached ``(gmacs, params)`` figures per configuration."""
+    """Turns a cost table or cost callable into cached ``(gmacs, params, latency)`` figures per
+    configuration (``latency``: predicted ms, ``nan`` unless the cost has a ``latency(cfg)`` method,
+    e.g. :class:`~tocsr_nas.evaluators.latency.TableCosts`)."""
+
+    _WHICH = {"gmacs": 0, "params": 1, "latency": 2}
 
     def __init__(self, cost: Any, objective: str) -> None:
         self.objective = objective
-        self._cache: dict[str, tuple[float, float]] = {}
+        self._cache: dict[str, tuple[float, float, float]] = {}
+        #: whether the cost reports latency (then trials carry a ``latency`` column)
+        self.has_latency = callable(getattr(cost, "latency", None))
         if callable(getattr(cost, "gmacs", None)) and callable(getattr(cost, "params", None)):
-            self._fn = lambda cfg: (float(cost.gmacs(cfg)), float(cost.params(cfg)))
+            latency = (lambda cfg: float(cost.latency(cfg))) if self.has_latency else (lambda cfg: math.nan)
+            self._fn = lambda cfg: (float(cost.gmacs(cfg)), float(cost.params(cfg)), latency(cfg))
         elif callable(cost):
             self._fn = lambda cfg: self._from_callable(cost(cfg))
         else:
@@ -133,14 +140,20 @@ class _CostModel:
                 f"number or a mapping with 'gmacs'/'params'; got {type(cost).__name__}"
             )
 
-    def _from_callable(self, value: Any) -> tuple[float, float]:
+    def _from_callable(self, value: Any) -> tuple[float, float, float]:
         if isinstance(value, Mapping):
-            unknown = set(value) - {"gmacs", "params"}
+            unknown = set(value) - {"gmacs", "params", "latency"}
             if unknown:
-                raise TocsrError(f"cost(config) returned unknown key(s) {sorted(unknown)}; expected 'gmacs' and/or 'params'")
-            return (self._num(value.get("gmacs")), self._num(value.get("params")))
+                raise TocsrError(
+                    f"cost(config) returned unknown key(s) {sorted(unknown)}; expected 'gmacs', 'params' and/or 'latency'"
+                )
+            if "latency" in value:
+                self.has_latency = True
+            return (self._num(value.get("gmacs")), self._num(value.get("params")), self._num(value.get("latency")))
         v = self._num(value)
-        return (v, math.nan) if self.objective == "gmacs" else (math.nan, v)
+        out = [math.nan, math.nan, math.nan]
+        out[self._WHICH[self.objective]] = v
+        return tuple(out)
 
     @staticmethod
     def _num(value: Any) -> float:
@@ -155,7 +168,7 @@ class _CostModel:
                 f"cost(config) must return a number or a mapping with 'gmacs'/'params', got {value!r}"
             ) from None
 
-    def __call__(self, cfg: Configuration) -> tuple[float, float]:
+    def __call__(self, cfg: Configuration) -> tuple[float, float, float]:
         key = cfg.to_json()
         hit = self._cache.get(key)
         if hit is None:
@@ -164,7 +177,7 @@ class _CostModel:
 
     def value(self, cfg: Configuration, which: str | None = None) -> float:
         which = which or self.objective
-        v = self(cfg)[0 if which == "gmacs" else 1]
+        v = self(cfg)[self._WHICH[which]]
         if math.isnan(v):
             raise TocsrError(
                 f"the cost function reports no {which!r} for {cfg.to_json()}: minimising or bounding {which} needs a "
@@ -199,12 +212,13 @@ class SearchLoop:
         epsilons: quality limits; the first is the primary one.
         strategy: a registered strategy name, or a factory ``(problem, seed=..., **options) -> Strategy``
             (its ``name`` attribute, else ``__name__``, goes in the journal).
-        objective: ``"gmacs"`` or ``"params"``: what is minimised.
+        objective: ``"gmacs"``, ``"params"`` or ``"latency"`` (predicted ms; ``cost`` must report it): what is minimised.
         budget: maximum number of evaluations (trials) in total, counting resumed ones.
         time_budget: maximum wall seconds in total (a resumed search continues the clock); checked
             before each batch is proposed, so the last batch may run over.
         seed: makes the trial sequence reproducible.
-        max_gmacs, max_params: hard bounds; configurations over them are never proposed nor evaluated.
+        max_gmacs, max_params, max_latency: hard bounds (GMACs, parameters, predicted ms);
+            configurations over them are never proposed nor evaluated.
         batch_size: proposals per ``ask`` (q).
         prior: ``block -> candidate -> expected damage`` handed to the strategy.
         out_dir: where the journal and the result files go; ``None`` keeps everything in memory.
@@ -235,6 +249,7 @@ class SearchLoop:
         seed: int = 0,
         max_gmacs: float | None = None,
         max_params: float | None = None,
+        max_latency: float | None = None,
         batch_size: int = 1,
         sweep: str = "cycle",
         prior: Mapping[str, Mapping[str, float]] | None = None,
@@ -265,6 +280,7 @@ class SearchLoop:
         self.sweep = check_sweep(sweep)
         self.max_gmacs = _positive("max_gmacs", max_gmacs, integer=False)
         self.max_params = _positive("max_params", max_params, integer=False)
+        self.max_latency = _positive("max_latency", max_latency, integer=False)
         self.max_duplicate_rounds = _positive("max_duplicate_rounds", max_duplicate_rounds, integer=True)
         if self.budget is None and self.time_budget is None and space.size > UNBOUNDED_SPACE_LIMIT:
             raise TocsrError(
@@ -296,20 +312,25 @@ class SearchLoop:
         else:
             raise TocsrError(f"strategy must be a registered name or a factory, got {type(strategy).__name__}")
         self.cost = _CostModel(cost, objective)
+        self.cost(space.default_config())  # a cost callable reporting 'latency' is known to, before the header
         if max_gmacs is not None:
             self.cost.value(space.default_config(), "gmacs")  # fail now if gmacs are unknown
         if max_params is not None:
             self.cost.value(space.default_config(), "params")
+        if max_latency is not None:
+            self.cost.value(space.default_config(), "latency")
         self.problem = self._make_problem()
 
     # -- set-up -----------------------------------------------------------------------------------
     def admissible(self, cfg: Configuration) -> bool:
-        """The space's constraints and the hard bounds (``max_gmacs``, ``max_params``)."""
+        """The space's constraints and the hard bounds (``max_gmacs``, ``max_params``, ``max_latency``)."""
         if not self.space.is_valid(cfg):
             return False
         if self.max_gmacs is not None and self.cost.value(cfg, "gmacs") > self.max_gmacs:
             return False
         if self.max_params is not None and self.cost.value(cfg, "params") > self.max_params:
+            return False
+        if self.max_latency is not None and self.cost.value(cfg, "latency") > self.max_latency:
             return False
         return True
 
@@ -335,8 +356,11 @@ class SearchLoop:
     def teacher_figures(self) -> dict[str, Any]:
         """The default (teacher) configuration's cost; its quality is filled in from the trials."""
         cfg = self.space.default_config()
-        gmacs, params = self.cost(cfg)
-        return {"configuration": cfg.to_dict(), "hash": cfg.hash, "gmacs": gmacs, "params": params, "quality": None}
+        gmacs, params, latency = self.cost(cfg)
+        figures = {"configuration": cfg.to_dict(), "hash": cfg.hash, "gmacs": gmacs, "params": params, "quality": None}
+        if self.cost.has_latency:
+            figures["latency"] = latency
+        return figures
 
     def header(self) -> dict[str, Any]:
         """The journal header: the identity of this search (checked on resume) plus context."""
@@ -352,6 +376,7 @@ class SearchLoop:
             "sweep": self.sweep,
             "max_gmacs": self.max_gmacs,
             "max_params": self.max_params,
+            **({"max_latency": self.max_latency} if self.max_latency is not None else {}),
             "budget": self.budget,
             "time_budget": self.time_budget,
             "prior": self.prior,
@@ -470,7 +495,8 @@ class SearchLoop:
         return got[:n]
 
     def _evaluate(self, journal: Any, tid: int, cfg: Configuration) -> dict[str, Any]:
-        gmacs, params = self.cost(cfg)
+        gmacs, params, latency = self.cost(cfg)
+        latency = latency if self.cost.has_latency else None
         start = time.perf_counter()
         value = self.quality(cfg)
         seconds = time.perf_counter() - start
@@ -490,8 +516,11 @@ class SearchLoop:
             seconds=seconds,
             feasible={eps_key(e): f for e, f in feasible.items()},
             elapsed=self._elapsed(),
+            latency=latency,
         )
-        return self._add_row(tid, cfg, quality=quality, gmacs=gmacs, params=params, seconds=seconds, feasible=feasible)
+        return self._add_row(
+            tid, cfg, quality=quality, gmacs=gmacs, params=params, seconds=seconds, feasible=feasible, latency=latency
+        )
 
     def _add_row(self, tid: int, cfg: Configuration, **values: Any) -> dict[str, Any]:
         row = trial_row(trial=tid, strategy=self.strategy_name, config=cfg, epsilons=self.epsilons, **values)
@@ -577,6 +606,7 @@ class SearchLoop:
                         params=f.get("params"),
                         seconds=f.get("seconds"),
                         feasible={e: bool((f.get("feasible") or {}).get(eps_key(e), False)) for e in self.epsilons},
+                        latency=f.get("latency", math.nan) if self.cost.has_latency else None,
                     )
             if b <= told_upto:
                 if any(rec.finished is None for rec in records):

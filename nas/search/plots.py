@@ -42,7 +42,7 @@ __all__ = [
     "save_figure",
 ]
 
-_UNITS = {"gmacs": "GMACs", "params": "parameters"}
+_UNITS = {"gmacs": "GMACs", "params": "parameters", "latency": "ms (predicted)"}
 
 
 def _feasible_col(epsilon: float) -> str:

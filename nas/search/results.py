@@ -123,6 +123,9 @@ class SearchResult:
                 self.teacher["quality"] = float(hit["quality"].iloc[0])
         self.space_hash = space_hash
         self.out_dir = out_dir
+        #: the primary best's assembled model timed end to end (ms), set by whoever measured it
+        #: (``run_search`` with a latency table); ``best.json``'s ``latency_measured_ms``
+        self.latency_measured_ms: float | None = None
 
     # -- answers ----------------------------------------------------------------------------------
     @property
@@ -258,8 +261,15 @@ class SearchResult:
             "reduction": {
                 "gmacs": _ratio(self.teacher_value("gmacs"), trial.gmacs),
                 "params": _ratio(self.teacher_value("params"), trial.params),
+                **({"latency": _ratio(self.teacher_value("latency"), trial.latency)} if self._has_latency else {}),
             },
+            **({"latency_predicted_ms": _json_num(trial.latency)} if self._has_latency else {}),
         }
+
+    @property
+    def _has_latency(self) -> bool:
+        """Whether the trials carry predicted milliseconds (a search with a latency table)."""
+        return "latency" in self.trials.columns
 
     def to_summary(self) -> dict[str, Any]:
         """The content of ``best.json``: the best configuration (primary epsilon), the teacher's figures,
@@ -273,6 +283,7 @@ class SearchResult:
                 "gmacs": _json_num(self.teacher.get("gmacs")),
                 "params": _json_num(self.teacher.get("params")),
                 "quality": _json_num(self.teacher.get("quality")),
+                **({"latency": _json_num(self.teacher.get("latency"))} if "latency" in self.teacher else {}),
             }
         out: dict[str, Any] = {
             "objective": self.objective,
@@ -287,6 +298,9 @@ class SearchResult:
         }
         for key in ("trial", "configuration", "hash", "gmacs", "params", "quality", "reduction"):
             out[key] = None if primary is None else primary[key]
+        if self._has_latency:
+            out["latency_predicted_ms"] = None if primary is None else primary["latency_predicted_ms"]
+            out["latency_measured_ms"] = _json_num(self.latency_measured_ms)
         out["teacher"] = teacher
         out["per_epsilon"] = {eps_key(e): self._best_entry(t, e) for e, t in bests.items()}
         return out
@@ -357,7 +371,7 @@ def load_search(out_dir: str | os.PathLike[str]) -> SearchResult:
         for col in trials.columns:
             if col == "feasible" or col.startswith("feasible@"):
                 trials[col] = trials[col].astype(bool)
-        return SearchResult(
+        result = SearchResult(
             trials,
             objective=meta["objective"],
             epsilons=meta["epsilons"],
@@ -367,6 +381,8 @@ def load_search(out_dir: str | os.PathLike[str]) -> SearchResult:
             space_hash=meta.get("space_hash"),
             out_dir=out,
         )
+        result.latency_measured_ms = meta.get("latency_measured_ms")
+        return result
     if os.path.isfile(journal):
         contents = read_journal(journal)
         h = contents.header

@@ -77,7 +77,8 @@ class PreparedSearch:
         teacher: the :class:`~tocsr_nas.teacher.Teacher` (in eval mode); its UNet is wrapped by ``supernet``.
         library: the :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`, checked against the teacher.
         space: the search space (the library's, or the given one with the same hash).
-        cost: the :class:`~tocsr_nas.evaluators.CostTable` of ``space`` at ``resolution``.
+        cost: the :class:`~tocsr_nas.evaluators.CostTable` of ``space`` at ``resolution`` or, with a
+            latency table, both read together (:class:`~tocsr_nas.evaluators.TableCosts`).
         validation: the fixed :class:`~tocsr_nas.evaluators.ValidationSet`.
         supernet: the :class:`~tocsr_nas.surrogates.supernet.SuperNet` over the teacher's UNet
             (``supernet.restore()`` puts the teacher's blocks back, e.g. before an export).
@@ -87,6 +88,8 @@ class PreparedSearch:
         settings: what identifies the set-up (teacher and its fingerprint, library and its space
             hash, space, quality, validation samples and seed, resolution, prior), as recorded in
             ``search.json``.
+        latency: the :class:`~tocsr_nas.evaluators.LatencyTable` measured on the device, or ``None``.
+        device, dtype: where the search computes (``--device``, ``--dtype`` resolved).
     """
 
     teacher: Teacher
@@ -99,6 +102,18 @@ class PreparedSearch:
     prior: dict[str, dict[str, float]] | None
     resolution: int
     settings: Mapping[str, Any] = field(default_factory=dict)
+    latency: Any = None
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def measured_latency_ms(self, config: Mapping[str, str], *, batch: int = 1, warmup: int = 3, repeats: int = 10) -> float:
+        """``config``'s assembled compact UNet timed end to end on the search's device (median ms),
+        with the latency table's inputs, to set beside the table's prediction."""
+        from tocsr_nas.stages.costs import model_latency_ms
+
+        model = self.supernet.assembled(config)
+        return model_latency_ms(model, self.teacher, self.resolution, device=self.device, dtype=self.dtype,
+                                batch=batch, warmup=warmup, repeats=repeats)  # fmt: skip
 
     def search(self, **options: Any) -> SearchResult:
         """:func:`tocsr_nas.search` over this set-up: ``space``, ``quality``, ``cost`` and ``prior`` are filled in.
@@ -186,7 +201,7 @@ def _recorded_path(path: PathLike) -> str:
     return os.path.abspath(path)
 
 
-def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
+def _check_resume(out: Path, settings: Mapping[str, Any], extra: Sequence[str] = ()) -> None:
     path = out / SETTINGS_FILE
     if not path.is_file():
         return
@@ -195,8 +210,8 @@ def _check_resume(out: Path, settings: Mapping[str, Any]) -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise UserInputError(f"cannot read {path}: {exc}") from None
     old.setdefault("component", "denoiser")  # searches that predate components searched the denoiser
-    for key in _RESUME_KEYS:
-        if old.get(key) != settings[key]:
+    for key in (*_RESUME_KEYS, *extra):
+        if old.get(key) != settings.get(key):
             raise UserInputError(
                 f"cannot resume {out}: it was searched with {key}={old.get(key)!r}, not {settings[key]!r}; "
                 "use the same teacher, library, --quality, --val-samples, --val-seed and --resolution, or a new --out"
@@ -220,6 +235,7 @@ class _Opened:
     resolution: int
     settings: dict[str, Any]
     component: Any = None
+    placement: Any = None
 
 
 def _open(
@@ -234,6 +250,8 @@ def _open(
     candidates: CandidateCache | None,
     after_checks: Callable[[], None] | None = None,
     component: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> _Opened:
     """Check the arguments (then run ``after_checks``), load the teacher and the library (opened
     again from its folder when given as an object: the fingerprint check is the library's own),
@@ -245,6 +263,9 @@ def _open(
     from tocsr_nas.surrogates.library import LibraryMismatchError, SurrogateLibrary
     from tocsr_nas.teacher import Teacher
 
+    from tocsr_nas.devices import resolve
+
+    placement = resolve(device, dtype) if device is not None or dtype is not None else None
     _check_count("val_samples", val_samples, 1)
     if isinstance(val_seed, bool) or not isinstance(val_seed, int):
         raise UserInputError(f"val_seed must be an integer, got {val_seed!r}")
@@ -298,7 +319,9 @@ def _open(
         "prior": bool(prior),
         "component": comp.name,
     }
-    return _Opened(teacher, library, resolved, candidates, resolution, settings, comp)
+    if placement is not None:
+        settings.update(placement.to_dict())
+    return _Opened(teacher, library, resolved, candidates, resolution, settings, comp, placement)
 
 
 def _finish(
@@ -309,8 +332,13 @@ def _finish(
     cost_cache: bool | PathLike,
     validation_cache: PathLike | None,
     progress: bool,
+    latency: Mapping[str, Any] | None = None,
 ) -> PreparedSearch:
-    """The expensive half: cost table, validation set, supernet, quality function, prior."""
+    """The expensive half: cost table, latency table (``latency``: the options of
+    :func:`~tocsr_nas.stages.costs.latency_table_for`, or ``None`` for none), validation set,
+    supernet, quality function, prior."""
+    import torch
+
     from tocsr_nas.stages.costs import cost_table_for
     from tocsr_nas.surrogates.supernet import SuperNet
 
@@ -319,6 +347,19 @@ def _finish(
     table = cost_table_for(
         o.teacher, o.space, o.resolution, cache=cost_cache, candidates=o.candidates, progress=progress, component=comp
     )
+    if o.placement is not None and not o.placement.is_default():  # space and cost table: CPU, float32 (MACs are the same)
+        o.teacher.to(o.placement.device, o.placement.dtype)
+    latency_table = None
+    device, dtype = str(o.teacher.device), str(o.teacher.dtype).removeprefix("torch.")
+    if latency is not None:
+        from tocsr_nas.evaluators import TableCosts
+        from tocsr_nas.stages.costs import latency_table_for
+
+        latency_table = latency_table_for(
+            o.teacher, o.space, o.resolution, device=device, dtype=dtype, cache=cost_cache, candidates=o.candidates,
+            progress=progress, component=comp, **latency,
+        )  # fmt: skip
+        table = TableCosts(table, latency_table)
     validation = comp.validation(
         o.teacher,
         samples=o.settings["val_samples"],
@@ -327,6 +368,8 @@ def _finish(
         cache=validation_cache if comp.name == "denoiser" else None,
     )
     supernet = SuperNet(comp.module(o.teacher), o.library, o.space)
+    if o.teacher.device.type != "cpu" or o.teacher.dtype != torch.float32:
+        supernet.to(o.teacher.device, o.teacher.dtype)  # the loaded surrogates join the teacher, once
     return PreparedSearch(
         teacher=o.teacher,
         library=o.library,
@@ -338,6 +381,9 @@ def _finish(
         prior=normalised_prior(o.library) if prior else None,
         resolution=o.resolution,
         settings=o.settings,
+        latency=latency_table,
+        device=device,
+        dtype=dtype,
     )
 
 
@@ -356,6 +402,9 @@ def prepare_search(
     validation_cache: PathLike | None = None,
     progress: bool = False,
     component: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    latency: Mapping[str, Any] | None = None,
 ) -> PreparedSearch:
     """Teacher + surrogate library -> search space, cost table, validation set, quality function and prior.
 
@@ -385,6 +434,11 @@ def prepare_search(
             ``"reconstruction"`` (default) and ``"agreement"``
             (:mod:`~tocsr_nas.evaluators.reconstruction`) and ``validation`` is a
             :class:`~tocsr_nas.evaluators.reconstruction.ReconstructionSet`.
+        device, dtype: where to compute (:func:`tocsr_nas.devices.resolve`; ``None``: leave the
+            teacher where it is); the validation set and the surrogates move there once.
+        latency: measure a latency table on that device too (options of
+            :func:`~tocsr_nas.stages.costs.latency_table_for`: ``batch``, ``warmup``, ``repeats``;
+            ``{}`` for the defaults), so that ``objective="latency"`` can be searched.
 
     Returns:
         The :class:`PreparedSearch`; ``prepared.search(epsilon=..., budget=...)`` runs a search on it.
@@ -402,11 +456,13 @@ def prepare_search(
         True
     """
     opened = _open(
-        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates, component=component
+        teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, candidates, component=component,
+        device=device, dtype=dtype,
     )
     return _finish(
-        opened, quality=opened.settings["quality"], prior=prior, cost_cache=cost_cache, validation_cache=validation_cache, progress=progress
-    )
+        opened, quality=opened.settings["quality"], prior=prior, cost_cache=cost_cache, validation_cache=validation_cache,
+        progress=progress, latency=latency,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- the stage
@@ -437,6 +493,10 @@ def run_search(
     progress: bool = True,
     threads: int | None = None,
     component: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    max_latency: float | None = None,
+    latency_repeats: int = 10,
 ) -> SearchResult:
     """The search stage: :func:`prepare_search`, then :func:`tocsr_nas.search` into ``out``.
 
@@ -470,6 +530,12 @@ def run_search(
         progress: progress bars.
         threads: torch CPU threads (``None``: torch's choice).
         component: the searched network (default: the library's), recorded in ``search.json``.
+        device, dtype: where to compute (:func:`tocsr_nas.devices.resolve`; ``None``: the CPU in float32).
+        max_latency: hard bound on the predicted milliseconds.
+        latency_repeats: timed calls per latency-table cell (median). With ``objective="latency"``
+            or ``max_latency`` a latency table is measured on the device (cached), and ``best.json``
+            records ``latency_predicted_ms`` (the table) and ``latency_measured_ms`` (the assembled
+            compact model timed end to end) of the best configuration.
 
     Returns:
         The :class:`~tocsr_nas.search.results.SearchResult`.
@@ -508,7 +574,7 @@ def run_search(
 
     opened = _open(
         teacher, surrogates, space, quality, resolution, val_samples, val_seed, prior, None, after_checks=before_loading,
-        component=component,
+        component=component, device=device, dtype=dtype,
     )
     quality = opened.settings["quality"]
     epsilons = list(epsilon) if isinstance(epsilon, Sequence) else epsilon
@@ -525,16 +591,18 @@ def run_search(
         "time_budget": time_budget,
         "max_gmacs": max_gmacs,
         "max_params": max_params,
+        **({"max_latency": max_latency} if max_latency is not None else {}),
         "prior": setup["prior"],
         "strategy_options": strategy_options,
     }
-    if resume:
-        _check_resume(out, settings)
+    timed = objective == "latency" or max_latency is not None
+    if resume:  # predicted milliseconds belong to one device and dtype
+        _check_resume(out, settings, extra=("device", "dtype") if timed else ())
     with _undo_if_not_started(out):
         out.mkdir(parents=True, exist_ok=True)
         prepared = _finish(
             opened, quality=quality, prior=prior, cost_cache=True, validation_cache=out / VALIDATION_FILE,
-            progress=progress,
+            progress=progress, latency={"repeats": latency_repeats} if timed else None,
         )  # fmt: skip
         atomic_write_json(out / SETTINGS_FILE, settings)
         logger.info(
@@ -542,7 +610,7 @@ def run_search(
             objective, f"{prepared.space.size:.3g}", len(prepared.space), quality, len(prepared.validation),
             time.perf_counter() - start,
         )
-        return prepared.search(
+        result = prepared.search(
             epsilon=epsilon,
             strategy=strategy,
             budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
@@ -551,6 +619,7 @@ def run_search(
             objective=objective,
             max_gmacs=max_gmacs,
             max_params=max_params,
+            max_latency=max_latency,
             batch_size=batch_size,
             sweep=sweep,
             out_dir=out,
@@ -558,6 +627,15 @@ def run_search(
             progress=progress,
             strategy_options=strategy_options,
         )
+    if timed and result.best is not None:
+        # the table's prediction beside the assembled compact model timed end to end
+        result.latency_measured_ms = prepared.measured_latency_ms(result.best.config, repeats=latency_repeats)
+        atomic_write_json(out / "best.json", result.to_summary(), sort_keys=False)
+        logger.info(
+            "best configuration: %.3f ms predicted by the latency table, %.3f ms measured end to end",
+            result.best.latency, result.latency_measured_ms,
+        )  # fmt: skip
+    return result
 
 
 @contextlib.contextmanager

@@ -21,7 +21,9 @@ from tocsr_nas.searchspace import Configuration
 __all__ = ["NoFeasibleTrialWarning", "OBJECTIVES", "Trial", "best_feasible", "pareto_front", "trials_frame"]
 
 
-OBJECTIVES = ("gmacs", "params")
+OBJECTIVES = ("gmacs", "params", "latency")
+#: the optional cost column: predicted milliseconds (a latency table), only in searches that have one
+LATENCY = "latency"
 _STR_COLUMNS = {"config": str, "hash": str, "strategy": str}
 
 
@@ -37,6 +39,7 @@ class Trial:
         trial: the trial id (0, 1, ... in proposal order).
         config: the configuration.
         gmacs, params: its complexity (``nan`` when the cost function does not report it).
+        latency: its predicted milliseconds from a latency table (``nan`` without one).
         quality: the quality loss (lower is better).
         feasible: the stored flag per epsilon (``quality <= epsilon``).
         from_trials: ``True`` when the trial was picked at an epsilon the search did not target
@@ -55,6 +58,7 @@ class Trial:
     feasible: Mapping[float, bool] = field(default_factory=dict)
     strategy: str = ""
     from_trials: bool = False
+    latency: float = math.nan
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], epsilons: Sequence[float]) -> "Trial":
@@ -68,10 +72,11 @@ class Trial:
             seconds=float(row["seconds"]),
             feasible={float(e): bool(row[f"feasible@{eps_key(e)}"]) for e in epsilons},
             strategy=str(row.get("strategy", "")),
+            latency=float(row.get(LATENCY, math.nan)),
         )
 
     def value(self, objective: str) -> float:
-        """The objective value (``"gmacs"`` or ``"params"``)."""
+        """The objective value (``"gmacs"``, ``"params"`` or ``"latency"``)."""
         return float(getattr(self, objective))
 
 

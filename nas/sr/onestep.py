@@ -62,6 +62,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -173,6 +174,7 @@ def distill_onestep(
     keep_checkpoints: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    autocast: Any = None,
 ) -> SRModel | None:
     """Distil the multi-step SR model in ``sr_model`` into a one-step model saved in ``out``.
 
@@ -183,6 +185,7 @@ def distill_onestep(
         resume: continue ``out/checkpoints`` (the pool and its DDIM outputs are cached there).
         keep_checkpoints: keep ``out/checkpoints`` after success.
         progress: tqdm bars with the loss.
+        autocast: mixed precision around each step's loss (:class:`~tocsr_nas.training.Run`).
         stop_after: stop abruptly after this many steps (a simulated crash, for tests).
 
     Returns:
@@ -271,7 +274,7 @@ def distill_onestep(
         run_steps(
             out=out, state=state, module=net, parameters=params, step_fn=step_fn, steps=config.steps, lr=config.lr,
             warmup=config.warmup, checkpoint_every=config.checkpoint_every, desc="one-step", progress=progress,
-            stop_after=stop_after,
+            stop_after=stop_after, autocast=autocast,
         )  # fmt: skip
     except Stopped:
         return None

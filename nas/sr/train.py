@@ -33,6 +33,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -160,6 +161,7 @@ def train_sr(
     keep_checkpoints: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    autocast: Any = None,
 ) -> SRModel | None:
     """Adapt ``backbone`` to super-resolution and save the SR model folder ``out``.
 
@@ -171,6 +173,7 @@ def train_sr(
         resume: continue ``out/checkpoints`` (only ``steps`` and ``checkpoint_every`` may change).
         keep_checkpoints: keep ``out/checkpoints`` after success (to extend ``steps`` later).
         progress: tqdm bar with the loss.
+        autocast: mixed precision around each step's loss (:class:`~tocsr_nas.training.Run`).
         stop_after: stop abruptly after this many steps (a simulated crash, for tests).
 
     Returns:
@@ -223,7 +226,7 @@ def train_sr(
         run_steps(
             out=out, state=state, module=net, parameters=params, step_fn=step_fn, steps=config.steps, lr=config.lr,
             warmup=config.warmup, checkpoint_every=config.checkpoint_every, desc="sr train", progress=progress,
-            stop_after=stop_after,
+            stop_after=stop_after, autocast=autocast,
         )  # fmt: skip
     except Stopped:
         return None

@@ -71,6 +71,10 @@ class DistillConfig:
             contend (the tiny teacher's capture ran 4x slower on 2 threads than on 1 with the other
             core busy).
         keep_features: keep ``OUT/features/`` after the library is complete.
+        device: where to capture and train (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``;
+            :func:`tocsr_nas.devices.resolve`); :func:`distill_library` moves the teacher there.
+        dtype: compute precision: the capture runs the teacher in it, the pairs train in mixed
+            precision (float32 weights, saved float32).
     """
 
     steps: int = 300
@@ -84,6 +88,8 @@ class DistillConfig:
     workers: int = 1
     threads: int = 1
     keep_features: bool = False
+    device: str = "cpu"
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         require_at_least(self, 1, "samples", "val_samples", "batch_size", "capture_batch", "workers", "threads")
@@ -130,7 +136,7 @@ def noisy_unet_batches(
 
 
 def _features_meta(teacher_fp: str, space: SearchSpace, config: DistillConfig, resolution: int, component: str = "denoiser") -> dict[str, Any]:
-    return {
+    meta = {
         **({"component": component} if component != "denoiser" else {}),
         "teacher_fingerprint": teacher_fp,
         "space_hash": space.hash,
@@ -139,6 +145,9 @@ def _features_meta(teacher_fp: str, space: SearchSpace, config: DistillConfig, r
         "seed": config.seed,
         "resolution": resolution,
     }
+    if config.dtype != "float32":  # features captured in another precision are never reused for float32
+        meta["dtype"] = config.dtype
+    return meta
 
 
 def capture_teacher_features(
@@ -275,7 +284,9 @@ def distill_teacher(
         logger.info("captured block features in %.1f s", time.perf_counter() - start)
     model = comp.module(teacher)
     blocks = {path: model.get_submodule(path) for path in space.paths}
-    data = {k: v for k, v in asdict(config).items() if k not in ("steps", "batch_size", "lr", "seed", "workers", "threads", "keep_features")}
+    data = {k: v for k, v in asdict(config).items()
+            if k not in ("steps", "batch_size", "lr", "seed", "workers", "threads", "keep_features", "device", "dtype")}
+    compute = {"device": str(teacher.device), "dtype": config.dtype}
     library = distill(
         blocks,
         space,
@@ -288,8 +299,10 @@ def distill_teacher(
         threads=config.threads,
         resume=resume,
         progress=progress,
-        extra_header={"data": data},
+        extra_header={"data": data, "compute": compute},
         component=comp.name,
+        device=teacher.device,
+        dtype=config.dtype,
     )
     if not config.keep_features:
         shutil.rmtree(cache.root, ignore_errors=True)

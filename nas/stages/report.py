@@ -79,6 +79,12 @@ def _sections(data: dict[str, Any]) -> tuple[list[str], list[str]]:
             rows.append([f"best @ eps={key}", str(entry["trial"]), _fmt(entry["params"] / 1e6), _fmt(entry["gmacs"], ".4f"),
                          _fmt(entry["quality"], ".4f"), f"{_fmt(red.get('params'), '.2f')}x / {_fmt(red.get('gmacs'), '.2f')}x"])
         md += _table(["configuration", "trial", "Mparams", "GMACs", "quality", "reduction (params / GMACs)"], rows)
+        if "latency_predicted_ms" in best:  # a search with a latency table (--objective latency / --max-latency)
+            line = (f"latency of the best at epsilon {best['epsilon']}: {_fmt(best.get('latency_predicted_ms'), '.3f')} ms "
+                    f"predicted by the per-block table, {_fmt(best.get('latency_measured_ms'), '.3f')} ms measured end to "
+                    f"end (teacher {_fmt(teacher.get('latency'), '.3f')} ms); see docs/devices.md")
+            md += ["", line[0].upper() + line[1:] + "."]
+            term.append(line)
         md += ["", "![Pareto front](search/plots/pareto.png)", "", "![Convergence](search/plots/convergence.png)", ""]
         for r in rows[1:]:
             if not r[3]:  # none feasible, or nothing cheaper than the teacher

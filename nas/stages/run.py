@@ -59,6 +59,8 @@ class PipelineSettings:
             on a shared CPU, torch's default of one thread per core made SR training about 10x slower.
         sampler_steps: DDIM steps of the multi-step SR model (50, diffusers' usual default), which the
             one-step model is distilled from and compared with.
+        device, dtype: ``--device`` / ``--dtype`` of the computing stages (``None``: each command's
+            default; see :mod:`tocsr_nas.devices`).
     """
 
     preset: str = "tiny"
@@ -76,6 +78,8 @@ class PipelineSettings:
     batch_size: int | None = None
     sampler_steps: int = 50
     threads: int = 1
+    device: str | None = None
+    dtype: str | None = None
 
 
 def quick_settings() -> PipelineSettings:
@@ -179,6 +183,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
     s = settings
     eps = ",".join(str(e) for e in s.epsilons)
     sr_sizes = {"pool_size": s.sr_pool, "batch_size": s.batch_size}
+    placed = {k: v for k, v in (("device", s.device), ("dtype", s.dtype)) if v is not None}
 
     if s.preset == "tiny":
         teacher = Stage("teacher", None, lambda out, r: {"out": out / "teacher"},
@@ -186,7 +191,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
     else:
         teacher = Stage(
             "teacher", ("teacher", "train"),
-            lambda out, r: {"preset": s.preset, "out": out / "teacher", "seed": s.seed, "resume": r},
+            lambda out, r: {"preset": s.preset, "out": out / "teacher", "seed": s.seed, **placed, "resume": r},
             lambda o: train.train_teacher_folder(**o),
             marks=("checkpoints", "teacher.json"),
         )  # fmt: skip
@@ -196,7 +201,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
             "surrogates", ("distill",),
             lambda out, r: {"teacher": out / "teacher", "out": out / "surrogates", "steps": s.distill_steps,
                             "samples": s.distill_samples, "workers": s.workers, "seed": s.seed, "threads": s.threads,
-                            "resume": r},
+                            **placed, "resume": r},
             lambda o: train.distill_library(**o),
             marks=("manifest.json", "features"),
         ),
@@ -204,7 +209,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
             "search", ("search",),
             lambda out, r: {"teacher": out / "teacher", "surrogates": out / "surrogates", "epsilon": eps,
                             "strategy": s.strategy, "budget": s.budget, "seed": s.seed, "out": out / "search",
-                            "threads": s.threads, "resume": r},
+                            "threads": s.threads, **placed, "resume": r},
             _search_stage,
             marks=("search.json", "journal.jsonl", "validation.safetensors"),
         ),
@@ -218,14 +223,14 @@ def stages(settings: PipelineSettings) -> list[Stage]:
         Stage(
             "sr", ("sr", "train"),
             lambda out, r: {"backbone": out / "compact", "out": out / "sr", "steps": s.sr_steps, "seed": s.seed,
-                            "sampler_steps": s.sampler_steps, **sr_sizes, "threads": s.threads, "resume": r},
+                            "sampler_steps": s.sampler_steps, **sr_sizes, "threads": s.threads, **placed, "resume": r},
             lambda o: train.train_sr_folder(**o),
             marks=("checkpoints", "sr.json"),
         ),
         Stage(
             "onestep", ("sr", "distill"),
             lambda out, r: {"teacher": out / "sr", "out": out / "onestep", "steps": s.onestep_steps, "seed": s.seed,
-                            **sr_sizes, "threads": s.threads, "resume": r},
+                            **sr_sizes, "threads": s.threads, **placed, "resume": r},
             lambda o: train.distill_onestep_folder(**o),
             marks=("checkpoints", "sr.json"),
         ),

@@ -13,7 +13,9 @@ resuming, the value the checkpoint recorded (:func:`resumed_config`):
 * ``resume``: continue ``out`` from its last checkpoint;
 * ``keep_checkpoints``: keep ``out/checkpoints`` after success (to extend ``steps`` later);
 * ``progress``: show progress bars;
-* ``threads``: torch CPU threads (``None``: torch's choice; :func:`~tocsr_nas.threads.set_threads`).
+* ``threads``: torch CPU threads (``None``: torch's choice; :func:`~tocsr_nas.threads.set_threads`);
+* ``device``, ``dtype``: ``--device`` / ``--dtype`` (:func:`tocsr_nas.devices.resolve_for`): these
+  three train on the CPU for now; a reduced dtype trains in mixed precision (float32 weights).
 """
 
 from __future__ import annotations
@@ -54,11 +56,19 @@ def resumed_config(cls: type[C], out: str | Path, resume: bool, options: dict[st
 
 def _checkpointed(
     train: Callable[..., Any], config_cls: type[C], sources: tuple[Any, ...], out: str | Path, options: dict[str, Any],
-    *, resume: bool, threads: int | None, inputs: dict[str, Any], **kwargs: Any,
+    *, resume: bool, threads: int | None, inputs: dict[str, Any], command: str, device: str | None = None,
+    dtype: str | None = None, **kwargs: Any,
 ) -> tuple[Any, C]:
-    """Check ``out`` against the command's ``inputs`` (option name -> path, see
+    """Resolve ``device`` and ``dtype`` (:func:`tocsr_nas.devices.resolve_for` ``command``), check
+    ``out`` against the command's ``inputs`` (option name -> path, see
     :func:`~tocsr_nas._io.check_out_path`; ``options["images"]`` is one too), set the threads, build the
-    (resumed) config, run ``train(*sources, out, config, resume=..., **kwargs)``."""
+    (resumed) config, run ``train(*sources, out, config, resume=..., **kwargs)`` (with mixed precision
+    when ``dtype`` is reduced)."""
+    from tocsr_nas.devices import resolve_for
+
+    placement = resolve_for(command, device, dtype)
+    if placement.reduced:
+        kwargs["autocast"] = placement.autocast
     check_out_path(out, **inputs, images=options.get("images"))
     set_threads(threads)
     config = resumed_config(config_cls, out, resume, options)
@@ -72,13 +82,15 @@ def train_teacher_folder(
     keep_checkpoints: bool = False,
     progress: bool = True,
     threads: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
     **options: Any,
 ) -> dict[str, Any] | None:
     """Train a preset teacher into ``out`` (:func:`~tocsr_nas.teacher.train.train_teacher`).
 
     Args:
         out: output folder (new, or the one to resume).
-        resume, keep_checkpoints, progress, threads: see the module docstring.
+        resume, keep_checkpoints, progress, threads, device, dtype: see the module docstring.
         **options: :class:`~tocsr_nas.teacher.train.TrainConfig` fields (``None``: unset).
 
     Returns:
@@ -96,6 +108,7 @@ def train_teacher_folder(
         raise TocsrError(f"unknown teacher preset {preset!r}; valid presets: {', '.join(available_presets())}")
     metrics, _ = _checkpointed(
         train_teacher, TrainConfig, (), Path(out), options, resume=resume, threads=threads, inputs={},
+        command="teacher train", device=device, dtype=dtype,
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
     return metrics
@@ -149,12 +162,18 @@ def distill_library(
             f"--out {out} exists and is not empty; pass --resume to finish the library in it, or choose a new "
             "folder (nothing was changed)"
         )
+    from tocsr_nas.devices import resolve
+
+    placement = resolve(config.device, config.dtype)  # an absent device fails before any work
+    config = dataclasses.replace(config, device=str(placement.device))
     model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
     model.eval()
     resolution = config.resolution or model.default_resolution
     comp.check_resolution(model, resolution)  # a resolution the VAE cannot take is an error before any work
     built = build_space(comp.module(model), space or comp.default_space, probe=comp.probe(model))
     log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
+    if not placement.is_default():  # the space is resolved on the CPU in float32, the capture runs placed
+        model.to(placement.device, placement.dtype)
     return distill_teacher(model, built, out, config, resume=resume, progress=progress, component=comp.name)
 
 
@@ -167,6 +186,8 @@ def train_sr_folder(
     keep_checkpoints: bool = False,
     progress: bool = True,
     threads: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
     **options: Any,
 ) -> tuple[Any, Any]:
     """Adapt ``backbone`` to super-resolution into ``out`` (:func:`~tocsr_nas.sr.train.train_sr`).
@@ -175,7 +196,7 @@ def train_sr_folder(
         backbone: teacher folder or compact UNet folder.
         out: output SR model folder (new, or the one to resume).
         teacher: teacher folder for a compact backbone's VAE (default: the one it records).
-        resume, keep_checkpoints, progress, threads: see the module docstring.
+        resume, keep_checkpoints, progress, threads, device, dtype: see the module docstring.
         **options: :class:`~tocsr_nas.sr.train.SRTrainConfig` fields (``None``: unset).
 
     Returns:
@@ -189,6 +210,7 @@ def train_sr_folder(
 
     return _checkpointed(
         train_sr, SRTrainConfig, (backbone,), out, options, resume=resume, threads=threads, teacher=teacher,
+        command="sr train", device=device, dtype=dtype,
         inputs={"backbone": backbone, "teacher": teacher},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
@@ -202,6 +224,8 @@ def distill_onestep_folder(
     keep_checkpoints: bool = False,
     progress: bool = True,
     threads: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
     **options: Any,
 ) -> tuple[Any, Any]:
     """Distil the multi-step SR model ``teacher`` into a one-step model in ``out``.
@@ -209,7 +233,7 @@ def distill_onestep_folder(
     Args:
         teacher: the multi-step SR model folder (``tocsr-nas sr train``).
         out: output one-step model folder (new, or the one to resume).
-        resume, keep_checkpoints, progress, threads: see the module docstring.
+        resume, keep_checkpoints, progress, threads, device, dtype: see the module docstring.
         **options: :class:`~tocsr_nas.sr.onestep.DistillConfig` fields (``None``: unset).
 
     Returns:
@@ -223,6 +247,7 @@ def distill_onestep_folder(
 
     return _checkpointed(
         distill_onestep, DistillConfig, (teacher,), out, options, resume=resume, threads=threads,
+        command="sr distill", device=device, dtype=dtype,
         inputs={"teacher": teacher},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip

@@ -270,6 +270,7 @@ def train_teacher(
     keep_checkpoints: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    autocast: Any = None,
 ) -> dict[str, Any] | None:
     """Train a preset teacher and save it (with ``metrics.json``) in ``out``.
 
@@ -282,6 +283,7 @@ def train_teacher(
             schedule is then stretched to the new total from the current step on).
         keep_checkpoints: keep ``out/checkpoints`` (with optimizer state) after success.
         progress: show tqdm progress bars with the loss.
+        autocast: mixed precision around each step's loss (:class:`~tocsr_nas.training.Run`).
         stop_after: stop abruptly after this many optimisation steps in this call (simulates a
             crash; for tests; a checkpoint due at that step is still written). Returns ``None`` then.
 
@@ -305,7 +307,7 @@ def train_teacher(
             logger.info("%s is already trained", out)
             return read_json(out / "metrics.json")
         state["phase"] = "unet"  # --resume with more --steps: continue the UNet phase
-    run = Run(out, state, teacher.modules(), progress=progress, stop_after=stop_after)
+    run = Run(out, state, teacher.modules(), progress=progress, stop_after=stop_after, autocast=autocast)
     try:
         if state["phase"] == "vae":
             _run_vae(run, teacher, data, config)

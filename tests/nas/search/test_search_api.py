@@ -57,7 +57,7 @@ def test_epsilon_out_of_range(epsilon):
         ({"budget": 2.5}, "budget must be a positive integer"),
         ({"time_budget": 0}, "time_budget must be a positive"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
-        ({"objective": "flops"}, r"objective must be one of \['gmacs', 'params'\]"),
+        ({"objective": "flops"}, r"objective must be one of \['gmacs', 'params', 'latency'\]"),
         ({"max_gmacs": -1}, "max_gmacs must be a positive"),
         ({"seed": "zero"}, "seed must be an integer"),
         ({"quality": 0.1}, "quality must be a callable"),

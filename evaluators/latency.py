@@ -1,0 +1,399 @@
+"""Per-block latency table: the measured milliseconds of any configuration by lookup, approximately.
+
+The latency counterpart of :class:`~tocsr_nas.evaluators.cost_table.CostTable`, built the same way
+(one forward pass of the model records every block's real inputs, then each (block, candidate)
+cell runs alone on them; cells with the same module and input signature are measured once) and
+read the same way:
+
+    latency(cfg) = base + sum_{b in blocks} cell(b, cfg[b])
+
+    base         = whole_model - sum_{b in blocks} cell(b, "teacher")
+
+where each figure is a median over ``repeats`` timed calls after ``warmup`` untimed ones, on one
+device and dtype. Unlike MACs, time is not exactly additive: a block timed alone pays its own
+kernel-launch and cache-warming costs, runs with its inputs hot in cache, and cannot overlap with
+its neighbours, so ``base`` absorbs the difference *for the teacher* and a configuration far from
+the teacher can drift from its whole-model time (``docs/devices.md`` gives the measured gap). The
+search therefore records both the table's prediction and the assembled model's measured time for
+the configuration it picks.
+
+The table is keyed by the caller like the cost table (teacher architecture, space, candidates,
+resolution) plus device, dtype, batch size and (on the CPU) threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tocsr_nas._io import atomic_write_text, one_line
+from tocsr_nas.evaluators.cost_table import CostTableError, _CallRecorder
+from tocsr_nas.evaluators.signatures import call_signature, module_signature
+from tocsr_nas.searchspace.candidates import TEACHER
+
+__all__ = ["LatencyTable", "TableCosts", "measure_ms", "synchronize", "timing_clock"]
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = "tocsr-nas/latency-table"
+_VERSION = 1
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for ``device``'s queued kernels (CUDA, MPS); nothing on the CPU."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+@torch.inference_mode()
+def measure_ms(fn: Callable[[], Any], *, device: torch.device | str = "cpu", warmup: int = 3, repeats: int = 10) -> float:
+    """The median wall time of ``fn()`` in milliseconds.
+
+    The clock is :func:`timing_clock`'s: CPU time on one CPU thread, else wall time.
+
+    Args:
+        fn: the call to time (its result is discarded).
+        device: synchronised before and after each timed call.
+        warmup: untimed calls first (allocator, caches, lazy kernels).
+        repeats: timed calls; the median is returned (robust to a busy machine's outliers).
+
+    Returns:
+        Milliseconds (median).
+
+    Example:
+        >>> measure_ms(lambda: sum(range(100)), warmup=1, repeats=3) >= 0
+        True
+    """
+    if repeats < 1 or warmup < 0:
+        raise CostTableError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    clock = timing_clock(device)
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        synchronize(device)
+        times.append((clock() - start) * 1e3)
+    return float(statistics.median(times))
+
+
+def timing_clock(device: torch.device | str = "cpu") -> Callable[[], float]:
+    """The clock :func:`measure_ms` reads: on the CPU with one torch thread, this process's CPU time
+    (``time.process_time``: the time the model computed, not the time it waited for a busy
+    machine's other processes); otherwise the wall clock (``time.perf_counter``), since CPU time
+    adds up over threads and a GPU's work is not this process's CPU time.
+
+    Example:
+        >>> torch.set_num_threads(1); timing_clock("cpu") is time.process_time
+        True
+    """
+    if torch.device(device).type == "cpu" and torch.get_num_threads() == 1:
+        return time.process_time
+    return time.perf_counter
+
+
+def _placed(module: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:
+    """``module`` in eval mode on ``device`` in ``dtype`` (moved only when needed: diffusers warns on every ``to``)."""
+    first = next(iter(module.parameters()), None)
+    if first is not None and (first.device != torch.device(device) or first.dtype != dtype):
+        module = module.to(device=device, dtype=dtype)
+    return module.eval()
+
+
+class LatencyTable:
+    """Milliseconds of every (block, candidate) on one device, plus the remainder.
+
+    Build it with :meth:`LatencyTable.build`; look configurations up with :meth:`latency`.
+
+    Args:
+        cells: ``{block path: {candidate name: ms}}``; every block has ``"teacher"``.
+        base: the model's measured time minus its teacher blocks' (may be negative: blocks timed
+            alone can cost more than inside the model).
+        whole: the measured time of the unmodified model.
+        resolution: the image resolution (pixels) the table was measured at, if known.
+        metadata: JSON-serialisable keys given by the caller (teacher, space, device, dtype, batch ...).
+
+    Example:
+        >>> table = LatencyTable({"a": {"teacher": 2.0, "skip": 0.5}}, base=1.0, whole=3.0)
+        >>> table.latency({"a": "skip"}), table.teacher()
+        (1.5, 3.0)
+    """
+
+    def __init__(
+        self,
+        cells: Mapping[str, Mapping[str, float]],
+        base: float,
+        *,
+        whole: float | None = None,
+        resolution: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.cells: dict[str, dict[str, float]] = {p: {n: float(v) for n, v in c.items()} for p, c in cells.items()}
+        for path, row in self.cells.items():
+            if TEACHER not in row:
+                raise CostTableError(f"latency table block {path!r} has no {TEACHER!r} cell")
+        self.base = float(base)
+        self.whole = float(whole) if whole is not None else self.base + sum(r[TEACHER] for r in self.cells.values())
+        self.resolution = resolution
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        #: timed calls the build ran (0 for a loaded table)
+        self.measurements = 0
+        self.build_seconds = 0.0
+
+    # ------------------------------------------------------------------ build
+
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        choices: Mapping[str, Sequence[str]],
+        instantiate: Callable[[str, str, nn.Module], nn.Module],
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        warmup: int = 3,
+        repeats: int = 10,
+        resolution: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        progress: bool = False,
+    ) -> LatencyTable:
+        """Measure ``model`` once whole and every (block, candidate) alone on its recorded inputs.
+
+        Args:
+            model: the model, already on ``device`` in ``dtype`` (put in eval mode).
+            args, kwargs: one forward call's inputs, on ``device`` (the batch size is theirs).
+            choices: ``{block path: candidate names}`` (``"teacher"`` is always measured).
+            instantiate: ``(path, name, teacher block) -> module`` (moved to ``device``/``dtype`` here).
+            device, dtype: where the candidates run.
+            warmup, repeats: per measurement (:func:`measure_ms`).
+            resolution: recorded.
+            metadata: recorded (the caller's cache keys).
+            progress: a tqdm bar over the measurements.
+
+        Raises:
+            CostTableError: a block called other than once per forward pass, or a candidate that
+                fails on its block's inputs.
+        """
+        start = time.perf_counter()
+        kwargs = dict(kwargs or {})
+        model = model.eval()
+        paths = list(choices)
+        with torch.inference_mode(), _CallRecorder(model, paths, record=True) as recorder:
+            model(*args, **kwargs)
+        recorder.check()
+        measurements = 0
+
+        def timed(fn: Callable[[], Any]) -> float:
+            nonlocal measurements
+            measurements += 1
+            return measure_ms(fn, device=device, warmup=warmup, repeats=repeats)
+
+        whole = timed(lambda: model(*args, **kwargs))
+        seen: dict[tuple[str, str], float] = {}  # identical module on identical inputs: measured once
+        cells: dict[str, dict[str, float]] = {}
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(set(c) | {TEACHER}) for c in choices.values()), desc="latency table",
+                   unit="cell", disable=not progress)  # fmt: skip
+        try:
+            for path in paths:
+                block = model.get_submodule(path)
+                call = recorder.calls[path]
+                io = call_signature(call.args, call.kwargs)
+                row: dict[str, float] = {}
+                for name in [TEACHER, *dict.fromkeys(n for n in choices[path] if n != TEACHER)]:
+                    module = block if name == TEACHER else _placed(instantiate(path, name, block), device, dtype)
+                    key = (module_signature(module), io)
+                    if key not in seen:
+                        try:
+                            seen[key] = timed(lambda m=module: m(*call.args, **call.kwargs))
+                        except (ValueError, RuntimeError) as exc:
+                            raise CostTableError(
+                                f"candidate {name!r} of block {path} cannot run on its inputs ({one_line(exc)})"
+                            ) from None
+                    row[name] = seen[key]
+                    bar.update()
+                cells[path] = row
+        finally:
+            bar.close()
+        base = whole - sum(row[TEACHER] for row in cells.values())
+        table = cls(cells, base, whole=whole, resolution=resolution, metadata=metadata)
+        table.measurements = measurements
+        table.build_seconds = time.perf_counter() - start
+        logger.info(
+            "latency table: %d blocks, %d cells, %d measurements in %.1f s; whole model %.3f ms, base %.3f ms",
+            len(cells), sum(len(r) for r in cells.values()), measurements, table.build_seconds, whole, base,
+        )  # fmt: skip
+        return table
+
+    # ------------------------------------------------------------------ lookups
+
+    @property
+    def paths(self) -> list[str]:
+        """The block paths, in build order."""
+        return list(self.cells)
+
+    def cell(self, path: str, candidate: str) -> float:
+        """The milliseconds of one candidate at one block.
+
+        Raises:
+            CostTableError: an unknown block or candidate.
+        """
+        try:
+            row = self.cells[path]
+        except KeyError:
+            raise CostTableError(f"block {path!r} is not in the latency table") from None
+        try:
+            return row[candidate]
+        except KeyError:
+            raise CostTableError(
+                f"candidate {candidate!r} is not in the latency table for block {path!r}; known: {', '.join(row)}"
+            ) from None
+
+    def latency(self, config: Mapping[str, str]) -> float:
+        """Predicted milliseconds of the model with ``config`` applied (missing blocks keep the teacher).
+
+        Returns:
+            ``base + sum of the chosen cells`` (equals the measured whole model for the teacher).
+
+        Raises:
+            CostTableError: an unknown block path or candidate name.
+        """
+        for path in config:
+            if path not in self.cells:
+                raise CostTableError(f"block {path!r} is not in the latency table")
+        return self.base + sum(self.cell(p, config.get(p, TEACHER)) for p in self.cells)
+
+    def teacher(self) -> float:
+        """The measured milliseconds of the unmodified model."""
+        return self.latency({})
+
+    def block_table(self) -> Any:
+        """One row per (block, candidate): ``path, candidate, ms`` (a ``pandas.DataFrame``)."""
+        import pandas as pd
+
+        rows = [{"path": p, "candidate": n, "ms": v} for p, row in self.cells.items() for n, v in row.items()]
+        return pd.DataFrame(rows, columns=["path", "candidate", "ms"])
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form."""
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "resolution": self.resolution,
+            "metadata": self.metadata,
+            "base": self.base,
+            "whole": self.whole,
+            "blocks": [{"path": p, "candidates": row} for p, row in self.cells.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyTable:
+        """Rebuilds a table from :meth:`to_dict`'s form.
+
+        Raises:
+            CostTableError: not a latency table, another version, or malformed.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise CostTableError("not a tocsr-nas latency table")
+        if data.get("version") != _VERSION:
+            raise CostTableError(f"latency table version {data.get('version')!r} is not supported; rebuild it")
+        try:
+            cells = {b["path"]: dict(b["candidates"]) for b in data["blocks"]}
+            return cls(cells, float(data["base"]), whole=float(data["whole"]), resolution=data.get("resolution"),
+                       metadata=data.get("metadata") or {})  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CostTableError(f"malformed latency table: {exc!r}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Writes the table as JSON atomically."""
+        target = Path(path)
+        atomic_write_text(target, json.dumps(self.to_dict(), indent=1))
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None) -> LatencyTable:
+        """Reads a table written by :meth:`save`.
+
+        Args:
+            path: the JSON file.
+            expect: metadata entries (and/or ``"resolution"``) the table must carry; a mismatch
+                is an error so a stale cache is never used silently.
+
+        Raises:
+            CostTableError: a missing or malformed file, or a metadata mismatch.
+        """
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CostTableError(f"cannot read latency table {os.fspath(path)!r}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise CostTableError(f"latency table is not valid JSON: {exc}") from None
+        table = cls.from_dict(data)
+        for key, wanted in dict(expect or {}).items():
+            found = table.resolution if key == "resolution" else table.metadata.get(key)
+            if found != wanted:
+                raise CostTableError(
+                    f"latency table {os.fspath(path)!r} was measured for {key}={found!r}, not {wanted!r}; rebuild it"
+                )
+        return table
+
+    def __repr__(self) -> str:
+        return f"LatencyTable({len(self.cells)} blocks, teacher {self.teacher():.3f} ms, resolution={self.resolution})"
+
+
+class TableCosts:
+    """A cost table and a latency table read together: what a search with ``objective="latency"`` takes as ``cost``.
+
+    Args:
+        costs: the :class:`~tocsr_nas.evaluators.cost_table.CostTable` (GMACs, parameters).
+        latency: the :class:`LatencyTable` of the same space (predicted milliseconds).
+
+    Example:
+        >>> from tocsr_nas.evaluators.cost_table import BlockCost, CostTable
+        >>> costs = CostTable({"a": {"teacher": BlockCost(10, 8, 3), "skip": BlockCost(0, 0, 0)}}, base=BlockCost(5, 5, 1))
+        >>> both = TableCosts(costs, LatencyTable({"a": {"teacher": 2.0, "skip": 0.5}}, base=1.0))
+        >>> both.params({"a": "skip"}), both.latency({"a": "skip"})
+        (1, 1.5)
+    """
+
+    def __init__(self, costs: Any, latency: LatencyTable) -> None:
+        missing = set(costs.paths) ^ set(latency.paths)
+        if missing:
+            raise CostTableError(f"the cost and latency tables cover different blocks: {sorted(missing)[:3]}")
+        self.costs, self.latency_table = costs, latency
+
+    def gmacs(self, config: Mapping[str, str]) -> float:
+        """GMACs of ``config`` (the cost table)."""
+        return self.costs.gmacs(config)
+
+    def params(self, config: Mapping[str, str]) -> int:
+        """Parameters of ``config`` (the cost table)."""
+        return self.costs.params(config)
+
+    def latency(self, config: Mapping[str, str]) -> float:
+        """Predicted milliseconds of ``config`` (the latency table)."""
+        return self.latency_table.latency(config)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the cost table's API (teacher(), cost(), ...)
+        if name in ("costs", "latency_table"):
+            raise AttributeError(name)
+        return getattr(self.costs, name)
