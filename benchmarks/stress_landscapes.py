@@ -20,8 +20,8 @@ block ``w_b * frac_k``, the teacher (``k = 0``) dearest.
   below 45% of the teacher's cost and wherever blocks 3 and 4 are both skipped; the cheapest
   feasible configurations lie at the edge of the failing region. A noisy, honest prior.
 * ``misleading`` (8 blocks x 4: 65,536): additive with neighbour interactions, and a prior that is
-  anti-correlated with the truth (the prior calls the most damaging cells harmless and the
-  harmless ones damaging).
+  anti-correlated with the truth: the cells' true damages, handed out in reversed rank order (the
+  prior calls the most damaging cell harmless and the most harmless one the most damaging).
 
 Run ``python benchmarks/stress_landscapes.py`` for each landscape's size, epsilon, optimum and
 the share of feasible / failed configurations.
@@ -184,8 +184,11 @@ def misleading(seed: int = 0) -> EnumeratedLandscape:
     B = 8
     cost, d = _costs(rng, B, _FRAC4), _damage(rng, B, _FRAC4)
     gain = rng.normal(0.4, 0.3, size=B - 1)
-    prior = d.max() - d  # anti-correlated over all cells
-    prior[:, 0] = 0.0
+    # rank-reversed over all non-teacher cells: the least damaging cell gets the largest damage
+    # of the table, and so on (anti-correlated, and not an affine map a model could invert)
+    cells = d[:, 1:].ravel()
+    prior = np.zeros_like(d)
+    prior[:, 1:] = np.sort(cells)[::-1][np.argsort(np.argsort(cells))].reshape(B, -1)
     return _enumerate("misleading", [_OPTIONS4] * B, cost, lambda idx: _chain(d, idx, gain), _quantile_eps(0.2), prior)
 
 
