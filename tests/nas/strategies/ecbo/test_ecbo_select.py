@@ -9,7 +9,7 @@ import pytest
 from tocsr_nas.strategies.testing import Landscape, chain
 
 from tocsr_nas.strategies import Problem, StrategyError, make_strategy
-from tocsr_nas.strategies.ecbo.select import MIN_OBSERVATIONS, Candidate, feasibility_score, select_model
+from tocsr_nas.strategies.ecbo.select import MARGIN, MIN_OBSERVATIONS, Candidate, feasibility_score, select_model
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
 
@@ -50,7 +50,7 @@ def test_failures_far_beyond_epsilon_choose_the_hinge_warp(seed):
     strategy = _fitted(Collapsing(base.cost_table, base.damage, base.pairs, base.epsilon), seed)
     sel = strategy.last_selection
     assert sel["model"] == "hinge"
-    assert sel["scores"]["hinge"] > sel["scores"]["linear"] + 1.0
+    assert sel["scores"]["hinge"] > sel["scores"]["linear"] + MARGIN
     assert strategy._warp.kind == "hinge"
 
 
