@@ -30,7 +30,6 @@ the share of feasible / failed configurations.
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
