@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         strategy.tell([Observation(cfg, land.quality(cfg), land.cost(cfg))])
     strategy.ask(1)  # fit the GP to every observation
     gp = strategy._last_gp
+    # the model the last fit chose (warp="auto", use_prior="auto"): warped units are q / epsilon up to 2 epsilon
+    print(f"model: {strategy.last_selection['model']}  leave-one-out feasibility scores: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in strategy.last_selection["scores"].items()))
     U = gp.chain_tables(0).U[0].numpy()  # posterior mean of the per-cell terms (warped = q / epsilon)
     tried = np.zeros(U.shape, dtype=bool)
     for obs in strategy.history:

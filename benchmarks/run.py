@@ -50,6 +50,7 @@ from landscapes import (  # noqa: E402
     toy_chain_landscape,
     toy_enumerated_landscape,
 )
+from stress_landscapes import STRESS, stress_landscape  # noqa: E402
 
 from tocsr_nas.commands.search import parse_strategy_option  # noqa: E402
 from tocsr_nas.strategies import Observation, available_strategies, make_strategy  # noqa: E402
@@ -107,7 +108,9 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
     if label == "toyB":
         return [_named(toy_chain_landscape(seed=seed), "toyB")]
-    raise SystemExit(f"unknown landscape {label!r}; choose from A, B, toyA, toyB")
+    if label in STRESS or label == "stress":  # one landscape (seed 0) for every search seed
+        return [stress_landscape(name) for name in (STRESS if label == "stress" else (label,))]
+    raise SystemExit(f"unknown landscape {label!r}; choose from A, B, toyA, toyB, stress, {', '.join(STRESS)}")
 
 
 def _named(land, name: str):
@@ -193,7 +196,8 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], out: Path) -> list[Pat
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="toy landscapes, 2 seeds, budgets 5,10, three strategies (seconds)")
-    p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB (default A,B)")
+    p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB, and the stress landscapes of "
+                   "stress_landscapes.py (deadpath, range100, chain30, failing, misleading; 'stress' = all five) (default A,B)")
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
     p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
     p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1 (default 0)")

@@ -125,6 +125,17 @@ class QualityGP:
         return self.alpha[:, 0] / A.diagonal()
 
     @torch.no_grad()
+    def loo_predictive(self) -> tuple[Tensor, Tensor]:
+        """Leave-one-out predictive mean and variance of each observation ``(n,), (n,)``, in closed form.
+
+        ``mean_{-i} = y_i - alpha_i / A_ii`` and ``var_{-i} = 1 / A_ii`` (noise included), with
+        ``A = (K + s^2 I)^{-1}`` (Rasmussen and Williams 2006, eqs. 5.10 and 5.12).
+        """
+        A = torch.cholesky_inverse(self.L)  # (n, n)
+        diag = A.diagonal().clamp_min(1e-12)
+        return self.y - self.alpha[:, 0] / diag, 1.0 / diag
+
+    @torch.no_grad()
     def chain_tables(self, samples: int, generator: torch.Generator | None = None) -> ChainTables:
         """Posterior mean and ``samples`` joint posterior samples of the linear kernel terms, as tables.
 
@@ -250,6 +261,7 @@ def fit_quality_gp(
     use_pairs: bool = True,
     use_rbf: bool = True,
     use_prior_pairs: bool = True,
+    use_prior: bool = True,
     mean: float | None = None,
     prior_rel_sd: float | None = None,
     maxiter: int = 100,
@@ -266,6 +278,8 @@ def fit_quality_gp(
         use_pairs: include the neighbour-pair term.
         use_rbf: include the residual RBF term.
         use_prior_pairs: include the compounding term ``z2`` (with a prior and >= 2 blocks).
+        use_prior: include the prior terms (``z``, the prior-scaled weights, ``z2``) when
+            ``features`` has a prior; ``False`` gives the prior weight 0 (its columns are unused).
         mean: a known constant mean ``c`` (e.g. the teacher's warped quality: every weight then
             measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
             that mostly changes many blocks is absorbed by the reference choices' weights, which
@@ -280,9 +294,10 @@ def fit_quality_gp(
     from scipy.optimize import minimize
 
     active = ["additive"] + (["pairs"] if use_pairs and features.d2 else [])
-    active += ["prior", "scaled"] if features.has_prior else []
+    prior = features.has_prior and use_prior
+    active += ["prior", "scaled"] if prior else []
     active += ["shared"] if features.d3 else []
-    active += ["prior_pairs"] if features.d4 and use_prior_pairs else []
+    active += ["prior_pairs"] if features.d4 and use_prior_pairs and prior else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
     tied = prior_rel_sd is not None and "scaled" in active

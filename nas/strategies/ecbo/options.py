@@ -15,12 +15,14 @@ from typing import Any
 
 from tocsr_nas.strategies.base import StrategyError
 
-__all__ = ["ECBOOptions", "WARPS"]
+__all__ = ["AUTO_WARPS", "ECBOOptions", "WARPS"]
 
-#: the output warps of quality (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`)
-WARPS = ("log1p", "linear", "hinge")
+#: the output warps of quality (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`), and ``auto``
+WARPS = ("log1p", "linear", "hinge", "auto")
+#: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
+AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "use_prior", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -44,11 +46,16 @@ class ECBOOptions:
 
     Attributes:
         warp: output warp of quality before the GP: ``"linear"`` (``q / e_ref``), ``"log1p"``
-            (``sign(r) log1p(|r|)``) or ``"hinge"`` (linear up to twice the largest epsilon, then
-            logarithmic), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`.
+            (``sign(r) log1p(|r|)``), ``"hinge"`` (linear up to twice the largest epsilon, then
+            logarithmic), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`, or ``"auto"``
+            (the default): per fit, ``linear`` or ``hinge``, whichever predicts the observations'
+            feasibility better when each is left out (:mod:`~tocsr_nas.strategies.ecbo.select`).
         use_pairs: include the neighbour-pair kernel term.
         use_rbf: include the residual RBF (Hamming) kernel term.
-        use_prior: use ``problem.prior`` (as kernel features and as a damage table of the pool).
+        use_prior: use ``problem.prior`` (as kernel features and as a damage table of the pool):
+            ``true``, ``false`` or ``"auto"`` (the default): per fit, the model with the prior
+            terms or without them (prior weight 0), chosen like ``warp="auto"``, so a prior that
+            misleads is dropped; the pool keeps the prior's table either way.
         use_shared: include the kernel term for candidate names shared by several blocks.
         use_prior_pairs: include the compounding term ``z2`` (summed geometric-mean prior damage
             of neighbouring blocks); only with a prior.
@@ -86,8 +93,8 @@ class ECBOOptions:
         tr_init: the initial trust radius; positive.
         tr_fail_tolerance: evaluations in a row without a new incumbent that halve the radius;
             positive.
-        threads: torch intra-op threads while proposing (restored afterwards; ``None`` leaves
-            torch's setting alone). The matrices are small (hundreds of rows), where one thread
+        threads: torch intra-op threads and BLAS threads (scipy's, numpy's) while proposing
+            (restored afterwards; ``None`` leaves both alone). The matrices are small (hundreds of rows), where one thread
             is fastest and avoids oversubscribing a shared CPU.
 
     Raises:
@@ -99,14 +106,14 @@ class ECBOOptions:
         >>> ECBOOptions(warp="log")
         Traceback (most recent call last):
         ...
-        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge'], got 'log'
+        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge', 'auto'], got 'log'
     """
 
     # the model
-    warp: str = "linear"
+    warp: str = "auto"
     use_pairs: bool = True
     use_rbf: bool = True
-    use_prior: bool = True
+    use_prior: bool | str = "auto"
     use_shared: bool = False
     use_prior_pairs: bool = True
     anchor_mean: bool = True
@@ -135,6 +142,8 @@ class ECBOOptions:
     def __post_init__(self) -> None:
         if self.warp not in WARPS:
             raise StrategyError(f"ecbo: warp must be one of {list(WARPS)}, got {self.warp!r}")
+        if not (isinstance(self.use_prior, bool) or self.use_prior == "auto"):
+            raise StrategyError(f"ecbo: use_prior must be true, false or 'auto', got {self.use_prior!r}")
         for name in _BOOLS:
             if not isinstance(getattr(self, name), bool):
                 raise StrategyError(f"ecbo: {name} must be true or false, got {getattr(self, name)!r}")

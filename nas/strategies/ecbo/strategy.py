@@ -7,7 +7,10 @@ per-block, neighbour-pair, prior and residual terms); proposals maximise
 discrete space. One proposal:
 
 1. Fit the GP to the warped qualities (:mod:`~tocsr_nas.strategies.ecbo.warp`) of every told
-   configuration (failed evaluations are imputed as clearly infeasible).
+   configuration (failed evaluations are imputed as clearly infeasible); with ``warp="auto"`` /
+   ``use_prior="auto"`` (the defaults) fit each candidate warp, with and without the prior, and
+   keep the one that best predicts the observations' feasibility when each is left out
+   (:mod:`~tocsr_nas.strategies.ecbo.select`).
 2. Build a candidate pool biased towards where the optimum must be, cheap and feasible
    (:mod:`~tocsr_nas.strategies.ecbo.pool`: Lagrangian model frontiers, local moves, crossover
    and biased random rows), restricted to a trust region around the incumbent
@@ -44,8 +47,9 @@ from tocsr_nas.strategies.ecbo.costs import KnownCost
 from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
 from tocsr_nas.strategies.ecbo.gp import QualityGP, fit_quality_gp
 from tocsr_nas.strategies.ecbo.local import hill_climb, trust_radius, trust_region
-from tocsr_nas.strategies.ecbo.options import ECBOOptions
+from tocsr_nas.strategies.ecbo.options import AUTO_WARPS, ECBOOptions
 from tocsr_nas.strategies.ecbo.pool import CandidatePool, unseen_rows
+from tocsr_nas.strategies.ecbo.select import Candidate, select_model
 from tocsr_nas.strategies.ecbo.warp import QualityWarp
 
 __all__ = ["ECBO"]
@@ -90,21 +94,33 @@ class ECBO(Strategy):
         super().__init__(problem, seed=seed, **options)
         self._cost = KnownCost(self.space, problem.cost, seed)
         self._nb = self._cost.n_blocks
-        prior = problem.prior if self.options.use_prior else None
+        prior = problem.prior if self.options.use_prior is not False else None
         self._features = ConfigFeatures(self.space, prior, shared=self.options.use_shared)
-        self._warp = QualityWarp(self.options.warp, max(problem.epsilons))
+        warps = AUTO_WARPS if self.options.warp == "auto" else (self.options.warp,)
+        self._warps = {kind: QualityWarp(kind, max(problem.epsilons)) for kind in warps}
+        priors = (True, False) if self._features.has_prior and self.options.use_prior == "auto" else (self._features.has_prior,)
+        self._candidates = [Candidate(w, p) for p in priors for w in warps]  # the reference (today's fixed model) first
+        self._warp = self._warps[warps[0]]  # the chosen model's warp (set per fit)
         self._pool = CandidatePool(self._cost, self._features, self.options)
         self.last_timing: dict[str, float] = {}
+        #: the model of the last fit: ``{"model": label, "scores": {label: score}}`` (diagnostics)
+        self.last_selection: dict[str, object] = {}
 
     # -- the proposal -----------------------------------------------------------------------------
     def _propose(self, n: int, rng: random.Random) -> Sequence[Configuration]:
         if not self.history:
             return self._random_unseen(rng, n)
+        from threadpoolctl import threadpool_limits  # botorch's dependency
+
         threads = torch.get_num_threads()
-        if self.options.threads is not None:
-            torch.set_num_threads(self.options.threads)
-        try:
+        if self.options.threads is None:
             return self._propose_batch(n, rng)
+        torch.set_num_threads(self.options.threads)
+        try:
+            # scipy's L-BFGS-B calls BLAS on tiny vectors: with several BLAS threads on a busy CPU
+            # each call spun for milliseconds (half of a proposal's time at 200 observations)
+            with threadpool_limits(limits=self.options.threads):
+                return self._propose_batch(n, rng)
         finally:
             torch.set_num_threads(threads)
 
@@ -114,21 +130,29 @@ class ECBO(Strategy):
         gen = torch.Generator().manual_seed(rng.getrandbits(62))
         obs_idx = np.array([self.space.encode(o.config) for o in self.history], dtype=np.int64)  # (n, B)
         quality = np.array([o.quality for o in self.history], dtype=np.float64)
-        y = self._warp(np.where(np.isfinite(quality), quality, 0.0))
         finite = np.isfinite(quality)
-        fail_y = max(float(self._warp(self.options.fail_quality * self._warp.e_ref)), float(y[finite].max()) if finite.any() else 0.0)
-        y = np.where(finite, y, fail_y)
         X = self._features(obs_idx)
-        model = fit_quality_gp(
-            X,
-            torch.as_tensor(y, dtype=DTYPE),
-            self._features,
-            use_pairs=self.options.use_pairs,
-            use_rbf=self.options.use_rbf,
-            use_prior_pairs=self.options.use_prior_pairs,
-            mean=self._reference_y() if self.options.anchor_mean else None,
-            prior_rel_sd=self.options.prior_rel_sd,
-        )
+
+        def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:
+            warp = self._warps[candidate.warp]
+            y = warp(np.where(finite, quality, 0.0))
+            fail_y = max(float(warp(self.options.fail_quality * warp.e_ref)), float(y[finite].max()) if finite.any() else 0.0)
+            y = np.where(finite, y, fail_y)
+            gp = fit_quality_gp(
+                X,
+                torch.as_tensor(y, dtype=DTYPE),
+                self._features,
+                use_pairs=self.options.use_pairs,
+                use_rbf=self.options.use_rbf,
+                use_prior_pairs=self.options.use_prior_pairs,
+                use_prior=candidate.use_prior,
+                mean=self._reference_y(warp) if self.options.anchor_mean else None,
+                prior_rel_sd=self.options.prior_rel_sd,
+            )
+            return gp, warp
+
+        chosen, model, self._warp, scores = select_model(self._candidates, fit, quality, self.problem.epsilons)
+        self.last_selection = {"model": chosen.label, "scores": scores}
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
         seen = {tuple(r) for r in obs_idx.tolist()} | {tuple(self.space.encode(c)) for c in self._pending}
@@ -171,12 +195,12 @@ class ECBO(Strategy):
             return 0.0
         return max(0.0, float(gp.loo_residuals().numpy()[near].mean()))
 
-    def _reference_y(self) -> float | None:
+    def _reference_y(self, warp: QualityWarp) -> float | None:
         """The warped quality of the default (teacher) configuration, when it was told and finite."""
         obs = self._told.get(self.space.default_config())
         if obs is None or not math.isfinite(obs.quality):
             return None
-        return float(self._warp(obs.quality))
+        return float(warp(obs.quality))
 
     def _propose_one(self, gp, eps, believed, seen, np_rng, gen, thompson=False):
         threshold = float(self._warp(eps)) - self._threshold_margin(gp, float(self._warp(eps)))

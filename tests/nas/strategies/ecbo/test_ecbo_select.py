@@ -1,0 +1,108 @@
+"""ecbo's per-fit model choice (warp="auto", use_prior="auto"): the data decide the warp and the prior's weight."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from tocsr_nas.strategies.testing import Landscape, chain
+
+from tocsr_nas.strategies import Problem, StrategyError, make_strategy
+from tocsr_nas.strategies.ecbo.select import MARGIN, MIN_OBSERVATIONS, Candidate, feasibility_score, select_model
+
+FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
+
+
+class Collapsing(Landscape):
+    """A chain landscape whose configurations with four or more cheap blocks fail at 80 epsilon (a NAS table's range)."""
+
+    def quality(self, cfg):
+        return 80.0 * self.epsilon if (self.idx(cfg) >= 2).sum() >= 4 else super().quality(cfg)
+
+
+def _prior(land, table):
+    return {b.path: {n: float(table[i, k]) for k, n in enumerate(b.names)} for i, b in enumerate(land.space.blocks)}
+
+
+def _rank_reversed(damage):
+    """The cells' damages handed out in reversed rank order (teacher 0): anti-correlated with the truth."""
+    cells = damage[:, 1:].ravel()
+    out = np.zeros_like(damage)
+    out[:, 1:] = np.sort(cells)[::-1][np.argsort(np.argsort(cells))].reshape(damage.shape[0], -1)
+    return out
+
+
+def _fitted(land, seed, prior=None, n=30, **options):
+    """ecbo told the teacher and ``n - 1`` random configurations, after one proposal."""
+    problem = Problem(land.space, cost=land.cost, epsilons=(land.epsilon,), prior=prior)
+    strategy = make_strategy("ecbo", problem, seed=seed, **FAST, **options)
+    rng = random.Random(seed)
+    configs = dict.fromkeys([land.space.default_config()] + [land.space.sample(rng) for _ in range(n - 1)])
+    strategy.tell([land.observe(c) for c in configs])
+    strategy.ask(1)
+    return strategy
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_failures_far_beyond_epsilon_choose_the_hinge_warp(seed):
+    base = chain(10, 4, seed)
+    strategy = _fitted(Collapsing(base.cost_table, base.damage, base.pairs, base.epsilon), seed)
+    sel = strategy.last_selection
+    assert sel["model"] == "hinge"
+    assert sel["scores"]["hinge"] > sel["scores"]["linear"] + MARGIN
+    assert strategy._warp.kind == "hinge"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_additive_landscape_keeps_the_linear_warp(seed):
+    assert _fitted(chain(10, 4, seed), seed).last_selection["model"] == "linear"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_honest_prior_is_used_and_a_misleading_one_gets_weight_near_zero(seed):
+    land = chain(10, 4, seed)
+    honest = _fitted(land, seed, prior=_prior(land, land.damage))
+    assert honest.last_selection["model"] == "linear+prior"
+    misled = _fitted(land, seed, prior=_prior(land, _rank_reversed(land.damage)))
+    # either the model without the prior wins, or the prior's fitted weight collapses
+    weight = misled._last_h.get("prior", 0.0) if misled.last_selection["model"].endswith("+prior") else 0.0
+    assert weight < 0.2 * honest._last_h["prior"]
+
+
+def test_pinned_options_fit_one_model_and_old_values_still_work():
+    land = chain(10, 4, 0)
+    prior = _prior(land, land.damage)
+    pinned = _fitted(land, 0, prior=prior, warp="hinge", use_prior=True)
+    assert pinned.last_selection == {"model": "hinge+prior", "scores": {}}
+    assert _fitted(land, 0, prior=prior, warp="linear", use_prior=False).last_selection["model"] == "linear"
+    with pytest.raises(StrategyError, match="use_prior"):
+        make_strategy("ecbo", land.problem(), use_prior="maybe")
+
+
+def test_few_observations_use_the_reference_model_without_comparing():
+    land = chain(10, 4, 0)
+    strategy = _fitted(land, 0, n=MIN_OBSERVATIONS - 1)
+    assert strategy.last_selection == {"model": "linear", "scores": {}}
+
+
+def test_feasibility_score_rewards_the_model_that_predicts_the_labels():
+    land = chain(10, 4, 0)
+    strategy = _fitted(land, 0)
+    gp, warp = strategy._last_gp, strategy._warp
+    quality = np.array([o.quality for o in strategy.history])
+    right = feasibility_score(gp, warp, quality, [land.epsilon])
+    # the same model scored against every observation relabelled infeasible: the feasible ones are surprises
+    wrong = feasibility_score(gp, warp, quality * 0 + 1e9, [land.epsilon])
+    assert right > wrong
+    assert right <= 0.0
+
+
+def test_select_model_keeps_the_reference_unless_beaten_by_the_margin():
+    land = chain(10, 4, 0)
+    strategy = _fitted(land, 0)
+    gp, warp = strategy._last_gp, strategy._warp
+    quality = np.array([o.quality for o in strategy.history])
+    same = lambda cand: (gp, warp)  # noqa: E731 - equal scores: the reference stays
+    chosen, *_ , scores = select_model([Candidate("linear", False), Candidate("hinge", False)], same, quality, [land.epsilon])
+    assert chosen == Candidate("linear", False) and scores["linear"] == scores["hinge"]
