@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas.commands import positive_float, positive_int, seed
+from tocsr_nas.commands import add_executor_options, positive_float, positive_int, seed
 from tocsr_nas.search.setup import DEFAULT_BUDGET
 
 #: epsilon must lie in this open interval
@@ -132,7 +132,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="quality evaluator: denoising (relative loss increase over the teacher, default) or agreement "
         "(squared distance to the teacher in units of its own error)",
     )
-    p.add_argument("--batch-size", type=positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=1, metavar="Q",
+        help="proposals per round (default 1); with --executor ray they are evaluated in parallel",
+    )
+    add_executor_options(p, "trial evaluations")
     p.add_argument(
         "--sweep",
         default="cycle",
@@ -188,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         prior=not args.no_prior,
         progress=not args.no_progress,
         threads=args.threads,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     print(summary_text(result, seconds=time.perf_counter() - start))
     return 0

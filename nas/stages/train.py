@@ -110,6 +110,8 @@ def distill_library(
     space: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
     **options: Any,
 ) -> Any:
     """Distil every (block, candidate) pair of a teacher's space into the library ``out``.
@@ -121,15 +123,20 @@ def distill_library(
         space: search space YAML or packaged space name (default: ``unet``).
         resume: finish the library in ``out``; finished pairs are kept.
         progress: show a progress bar.
+        executor: where the pairs are trained, ``"local"`` (``workers`` processes) or ``"ray"``
+            (one Ray task per pair; :mod:`tocsr_nas.executors`).
+        ray_address: the Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local cluster of
+            ``workers * threads`` CPUs).
         **options: :class:`~tocsr_nas.stages.distill.DistillConfig` fields.
 
     Returns:
         The :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
 
     Raises:
-        TocsrError: a bad option, or ``out`` is a file, is, contains or lies inside the teacher or
+        TocsrError: a bad option, Ray asked for but not installed or unreachable, or ``out`` is a file, is, contains or lies inside the teacher or
             the space file, or is a non-empty folder without ``resume``.
     """
+    from tocsr_nas.executors import make_executor
     from tocsr_nas.stages.distill import DistillConfig, distill_teacher
     from tocsr_nas.stages.space import build_space
     from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
@@ -145,14 +152,15 @@ def distill_library(
             f"--out {out} exists and is not empty; pass --resume to finish the library in it, or choose a new "
             "folder (nothing was changed)"
         )
-    model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
-    model.eval()
-    resolution = config.resolution or model.default_resolution
-    model.latent_size(resolution)  # a resolution the VAE cannot take is an error before any work
-    probe = model.unet_example_inputs(1, resolution=model.vae_scale_factor * 8)
-    built = build_space(model.unet, space, probe=probe)
-    log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
-    return distill_teacher(model, built, out, config, resume=resume, progress=progress)
+    with make_executor(executor, address=ray_address, workers=config.workers, threads=config.threads) as jobs:
+        model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
+        model.eval()
+        resolution = config.resolution or model.default_resolution
+        model.latent_size(resolution)  # a resolution the VAE cannot take is an error before any work
+        probe = model.unet_example_inputs(1, resolution=model.vae_scale_factor * 8)
+        built = build_space(model.unet, space, probe=probe)
+        log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
+        return distill_teacher(model, built, out, config, resume=resume, progress=progress, executor=jobs)
 
 
 def train_sr_folder(
