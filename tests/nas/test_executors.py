@@ -7,6 +7,7 @@ an OOM kill or a lost node would; the job is retried and the run completes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -136,3 +137,24 @@ def test_ask_with_pending_configurations_never_proposes_them():
         assert len(batch) == len(set(batch)) == 4
         assert not set(batch) & set(elsewhere)
         assert set(elsewhere) | set(batch) <= set(s.pending)
+
+
+def test_the_pipeline_passes_the_executor_on_and_resumes_under_another(tmp_path):
+    from tocsr_nas.errors import TocsrError
+    from tocsr_nas.stages.run import STATE_FILE, PipelineSettings, run_pipeline, stages
+
+    by_name = {s.name: s for s in stages(PipelineSettings(executor="ray", ray_address="10.0.0.1:6379", search_batch_size=4))}
+    for name in ("surrogates", "search"):
+        argv = by_name[name].argv(Path("o"), False)
+        assert argv[argv.index("--executor") + 1] == "ray" and argv[argv.index("--ray-address") + 1] == "10.0.0.1:6379"
+    search = by_name["search"].argv(Path("o"), False)
+    assert search[search.index("--batch-size") + 1] == "4"
+    default = {s.name: s for s in stages(PipelineSettings())}
+    assert "--executor" not in default["surrogates"].argv(Path("o"), False)  # the command lines stay as they were
+
+    # a run recorded before these settings existed, with the local executor
+    old = {k: v for k, v in PipelineSettings().__dict__.items() if k not in ("executor", "ray_address", "search_batch_size")}
+    (tmp_path / STATE_FILE).write_text(json.dumps({"settings": {**old, "epsilons": list(old["epsilons"])}, "stages": {}}))
+    run_pipeline(tmp_path, PipelineSettings(executor="ray"), only=[])  # where it runs is no part of its identity
+    with pytest.raises(TocsrError, match="other settings"):
+        run_pipeline(tmp_path, PipelineSettings(search_batch_size=4), only=[])
