@@ -5,10 +5,11 @@ train it with Adam to map the teacher block's captured inputs to the teacher blo
 output, evaluate it on held-out features, and write it to the library (see
 :mod:`tocsr_nas.surrogates.library`). Jobs read their features from a
 :class:`~tocsr_nas.surrogates.features.FeatureCache` on disk, so the teacher never runs again;
-they run in-process (``workers=1``) or in a local process pool (``workers > 1``), and a resumed
-run skips every finished pair. Pool workers only train: they hand the weights back and this
-process writes every pair, and they die with it (even after ``kill -9``), so nothing is written
-into a library once its writer is gone. The library folder is locked while it is written
+they run in-process or on an executor (:mod:`tocsr_nas.executors`: a local process pool, Ray
+tasks), and a resumed run skips every finished pair. Workers only train: they hand the weights
+back and this process writes every pair and the manifest, so nothing is written into a library
+once its writer is gone, and any executor resumes what another started. The library folder is
+locked while it is written
 (:mod:`tocsr_nas.locks`).
 
 The loss (per block, normalised so that losses compare across blocks)
@@ -44,17 +45,13 @@ sample ``i`` (hidden states, time embedding, context...), ``y_i = f(x_i)`` the c
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
-import multiprocessing
 import os
-import sys
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -342,62 +339,25 @@ def run_job(job: PairJob) -> dict[str, Any]:
     return write_pair(job.out, record, state).to_dict()
 
 
-# --- the worker pool: workers train, only the parent writes --------------------------------------
+# --- jobs on an executor: workers train, only the driver writes -----------------------------------
 #
-# A pool worker never writes into the library: it returns the record and the weights (as
-# safetensors bytes) and the parent writes the pair. Workers die with their parent: the kernel
-# sends them SIGKILL when it exits (Linux ``PR_SET_PDEATHSIG``), and each job first checks that the
-# parent is still the one that started the pool. So once the parent is gone - even by ``kill -9``
-# - no pair file can appear.
-
-_PR_SET_PDEATHSIG = 1
-_PR_SET_NAME = 15
-#: the process name of a pool worker (``ps``, ``/proc/PID/comm``; at most 15 characters)
-WORKER_NAME = "tocsr-nas-pair"
-_parent_pid: int | None = None
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGKILL this process when its parent exits (Linux), and name it
-    :data:`WORKER_NAME`; exit now if the parent is already gone."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(WORKER_NAME.encode()), 0, 0, 0)
-    _check_parent(parent)
-
-
-def _check_parent(parent: int) -> None:
-    """Exit at once (no cleanup, no writes) unless ``parent`` is still this process's parent."""
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _init_worker(threads: int, parent: int) -> None:
-    global _parent_pid
-    _parent_pid = parent
-    _die_with_parent(parent)
-    torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.WARNING)
+# A job never writes into the library: it returns the record and the weights (as safetensors bytes)
+# and the driver writes the pair. Where jobs run (this process, a local pool whose workers die with
+# the driver, Ray tasks) is the executor's business (``tocsr_nas.executors``); so once the driver is
+# gone - even by ``kill -9`` - no pair file can appear, whichever executor ran the jobs.
 
 
 def _pool_job(job: PairJob) -> tuple[dict[str, Any], bytes]:
-    """What a pool worker runs: check the parent, train the pair, return its record and weights."""
+    """What a worker runs for one pair: train it, return its record and weights (safetensors bytes)."""
     from safetensors.torch import save
 
-    if _parent_pid is not None:
-        _check_parent(_parent_pid)
     record, state = train_job(job)
     weights = save({k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()})
     return record.to_dict(), weights
 
 
 def _write_pool_result(out: str, result: tuple[dict[str, Any], bytes]) -> dict[str, Any]:
-    """In the parent: write the pair a worker trained; its record as written."""
+    """In the driver: write the pair a worker trained; its record as written."""
     from safetensors.torch import load
 
     record, weights = result
@@ -444,7 +404,7 @@ def distill(
     teacher_fingerprint: str,
     resolution: int | None = None,
     settings: TrainSettings | None = None,
-    workers: int = 1,
+    executor: Any = None,
     threads: int = 1,
     resume: bool = False,
     progress: bool = True,
@@ -464,10 +424,14 @@ def distill(
         teacher_fingerprint: recorded in the manifest; a resumed library must match it.
         resolution: image side (pixels) the features were captured at, for the record.
         settings: training settings (default :class:`TrainSettings`).
-        workers: ``1`` runs jobs in this process; ``N > 1`` in a pool of ``N`` spawned processes.
-        threads: torch threads per job (in this process while it trains, or per worker). One is
-            fastest for small blocks: their ops are too small for intra-op parallelism, and extra
-            threads contend with the other workers.
+        executor: where the jobs run: an object with ``map_unordered(fn, jobs)`` yielding
+            ``(index, result)`` as each job finishes (a :class:`tocsr_nas.executors.Executor`: in this
+            process, a local pool of processes, or Ray tasks); ``None``: in this process with
+            ``threads`` torch threads. Whichever runs them, this process writes every pair and the
+            manifest, so a library started with one executor is resumed with any other.
+        threads: torch threads per job when ``executor`` is ``None`` (an executor sets its own).
+            One is fastest for small blocks: their ops are too small for intra-op parallelism, and
+            extra threads contend with the other workers.
         resume: continue a library at ``out``: finished pairs are not retrained.
         progress: show a tqdm progress bar.
         extra_header: more manifest header fields (e.g. data settings).
@@ -486,8 +450,8 @@ def distill(
             a library for another teacher or space.
     """
     settings = settings or TrainSettings()
-    if workers < 1 or threads < 1:
-        raise SurrogateError(f"workers and threads must be >= 1, got workers={workers}, threads={threads}")
+    if threads < 1:
+        raise SurrogateError(f"threads must be >= 1, got {threads}")
     cache = features if isinstance(features, FeatureCache) else FeatureCache(features)
     out = Path(out)
     header = library_header(
@@ -539,26 +503,18 @@ def distill(
 
     old_threads = torch.get_num_threads()
     try:
-        if workers == 1 or len(jobs) <= 1:
+        if executor is None:
             torch.set_num_threads(threads)
-            for job in jobs:
-                finish(run_job(job))
+            results = ((i, _pool_job(job)) for i, job in enumerate(jobs))
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker,
-                initargs=(threads, os.getpid()),
-            ) as pool:
-                pending: set[Future[tuple[dict[str, Any], bytes]]] = {pool.submit(_pool_job, job) for job in jobs}
-                try:
-                    while pending:
-                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            finish(_write_pool_result(str(out), fut.result()))
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+            results = executor.map_unordered(_pool_job, jobs)
+        try:
+            for _, result in results:
+                finish(_write_pool_result(str(out), result))
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # an interrupted run cancels the jobs not yet finished
     finally:
         torch.set_num_threads(old_threads)
         bar.close()

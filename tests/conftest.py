@@ -6,6 +6,9 @@ training or editing it).
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 import torch
 
@@ -31,3 +34,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster (2 CPUs, loopback, no dashboard), started once per session; its address.
+
+    This process is connected to it (``ray.is_initialized()``), so executors made in-process join it;
+    a subprocess joins it through ``RAY_ADDRESS``. Tests that use it are marked ``ray``.
+    """
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+    if not ray.is_initialized():
+        # the workers of this session's job import the test modules' helpers as pytest does
+        paths = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                 runtime_env={"env_vars": paths})
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()

@@ -16,6 +16,7 @@ __all__ = [
     "add_checkpoint_options",
     "add_component",
     "add_device_options",
+    "add_executor_options",
     "add_image_options",
     "add_out",
     "add_resume",
@@ -156,6 +157,21 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
 def add_resume(p: argparse.ArgumentParser, help: str = "continue OUT from its last checkpoint") -> None:
     """``--resume``."""
     p.add_argument("--resume", action="store_true", help=help)
+
+
+def add_executor_options(p: argparse.ArgumentParser, what: str = "jobs") -> None:
+    """``--executor {local,ray}`` and ``--ray-address ADDR``: where the command's ``what`` run
+    (:mod:`tocsr_nas.executors`; Ray is imported only when asked for)."""
+    from tocsr_nas.executors import EXECUTORS
+
+    p.add_argument(
+        "--executor", choices=EXECUTORS, default="local",
+        help=f"where the {what} run: local (this machine, default) or ray (a Ray cluster; pip install -e '.[ray]')",
+    )
+    p.add_argument(
+        "--ray-address", metavar="ADDR", default=None,
+        help="the Ray cluster to join with --executor ray (default: RAY_ADDRESS if set, else a new local cluster)",
+    )
 
 
 def add_image_options(p: argparse.ArgumentParser, help: str = "train on this folder of images instead") -> None:

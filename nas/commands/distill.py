@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tocsr_nas.commands import (
     add_device_options,
+    add_executor_options,
     add_out,
     add_component,
     add_resume,
@@ -32,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Run the teacher once over noisy latents of training photo patches (timesteps across the whole "
             "schedule), capture every searchable block's inputs and outputs, and train each (block, candidate) "
             "pair to reproduce its block's output (feature MSE normalised per block). Pairs are independent jobs "
-            "(--workers processes); each finished pair is saved at once, so --resume after a crash retrains "
+            "(--workers at a time, in processes or --executor ray tasks); each finished pair is saved at once, so --resume after a crash retrains "
             "nothing that finished. Writes OUT/manifest.json and OUT/<block>/<candidate>.safetensors."
         ),
     )
@@ -52,7 +53,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default {d.lr})")
     add_seed(p, d.seed, "seed of data, noise and initialisation")
     p.add_argument("--resolution", type=positive_int, metavar="PX", help="patch side in pixels (default: the teacher's)")
-    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"parallel jobs (processes; default {d.workers})")
+    p.add_argument(
+        "--workers", type=positive_int, default=d.workers,
+        help=f"pairs trained at a time (processes, or Ray tasks in flight; default {d.workers})",
+    )
+    add_executor_options(p, "(block, candidate) pairs")
     add_threads(
         p, d.threads, f"torch threads of the teacher capture and of each job (default {d.threads}: small blocks gain "
         "nothing from more)",
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     library = distill_library(
         args.out, teacher=args.teacher, preset=args.preset, space=args.space, resume=args.resume, component=args.component,
-        progress=not args.no_progress,
+        progress=not args.no_progress, executor=args.executor, ray_address=args.ray_address,
         **given(args, "steps", "samples", "val_samples", "batch_size", "lr", "seed", "resolution", "workers", "threads",
                 "keep_features", "device", "dtype"),
     )  # fmt: skip
@@ -87,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
         worst = trainable.iloc[int(trainable.ratio.values.argmax())]
         print(f"final / initial held-out loss: median {statistics.median(ratios):.3f}, worst {max(ratios):.3f} "
               f"({worst.block} {worst.candidate}); {improved}/{len(trainable)} trainable pairs improved")
-    print(f"time: {seconds:.1f} s (pairs: {df.seconds.sum():.1f} s of work, --workers {args.workers})")
+    print(f"time: {seconds:.1f} s (pairs: {df.seconds.sum():.1f} s of work, --workers {args.workers}, --executor {args.executor})")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tocsr_nas.commands import add_device_options, add_out, add_seed, add_threads, positive_int
+from tocsr_nas.commands import add_device_options, add_executor_options, add_out, add_seed, add_threads, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_seed(p, d.seed, "seed of every stage")
     p.add_argument("--budget", type=positive_int, default=d.budget, help=f"search evaluations (default {d.budget})")
     p.add_argument("--strategy", default=d.strategy, help=f"search strategy (default {d.strategy})")
-    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"distillation processes (default {d.workers})")
+    p.add_argument("--workers", type=positive_int, default=d.workers, help=f"distillation jobs at a time (default {d.workers})")
+    p.add_argument("--batch-size", type=positive_int, default=d.search_batch_size, metavar="Q",
+                   help=f"search proposals per round (default {d.search_batch_size})")
+    add_executor_options(p, "distillation pairs and search evaluations")
     add_threads(p, d.threads, f"torch CPU threads per stage (default {d.threads})")
     add_device_options(p)
     p.add_argument("--quick", action="store_true", help="tiny stage sizes: a smoke test of the pipeline (minutes)")
@@ -50,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     base = quick_settings() if args.quick else PipelineSettings()
     settings = PipelineSettings(
         **{**base.__dict__, "preset": args.preset, "seed": args.seed, "strategy": args.strategy,
-           "workers": args.workers, "threads": args.threads, **({} if args.quick else {"budget": args.budget}),
-           **_placement(args)}
+           "workers": args.workers, "threads": args.threads,
+           "executor": args.executor, "ray_address": args.ray_address, "search_batch_size": args.batch_size,
+           **({} if args.quick else {"budget": args.budget}), **_placement(args)}
     )
     state = run_pipeline(args.out, settings)
     summary = write_report(args.out, state)

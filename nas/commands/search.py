@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tocsr_nas.commands import add_component, add_device_options, positive_float, positive_int, seed
+from tocsr_nas.commands import add_component, add_device_options, add_executor_options, positive_float, positive_int, seed
 from tocsr_nas.search.setup import DEFAULT_BUDGET
 
 #: epsilon must lie in this open interval
@@ -137,7 +137,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "reconstruction (default) or agreement",
     )
     add_component(p, "the searched network (default: the one the library was distilled for)")
-    p.add_argument("--batch-size", type=positive_int, default=1, metavar="Q", help="proposals per round (default 1)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=1, metavar="Q",
+        help="proposals per round (default 1); with --executor ray they are evaluated in parallel",
+    )
+    add_executor_options(p, "trial evaluations")
     p.add_argument(
         "--sweep",
         default="cycle",
@@ -207,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         max_latency=args.max_latency,
         latency_repeats=args.latency_repeats,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     print(summary_text(result, seconds=time.perf_counter() - start))
     return 0

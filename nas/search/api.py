@@ -41,6 +41,7 @@ def search(
     resume: bool = False,
     progress: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
+    evaluator: Any = None,
 ) -> SearchResult:
     """Minimise complexity subject to ``quality <= epsilon`` over a search space.
 
@@ -71,6 +72,9 @@ def search(
         resume: continue the search journalled in ``out_dir``.
         progress: show a progress bar with the best feasible objective so far.
         strategy_options: keyword options of the strategy.
+        evaluator: evaluate each batch's proposals in parallel on this pool
+            (:meth:`tocsr_nas.executors.Executor.evaluator_pool`, e.g. Ray actors); ``None``:
+            ``quality`` in this process. The journal is written here either way.
 
     Returns:
         A :class:`~tocsr_nas.search.results.SearchResult` (``.trials``, ``.best``, ``.best_at(eps)``, ``.pareto``).
@@ -114,5 +118,6 @@ def search(
         resume=resume,
         progress=progress,
         strategy_options=strategy_options,
+        evaluator=evaluator,
     )
     return loop.run()

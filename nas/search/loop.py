@@ -14,6 +14,14 @@ One iteration (a batch of ``q = batch_size`` proposals)::
     strategy.tell(observations)         # in trial order
     journal: state                      # the strategy after learning the batch
 
+The strategy knows the batch's configurations are pending until they are told (``ask`` records
+them; :meth:`~tocsr_nas.strategies.base.Strategy.is_seen`), so one ``ask(q)`` brings ``q``
+distinct proposals. With an ``evaluator`` pool (:meth:`tocsr_nas.executors.Executor.evaluator_pool`,
+e.g. Ray actors that each hold the supernet and the quality function) the batch is evaluated in
+parallel: each trial is journalled by this process as it finishes (in any order), and the batch is
+told in proposal order once all are in, so the journal stays the single source of truth and resume
+works as without one.
+
 Resume (``resume=True`` on an output directory that holds a journal): a fresh strategy is told
 every finished batch in journal order, gets the last state record, the started-but-unfinished
 trials of the pending batch are evaluated (same ids, same configurations), and the loop goes on.
@@ -230,6 +238,9 @@ class SearchLoop:
             strategy counts as exhausted.
         save_outputs: write the result files (tables, ``best.json``, plots) at the end when
             ``out_dir`` is set; the journal is written either way.
+        evaluator: a pool that evaluates a batch's configurations in parallel
+            (:class:`tocsr_nas.executors.EvaluatorPool`: ``map_unordered(configs)`` yields
+            ``(index, quality, seconds)``); ``None``: ``quality`` in this process, one after the other.
 
     Raises:
         TocsrError: invalid arguments (checked here, before anything runs).
@@ -259,6 +270,7 @@ class SearchLoop:
         strategy_options: Mapping[str, Any] | None = None,
         max_duplicate_rounds: int = 20,
         save_outputs: bool = True,
+        evaluator: Any = None,
     ) -> None:
         if not isinstance(space, SearchSpace):
             raise TocsrError(f"space must be a SearchSpace, got {type(space).__name__}")
@@ -295,6 +307,7 @@ class SearchLoop:
         self.resume = bool(resume)
         self.progress = bool(progress)
         self.save_outputs = bool(save_outputs)
+        self.evaluator = evaluator
         self.strategy_options = dict(strategy_options or {})
         try:
             json.dumps(self.strategy_options, allow_nan=False)
@@ -423,15 +436,12 @@ class SearchLoop:
                     for tid, cfg in trials:
                         self._trials[tid] = (batch, cfg)
                     journal.append_batch(batch, trials, state=strategy.state_dict(), elapsed=self._elapsed())
-                observations = []
-                for tid, cfg in trials:
-                    row = self._finished_row(tid)
-                    if row is None:
-                        row = self._evaluate(journal, tid, cfg)
-                        bar.update(1)
-                        self._postfix(bar)
-                    observations.append(self._observation(cfg, row))
-                strategy.tell(observations)
+                todo = [(tid, cfg) for tid, cfg in trials if self._finished_row(tid) is None]
+                for tid, cfg, value, seconds in self._evaluations(todo):
+                    self._record(journal, tid, cfg, value, seconds)
+                    bar.update(1)
+                    self._postfix(bar)
+                strategy.tell([self._observation(cfg, self._finished_row(tid)) for tid, cfg in trials])
                 journal.append_state(batch, strategy.state_dict(), phase="told", elapsed=self._elapsed())
         finally:
             bar.close()
@@ -494,12 +504,23 @@ class SearchLoop:
         self._seen.update(got)
         return got[:n]
 
-    def _evaluate(self, journal: Any, tid: int, cfg: Configuration) -> dict[str, Any]:
+    def _evaluations(self, trials: Sequence[tuple[int, Configuration]]) -> Iterable[tuple[int, Configuration, Any, float]]:
+        """``(trial, config, quality, seconds)`` of each trial, in this process in order, or on the
+        evaluator pool in the order they finish."""
+        if self.evaluator is None:
+            for tid, cfg in trials:
+                start = time.perf_counter()
+                value = self.quality(cfg)
+                yield tid, cfg, value, time.perf_counter() - start
+            return
+        for i, value, seconds in self.evaluator.map_unordered([cfg for _, cfg in trials]):
+            tid, cfg = trials[i]
+            yield tid, cfg, value, seconds
+
+    def _record(self, journal: Any, tid: int, cfg: Configuration, value: Any, seconds: float) -> dict[str, Any]:
+        """Journal one evaluated trial (feasibility decided here, once) and add its row."""
         gmacs, params, latency = self.cost(cfg)
         latency = latency if self.cost.has_latency else None
-        start = time.perf_counter()
-        value = self.quality(cfg)
-        seconds = time.perf_counter() - start
         try:
             if isinstance(value, bool):
                 raise TypeError

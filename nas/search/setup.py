@@ -497,6 +497,8 @@ def run_search(
     dtype: str | None = None,
     max_latency: float | None = None,
     latency_repeats: int = 10,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> SearchResult:
     """The search stage: :func:`prepare_search`, then :func:`tocsr_nas.search` into ``out``.
 
@@ -536,12 +538,20 @@ def run_search(
             or ``max_latency`` a latency table is measured on the device (cached), and ``best.json``
             records ``latency_predicted_ms`` (the table) and ``latency_measured_ms`` (the assembled
             compact model timed end to end) of the best configuration.
+        threads: torch CPU threads (``None``: torch's choice; each Ray evaluator: 1).
+        executor: where the trials are evaluated: ``"local"`` (in this process, one after the
+            other) or ``"ray"`` (the ``batch_size`` proposals of a round in parallel on Ray actors,
+            each holding the teacher, the library and the quality function; :mod:`tocsr_nas.executors`).
+            The journal is written here either way, so a search resumes with any executor.
+        ray_address: the Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local cluster of
+            ``batch_size * threads`` CPUs). The teacher and library folders must be readable
+            at the same paths on every node.
 
     Returns:
         The :class:`~tocsr_nas.search.results.SearchResult`.
 
     Raises:
-        UserInputError: a bad argument, an ``out`` that is a file or is, contains or lies inside the
+        UserInputError: Ray asked for but not installed or unreachable; a bad argument, an ``out`` that is a file or is, contains or lies inside the
             teacher, the library or the space file, a busy ``out`` without ``resume``, a resume of a
             folder that holds no search, or a resume with other settings.
         TocsrError: a bad strategy option (before anything is written), or (``resume``) results
@@ -554,11 +564,17 @@ def run_search(
         ...                     epsilon=[0.05, 0.1], budget=40)  # doctest: +SKIP
     """
     from tocsr_nas._io import atomic_write_json
+    from tocsr_nas.executors import EXECUTORS, require_ray
     from tocsr_nas.strategies import available_strategies, get_strategy
     from tocsr_nas.strategies.base import check_sweep
 
     start = time.perf_counter()
     out = Path(out)
+    _check_choice("executor", executor, EXECUTORS)
+    if executor == "ray":
+        require_ray()  # one line before anything is loaded or written
+    elif ray_address is not None:
+        raise UserInputError("--ray-address needs --executor ray")
     _check_choice("strategy", strategy, available_strategies())
     strategy_options = dict(strategy_options or {})
     get_strategy(strategy).parse_options(**strategy_options)  # a bad option fails before anything is written
@@ -610,23 +626,25 @@ def run_search(
             objective, f"{prepared.space.size:.3g}", len(prepared.space), quality, len(prepared.validation),
             time.perf_counter() - start,
         )
-        result = prepared.search(
-            epsilon=epsilon,
-            strategy=strategy,
-            budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
-            time_budget=time_budget,
-            seed=seed,
-            objective=objective,
-            max_gmacs=max_gmacs,
-            max_params=max_params,
-            max_latency=max_latency,
-            batch_size=batch_size,
-            sweep=sweep,
-            out_dir=out,
-            resume=resume,
-            progress=progress,
-            strategy_options=strategy_options,
-        )
+        with _evaluators(executor, ray_address, prepared, batch_size, threads) as evaluator:
+            result = prepared.search(
+                evaluator=evaluator,
+                epsilon=epsilon,
+                strategy=strategy,
+                budget=budget if budget is not None or time_budget is not None else DEFAULT_BUDGET,
+                time_budget=time_budget,
+                seed=seed,
+                objective=objective,
+                max_gmacs=max_gmacs,
+                max_params=max_params,
+                max_latency=max_latency,
+                batch_size=batch_size,
+                sweep=sweep,
+                out_dir=out,
+                resume=resume,
+                progress=progress,
+                strategy_options=strategy_options,
+            )
     if timed and result.best is not None:
         # the table's prediction beside the assembled compact model timed end to end
         result.latency_measured_ms = prepared.measured_latency_ms(result.best.config, repeats=latency_repeats)
@@ -636,6 +654,47 @@ def run_search(
             result.best.latency, result.latency_measured_ms,
         )  # fmt: skip
     return result
+
+
+@contextlib.contextmanager
+def _evaluators(executor: str, address: str | None, prepared: PreparedSearch, size: int,
+                threads: int | None) -> Iterator[Any]:
+    """``None`` for the local executor (the loop evaluates in this process); for Ray, a pool of up to
+    ``size`` actors that each build the supernet and quality function once (:func:`_worker_quality`)."""
+    if executor == "local":
+        yield None
+        return
+    from functools import partial
+
+    from tocsr_nas.executors import make_executor
+
+    s = prepared.settings
+    factory = partial(
+        _worker_quality, teacher=s["teacher"], surrogates=s["surrogates"], space=prepared.space,
+        quality=s["quality"], validation=prepared.validation, component=s["component"],
+    )
+    with make_executor(executor, address=address, workers=size, threads=threads) as ex:
+        pool = ex.evaluator_pool(factory, size)
+        try:
+            yield pool
+        finally:
+            pool.close()
+
+
+def _worker_quality(*, teacher: str, surrogates: str, space: SearchSpace, quality: str,
+                    validation: Any, component: str = "denoiser") -> Callable[[Mapping[str, str]], float]:
+    """On an evaluator worker: the teacher and the library from their folders, the driver's space and
+    validation set; the supernet and the quality function over them (what :func:`prepare_search` builds)."""
+    from tocsr_nas.surrogates.library import SurrogateLibrary
+    from tocsr_nas.surrogates.supernet import SuperNet
+    from tocsr_nas.teacher import Teacher
+    from tocsr_nas.teacher.components import get_component
+
+    comp = get_component(component)
+    model = Teacher.load(teacher).eval()
+    library = SurrogateLibrary.open(surrogates, teacher_fingerprint=model.fingerprint())
+    supernet = SuperNet(comp.module(model), library, space)
+    return comp.quality(supernet, quality, validation)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@
    states, ``temb``, ``encoder_hidden_states``...) and output are captured and stored in a
    :class:`~tocsr_nas.surrogates.features.FeatureCache` under ``OUT/features/``.
 4. **Jobs.** :func:`tocsr_nas.surrogates.distill.distill` trains every (block, candidate) pair from
-   the cache, in-process or in a process pool, resumable per pair. The feature cache is deleted
+   the cache on an executor (:mod:`tocsr_nas.executors`: in-process, a process pool or Ray tasks),
+   resumable per pair whichever executor ran before. The feature cache is deleted
    when the library is complete (``keep_features=True`` keeps it); a resumed run reuses it when it
    was captured with the same teacher, space and data settings, and recaptures it otherwise
    (capture is deterministic given the seed).
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 
 from tocsr_nas._io import atomic_write_json, read_json
+from tocsr_nas.executors import Executor, LocalExecutor
 from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import PhotoDataset
 from tocsr_nas.errors import DamagedFileError, TocsrError, UserInputError, require_at_least, require_in_range
@@ -65,7 +67,7 @@ class DistillConfig:
         seed: seed of patches, timesteps, noise and of each pair's initialisation and batches.
         resolution: patch side in pixels (default: the teacher's ``default_resolution``).
         capture_batch: samples per teacher forward pass when capturing.
-        workers: parallel jobs (``1``: in-process).
+        workers: jobs at a time (``1``: in-process; with a Ray executor, tasks in flight).
         threads: torch threads of the teacher capture and of each job. One is the default: small
             blocks gain nothing from intra-op threads, and on a busy machine extra threads
             contend (the tiny teacher's capture ran 4x slower on 2 threads than on 1 with the other
@@ -223,6 +225,7 @@ def distill_teacher(
     train_photos: PhotoDataset | None = None,
     val_photos: PhotoDataset | None = None,
     component: str | None = None,
+    executor: Executor | None = None,
 ) -> SurrogateLibrary:
     """Distil every (block, candidate) pair of ``space`` for ``teacher`` into a library at ``out``.
 
@@ -237,6 +240,9 @@ def distill_teacher(
         train_photos: photos for training features (default: the scikit-image training split).
         val_photos: photos for held-out features (default: the scikit-image validation split).
         component: the searched network (default the denoiser; ``"vae.decoder"``); the library records it.
+        executor: where the (block, candidate) jobs run (:mod:`tocsr_nas.executors`; default: a
+            :class:`~tocsr_nas.executors.LocalExecutor` with ``config.workers`` and ``config.threads``).
+            The capture always runs here; this process writes every pair and the manifest.
 
     Returns:
         The complete :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
@@ -295,7 +301,7 @@ def distill_teacher(
         teacher_fingerprint=fingerprint,
         resolution=resolution,
         settings=config.train_settings(),
-        workers=config.workers,
+        executor=executor or LocalExecutor(config.workers, config.threads),
         threads=config.threads,
         resume=resume,
         progress=progress,

@@ -51,7 +51,11 @@ class PipelineSettings:
         budget: search evaluations.
         strategy: search strategy.
         sr_steps, onestep_steps: SR fine-tuning and one-step distillation steps.
-        workers: distillation processes.
+        workers: distillation jobs at a time (processes, or Ray tasks in flight).
+        executor: where distillation pairs and search evaluations run (``"local"`` or ``"ray"``;
+            :mod:`tocsr_nas.executors`).
+        ray_address: the Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local cluster).
+        search_batch_size: search proposals per round (evaluated in parallel with Ray).
         evaluate_max_side: centre-crop the evaluation photos to this side (``None``: whole photos).
         sr_pool: training patches of the SR and one-step stages (``None``: the commands' defaults).
         batch_size: batch size of the SR and one-step stages (``None``: the commands' defaults).
@@ -80,6 +84,9 @@ class PipelineSettings:
     threads: int = 1
     device: str | None = None
     dtype: str | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    search_batch_size: int = 1
 
 
 def quick_settings() -> PipelineSettings:
@@ -176,6 +183,23 @@ def _evaluate(out: Path, model: Path, multistep: Path, threads: int, max_side: i
     evaluate(model, multistep_dir=multistep, max_side=max_side, out=out)
 
 
+#: settings that say where the work runs, not what it computes (not checked on resume)
+_WHERE_SETTINGS = ("executor", "ray_address")
+#: settings added after runs were recorded without them
+_ADDED_SETTINGS = ("executor", "ray_address", "search_batch_size")
+
+
+def _executor_options(s: PipelineSettings) -> dict[str, Any]:
+    """The executor options of a stage: none on the default (so its command line stays as it was)."""
+    if s.executor == "local" and s.ray_address is None:
+        return {}
+    return {"executor": s.executor, "ray_address": s.ray_address}
+
+
+def _search_batch(s: PipelineSettings) -> dict[str, Any]:
+    return {} if s.search_batch_size == 1 else {"batch_size": s.search_batch_size}
+
+
 def stages(settings: PipelineSettings) -> list[Stage]:
     """The pipeline's stages for ``settings``, in order (the teacher first)."""
     from tocsr_nas.stages import export, train
@@ -201,7 +225,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
             "surrogates", ("distill",),
             lambda out, r: {"teacher": out / "teacher", "out": out / "surrogates", "steps": s.distill_steps,
                             "samples": s.distill_samples, "workers": s.workers, "seed": s.seed, "threads": s.threads,
-                            **placed, "resume": r},
+                            **placed, **_executor_options(s), "resume": r},
             lambda o: train.distill_library(**o),
             marks=("manifest.json", "features"),
         ),
@@ -209,7 +233,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
             "search", ("search",),
             lambda out, r: {"teacher": out / "teacher", "surrogates": out / "surrogates", "epsilon": eps,
                             "strategy": s.strategy, "budget": s.budget, "seed": s.seed, "out": out / "search",
-                            "threads": s.threads, **placed, "resume": r},
+                            "threads": s.threads, **placed, **_search_batch(s), **_executor_options(s), "resume": r},
             _search_stage,
             marks=("search.json", "journal.jsonl", "validation.safetensors"),
         ),
@@ -275,7 +299,14 @@ def run_pipeline(out: str | Path, settings: PipelineSettings | None = None, *, o
     state = _load_state(out)
     recorded = state.get("settings")
     current = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()}
-    if recorded is not None and recorded != current:
+
+    def identity(values: dict[str, Any]) -> dict[str, Any]:
+        # where the work runs is no part of a run's identity: any executor resumes what another began;
+        # a run recorded before a setting existed had its default
+        defaults = {k: v for k, v in PipelineSettings().__dict__.items() if k in _ADDED_SETTINGS}
+        return {k: v for k, v in {**defaults, **values}.items() if k not in _WHERE_SETTINGS}
+
+    if recorded is not None and identity(recorded) != identity(current):
         raise TocsrError(
             f"{out} holds a pipeline run with other settings ({STATE_FILE}); use another --out or the same settings"
         )

@@ -124,6 +124,8 @@ def distill_library(
     resume: bool = False,
     progress: bool = True,
     component: str | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
     **options: Any,
 ) -> Any:
     """Distil every (block, candidate) pair of a teacher's space into the library ``out``.
@@ -136,15 +138,20 @@ def distill_library(
         resume: finish the library in ``out``; finished pairs are kept.
         progress: show a progress bar.
         component: the searched network (default the denoiser; ``"vae.decoder"``).
+        executor: where the pairs are trained, ``"local"`` (``workers`` processes) or ``"ray"``
+            (one Ray task per pair; :mod:`tocsr_nas.executors`).
+        ray_address: the Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local cluster of
+            ``workers * threads`` CPUs).
         **options: :class:`~tocsr_nas.stages.distill.DistillConfig` fields.
 
     Returns:
         The :class:`~tocsr_nas.surrogates.library.SurrogateLibrary`.
 
     Raises:
-        TocsrError: a bad option, or ``out`` is a file, is, contains or lies inside the teacher or
+        TocsrError: a bad option, Ray asked for but not installed or unreachable, or ``out`` is a file, is, contains or lies inside the teacher or
             the space file, or is a non-empty folder without ``resume``.
     """
+    from tocsr_nas.executors import make_executor
     from tocsr_nas.stages.distill import DistillConfig, distill_teacher
     from tocsr_nas.stages.space import build_space
     from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
@@ -166,15 +173,18 @@ def distill_library(
 
     placement = resolve(config.device, config.dtype)  # an absent device fails before any work
     config = dataclasses.replace(config, device=str(placement.device))
-    model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
-    model.eval()
-    resolution = config.resolution or model.default_resolution
-    comp.check_resolution(model, resolution)  # a resolution the VAE cannot take is an error before any work
-    built = build_space(comp.module(model), space or comp.default_space, probe=comp.probe(model))
-    log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
-    if not placement.is_default():  # the space is resolved on the CPU in float32, the capture runs placed
-        model.to(placement.device, placement.dtype)
-    return distill_teacher(model, built, out, config, resume=resume, progress=progress, component=comp.name)
+    with make_executor(executor, address=ray_address, workers=config.workers, threads=config.threads) as jobs:
+        model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
+        model.eval()
+        resolution = config.resolution or model.default_resolution
+        comp.check_resolution(model, resolution)  # a resolution the VAE cannot take is an error before any work
+        built = build_space(comp.module(model), space or comp.default_space, probe=comp.probe(model))
+        log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
+        if not placement.is_default():  # the space is resolved on the CPU in float32, the capture runs placed
+            model.to(placement.device, placement.dtype)
+        return distill_teacher(
+            model, built, out, config, resume=resume, progress=progress, component=comp.name, executor=jobs
+        )
 
 
 def train_sr_folder(

@@ -310,14 +310,30 @@ class Strategy(ABC):
             raise StrategyError(f"strategy {cls.name!r}: {exc}") from None
 
     # -- public API -------------------------------------------------------------------------------
-    def ask(self, n: int = 1) -> list[Configuration]:
+    def ask(self, n: int = 1, *, pending: Iterable[Configuration | Mapping[str, str]] = ()) -> list[Configuration]:
         """Propose up to ``n`` distinct, new, admissible configurations (empty list: done).
 
+        Every proposal stays pending (:attr:`pending`, :meth:`is_seen`) until it is told, so the
+        ``q`` proposals of a batch evaluated in parallel are distinct and none is proposed again
+        while it is evaluated; ``ecbo`` also conditions its model on them (kriging believer).
+
+        Args:
+            n: how many proposals.
+            pending: configurations being evaluated that this strategy did not propose (e.g. by
+                another driver); they become pending too and are not proposed.
+
         Raises:
-            StrategyError: ``n`` is not a positive integer.
+            StrategyError: ``n`` is not a positive integer, or a pending configuration is not of the space.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise StrategyError(f"ask(n) needs a positive integer n, got {n!r}")
+        for cfg in pending:
+            try:
+                cfg = cfg if isinstance(cfg, Configuration) else self.space.validate(cfg)
+            except TocsrError as exc:
+                raise StrategyError(f"ask(pending=...): {exc}") from None
+            if cfg not in self._told:
+                self._pending[cfg] = None
         rng = self._rng("ask")
         out: list[Configuration] = []
         teacher = self.space.default_config()

@@ -25,7 +25,7 @@ import pytest
 
 from robustness.catalogue import Case, check, params
 from tocsr_nas.cli import main
-from tocsr_nas.surrogates.distill import WORKER_NAME
+from tocsr_nas.executors import WORKER_NAME
 from tocsr_nas.locks import FolderBusyError, folder_lock, lock_file, lock_holder
 
 #: the holder a held lock file names in the table's cases

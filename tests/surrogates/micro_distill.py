@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from diffusers import UNet2DConditionModel
 
+from tocsr_nas.executors import LocalExecutor
 from tocsr_nas.searchspace import SearchSpace, SpaceSpec
 from tocsr_nas.surrogates import available_surrogates
 from tocsr_nas.surrogates.distill import TrainSettings, distill
@@ -98,7 +99,7 @@ def build_library(unet, space, root: Path, *, steps: int = 40, workers: int = 1)
         teacher_fingerprint=FINGERPRINT,
         resolution=64,
         settings=TrainSettings(steps=steps, batch_size=8, lr=3e-3),
-        workers=workers,
+        executor=LocalExecutor(workers) if workers > 1 else None,
         progress=False,
     )
 

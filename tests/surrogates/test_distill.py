@@ -8,6 +8,7 @@ import pytest
 import torch
 from micro_distill import FINGERPRINT, build_library, capture, micro_space, micro_unet, shared_library
 
+from tocsr_nas.executors import LocalExecutor
 from tocsr_nas.searchspace import SearchSpace
 from tocsr_nas.searchspace.candidates import Candidate
 from tocsr_nas.surrogates.distill import (
@@ -115,8 +116,8 @@ def test_process_pool_gives_the_same_pairs_as_in_process(tmp_path):
     blocks = {p: unet.get_submodule(p) for p in space.paths}
     settings = TrainSettings(steps=10, batch_size=8)
     kw = dict(teacher_fingerprint=FINGERPRINT, resolution=64, settings=settings, progress=False)
-    serial = distill(blocks, space, cache, tmp_path / "serial", workers=1, **kw)
-    pooled = distill(blocks, space, cache, tmp_path / "pooled", workers=2, **kw)
+    serial = distill(blocks, space, cache, tmp_path / "serial", **kw)
+    pooled = distill(blocks, space, cache, tmp_path / "pooled", executor=LocalExecutor(workers=2), **kw)
     assert serial.records.keys() == pooled.records.keys()
     for key, rec in serial.records.items():
         other = pooled.records[key]
