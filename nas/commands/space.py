@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     teacher = load_teacher_arg(args.preset, args.teacher).eval()
     resolution = args.resolution or teacher.default_resolution
     teacher.latent_size(resolution)  # validates the resolution against the VAE factor
-    probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
+    probe = teacher.unet_example_inputs(1, resolution=teacher.probe_resolution)
     candidates = CandidateCache()
     space = build_space(teacher.unet, args.space, probe=probe, candidates=candidates)
     table = cost_table_for(

@@ -266,7 +266,7 @@ def _open(
         if isinstance(space, SearchSpace):
             resolved = space
         else:
-            probe = teacher.unet_example_inputs(1, resolution=teacher.vae_scale_factor * 8)
+            probe = teacher.unet_example_inputs(1, resolution=teacher.probe_resolution)
             resolved = build_space(teacher.unet, space, probe=probe, candidates=candidates)
         if resolved.hash != library.space_hash:
             raise LibraryMismatchError(
@@ -325,7 +325,7 @@ def _finish(
         cost=table,
         validation=validation,
         supernet=supernet,
-        quality=SupernetQuality(supernet, make_quality(quality, validation)),
+        quality=SupernetQuality(supernet, make_quality(quality, validation), make_forward=o.teacher.denoiser_forward),
         prior=normalised_prior(o.library) if prior else None,
         resolution=o.resolution,
         settings=o.settings,

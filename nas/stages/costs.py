@@ -27,7 +27,7 @@ def architecture_hash(teacher) -> str:
     """12 hex digits identifying the UNet architecture and the null-context shape."""
     payload = {
         "unet": {k: v for k, v in dict(teacher.unet.config).items() if not k.startswith("_")},
-        "context": list(teacher.encoder_hidden_states(1).shape),
+        "context": list(teacher.validation_context().shape),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
