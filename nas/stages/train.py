@@ -149,7 +149,7 @@ def distill_library(
     model.eval()
     resolution = config.resolution or model.default_resolution
     model.latent_size(resolution)  # a resolution the VAE cannot take is an error before any work
-    probe = model.unet_example_inputs(1, resolution=model.vae_scale_factor * 8)
+    probe = model.unet_example_inputs(1, resolution=model.probe_resolution)
     built = build_space(model.unet, space, probe=probe)
     log.info("%s: %d (block, candidate) pairs", built.summary(), sum(len(b.choices) - 1 for b in built.blocks))
     return distill_teacher(model, built, out, config, resume=resume, progress=progress)
