@@ -81,6 +81,10 @@ class TeacherLoadError(TocsrError):
     """A teacher folder is missing, incomplete or unreadable."""
 
 
+def _normal(*shape: int, std: float) -> torch.Tensor:
+    return torch.randn(*shape) * std if std else torch.zeros(*shape)
+
+
 class NullContext(ModelMixin, ConfigMixin):
     """A learned null text embedding that feeds every cross-attention layer of the UNet.
 
@@ -100,7 +104,9 @@ class NullContext(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, num_tokens: int = 77, dim: int = 1024, init_std: float = 0.02) -> None:
         super().__init__()
-        self.embedding = nn.Parameter(torch.randn(1, num_tokens, dim) * init_std)  # (1, L, D)
+        # exact zeros for init_std=0 (randn * 0 holds signed zeros, whose bytes - and so the teacher's
+        # fingerprint - would differ from one load to the next)
+        self.embedding = nn.Parameter(_normal(1, num_tokens, dim, std=init_std))  # (1, L, D)
 
     def forward(self, batch_size: int) -> torch.Tensor:
         """Return the context expanded over the batch, ``(B, L, D)`` (a view, no copy)."""
@@ -120,7 +126,7 @@ class PooledNullContext(NullContext):
     @register_to_config
     def __init__(self, num_tokens: int = 77, dim: int = 1024, pooled_dim: int = 1280, init_std: float = 0.02) -> None:
         super().__init__(num_tokens=num_tokens, dim=dim, init_std=init_std)
-        self.pooled_embedding = nn.Parameter(torch.randn(1, pooled_dim) * init_std)  # (1, P)
+        self.pooled_embedding = nn.Parameter(_normal(1, pooled_dim, std=init_std))  # (1, P)
 
     def pooled(self, batch_size: int) -> torch.Tensor:
         """The pooled embedding expanded over the batch, ``(B, P)``."""

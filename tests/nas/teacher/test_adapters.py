@@ -117,3 +117,8 @@ def test_pixart_adapter_calls_the_model():
     with torch.no_grad():
         assert adapter.eps(model(*args, **kwargs)).shape == (2, 4, 8, 8)
     assert adapter.default_space == "transformer"
+
+
+def test_a_folder_without_context_has_one_fingerprint(pipelines):
+    """The zero null context synthesised for a folder without context/ is the same bytes at every load."""
+    assert Teacher.load(pipelines["sd15"]).fingerprint() == Teacher.load(pipelines["sd15"]).fingerprint()
