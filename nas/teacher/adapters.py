@@ -247,6 +247,8 @@ class UNet2DConditionAdapter(DenoiserAdapter):
         return 2 ** (len(self.config.down_block_types) - 1)
 
     def context_shape(self) -> tuple[int, int] | None:
+        if self.config.encoder_hid_dim is not None:  # projected inside the UNet (encoder_hid_proj)
+            return (77, int(self.config.encoder_hid_dim))
         dim = self.config.cross_attention_dim
         if isinstance(dim, (list, tuple)):
             if len(set(dim)) != 1:

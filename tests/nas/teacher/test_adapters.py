@@ -122,3 +122,20 @@ def test_pixart_adapter_calls_the_model():
 def test_a_folder_without_context_has_one_fingerprint(pipelines):
     """The zero null context synthesised for a folder without context/ is the same bytes at every load."""
     assert Teacher.load(pipelines["sd15"]).fingerprint() == Teacher.load(pipelines["sd15"]).fingerprint()
+
+
+def test_projected_text_width_sets_the_null_context():
+    """A UNet that projects its text states (``encoder_hid_dim``) takes a context of that width."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1, norm_num_groups=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, encoder_hid_dim=48, encoder_hid_dim_type="text_proj",
+    ).eval()  # fmt: skip
+    adapter = adapter_for(unet)(unet)
+    assert adapter.context_shape() == (77, 48)
+    args, kwargs = adapter.call(torch.randn(1, 4, 8, 8), torch.tensor([5]), torch.zeros(1, 77, 48))
+    with torch.no_grad():
+        assert unet(*args, **kwargs)[0].shape == (1, 4, 8, 8)
