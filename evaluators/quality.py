@@ -465,6 +465,8 @@ class SupernetQuality:
         supernet: a :class:`~tocsr_nas.surrogates.SuperNet` (or any module with
             ``set_configuration(cfg)`` called like a diffusers UNet); it is put in eval mode.
         evaluator: e.g. :class:`~tocsr_nas.evaluators.DenoisingLossIncrease` on the search's set.
+        make_forward: ``model -> forward(x_t, t, context) -> eps_hat`` (default :func:`unet_forward`;
+            the toolkit passes ``Teacher.denoiser_forward`` so any denoiser family is called its way).
 
     Example:
         >>> gen = torch.Generator().manual_seed(0)
@@ -482,14 +484,14 @@ class SupernetQuality:
         (0.0, True)
     """
 
-    def __init__(self, supernet: Any, evaluator: QualityEvaluator) -> None:
+    def __init__(self, supernet: Any, evaluator: QualityEvaluator, make_forward: Callable[[Any], Forward] | None = None) -> None:
         if not callable(getattr(supernet, "set_configuration", None)):
             raise TypeError(f"SupernetQuality needs a module with set_configuration(cfg), got {type(supernet).__name__}")
         if not isinstance(evaluator, QualityEvaluator):
             raise TypeError(f"SupernetQuality needs a QualityEvaluator, got {type(evaluator).__name__}")
         self.supernet = supernet.eval()
         self.evaluator = evaluator
-        self._forward = unet_forward(self.supernet)
+        self._forward = (make_forward or unet_forward)(self.supernet)
 
     @property
     def name(self) -> str:

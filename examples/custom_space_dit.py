@@ -1,38 +1,38 @@
-"""A search space written from scratch for a backbone the defaults know nothing about: a diffusers
-``DiTTransformer2DModel`` (a Diffusion Transformer) denoising the tiny teacher's 16-channel latents.
+"""A Diffusion Transformer through the CLI, then a search space of your own through the API.
 
-What it shows - the DSL, distillation, cost tables, the supernet and the search are not UNet-specific:
+The toolkit reads a diffusers pipeline folder of any supported family (docs/models.md); a DiT is
+one. This example:
 
-1. A DiT teacher: a small ``DiTTransformer2DModel`` (6 ``BasicTransformerBlock`` s with adaLN-Zero
-   conditioning on the timestep), trained for a few hundred steps to predict the noise on latents
-   of photo patches (the VAE and noise schedule of the tiny teacher).
-2. Two surrogate types for a block kind the package does not know (``BasicTransformerBlock`` with
-   ``norm_type="ada_norm_zero"``): ``dit_skip`` (identity) and ``dit_mlp`` (the block without its
-   attention, with a feed-forward ``ratio`` times as wide). They declare which blocks they fit by
-   overriding ``SurrogateBlock.compatible``.
-3. Rules over the DiT's module paths (``transformer_blocks.[1-9]*``), a grid and constraints,
-   resolved and checked against the model with ``build_space``. Block 0 stays out: the DiT's
-   output layer reads ``transformer_blocks[0].norm1.emb``, so that block cannot be swapped.
-4. The generic layer of the pipeline: block features captured from the DiT's own denoising calls
-   (``capture_features``), every (block, candidate) pair distilled (``distill``), a cost table
-   (``CostTable.build``), a validation set scored against the DiT, the ``SuperNet`` and ecbo.
+1. trains a small ``DiTTransformer2DModel`` (6 ``BasicTransformerBlock`` s with adaLN-Zero) for a
+   few hundred steps to predict the noise on latents of photo patches (the shipped tiny teacher's
+   VAE and noise schedule), and saves it with the VAE as a diffusers pipeline folder
+   (``model_index.json``, ``transformer/``, ``vae/``, ``scheduler/``);
+2. runs the CLI on that folder, unchanged: ``tocsr-nas space --teacher DIT --json``, ``distill``,
+   ``search``, ``export`` (the packaged ``transformer`` space: ``skip`` and ``light_block`` on
+   every layer but the first), then ``tocsr_nas.load_compact`` and one forward with the DiT's own
+   call;
+3. shows what the API still adds: a surrogate type of your own (``dit_mlp``: the layer without its
+   attention), registered in-process, and a space with constraints written for the DiT's module
+   paths, distilled (``distill_teacher``) and searched (``prepare_search`` + ``tocsr_nas.search``).
 
 Run::
 
     python examples/custom_space_dit.py --out runs/dit          # 300 teacher steps, 150 steps/pair, budget 30
     python examples/custom_space_dit.py --quick --out /tmp/dit  # 20 teacher steps, 5 steps/pair, budget 6
 
-Time on a laptop CPU: about 3 minutes (documented setting), about 40 s with ``--quick``.
+Time on a laptop CPU: about 4 minutes (documented setting), about 1 minute with ``--quick``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import json
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
 from diffusers import DiTTransformer2DModel
 from diffusers.configuration_utils import register_to_config
@@ -54,8 +54,8 @@ def is_dit_block(block: nn.Module) -> bool:
 class DitSurrogate(SurrogateBlock):
     """Base of the DiT-block surrogates: they fit ``BasicTransformerBlock`` s with adaLN-Zero.
 
-    The package's block kinds (``resnet``, ``transformer``, ``downsample``, ``upsample``) do not
-    include DiT blocks, so these types declare ``replaces = ("*",)`` and narrow it down by
+    The package knows DiT layers (kind ``basic_transformer``, with ``skip`` and ``light_block``);
+    these types show how to add your own: they declare ``replaces = ("*",)`` and narrow it down by
     overriding :meth:`compatible`; ``from_teacher`` refuses every other block with a clear
     ``IncompatibleBlockError``.
     """
@@ -163,19 +163,10 @@ def make_dit(seed: int = 0) -> DiTTransformer2DModel:
 
 
 def dit_call(x_t: torch.Tensor, t: torch.Tensor) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The DiT's call for noisy latents ``x_t (b, 16, 16, 16)`` at timesteps ``t (b,)`` (class 0)."""
-    labels = torch.zeros(x_t.shape[0], dtype=torch.long)  # (b,)
+    """The DiT's call for noisy latents ``x_t (b, 16, 16, 16)`` at timesteps ``t (b,)`` (the null class)."""
+    # the classifier-free "no class" row (index num_embeds_ada_norm = 1): what the toolkit feeds a DiT
+    labels = torch.ones(x_t.shape[0], dtype=torch.long)  # (b,)
     return (x_t, t), {"class_labels": labels, "return_dict": False}
-
-
-def dit_forward(model: nn.Module):
-    """``forward(x_t, t, context) -> eps_hat`` for the quality evaluators (the DiT ignores ``context``)."""
-
-    def forward(x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        args, kwargs = dit_call(x_t, t)
-        return model(*args, **kwargs)[0]  # (b, 16, 16, 16)
-
-    return forward
 
 
 def noisy_latents(teacher, latents: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -204,13 +195,26 @@ def train_dit(dit: nn.Module, teacher, latents: torch.Tensor, steps: int, seed: 
     dit.eval()
 
 
-def fingerprint(model: nn.Module) -> str:
-    """12 hex digits of the model's weights: the library records which teacher it was distilled from."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().numpy().tobytes())
-    return "dit-" + h.hexdigest()[:12]
+def save_pipeline(dit: nn.Module, teacher, folder: Path) -> Path:
+    """The DiT with the teacher's VAE and scheduler as a diffusers ``DiTPipeline`` folder."""
+    dit.save_pretrained(folder / "transformer", safe_serialization=True)
+    teacher.vae.save_pretrained(folder / "vae", safe_serialization=True)
+    teacher.scheduler.save_pretrained(folder / "scheduler")
+    index = {"_class_name": "DiTPipeline", "_diffusers_version": diffusers.__version__,
+             "transformer": ["diffusers", type(dit).__name__], "vae": ["diffusers", "AutoencoderKL"],
+             "scheduler": ["diffusers", type(teacher.scheduler).__name__]}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+    return folder
+
+
+def cli(*argv: str) -> None:
+    """Run one ``tocsr-nas`` command in this process, printing it first."""
+    from tocsr_nas.cli import main
+
+    print("$ tocsr-nas", shlex.join(argv), flush=True)
+    code = main(list(argv))
+    if code:
+        raise SystemExit(code)
 
 
 # ---------------------------------------------------------------------- the pipeline
@@ -223,68 +227,50 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # fastest on a busy machine; remove on your own
 
     import tocsr_nas
-    from tocsr_nas.teacher import shipped_teacher
-    from tocsr_nas.teacher.data import PhotoDataset
-    from tocsr_nas.evaluators import CostTable, TeacherAgreement, ValidationSet
-    from tocsr_nas.stages.space import CandidateCache, build_space
+    from tocsr_nas.search.setup import prepare_search
     from tocsr_nas.searchspace import SpaceSpec
-    from tocsr_nas.surrogates.capture import capture_block_io
-    from tocsr_nas.surrogates.distill import TrainSettings, distill
-    from tocsr_nas.surrogates.features import FeatureCache, capture_features
-    from tocsr_nas.surrogates.supernet import SuperNet
-    from tocsr_nas.stages.validation import build_validation_set
+    from tocsr_nas.stages.distill import DistillConfig, distill_teacher
+    from tocsr_nas.stages.space import build_space
+    from tocsr_nas.teacher import Teacher, shipped_teacher
+    from tocsr_nas.teacher.data import PhotoDataset
 
     teacher_steps, samples, pair_steps, budget = (20, 32, 5, 6) if args.quick else (300, 256, 150, 30)
+    common = ["--threads", "1", "--no-progress"]
 
-    # 1. latents of photo patches, and a DiT trained to denoise them
-    teacher = shipped_teacher().eval()  # for its VAE and scheduler (the tiny preset with random weights if absent)
+    # 1. a DiT trained to denoise latents of photo patches, saved as a diffusers pipeline folder
+    base = shipped_teacher().eval()  # for its VAE and scheduler (the tiny preset with random weights if absent)
     with torch.no_grad():
-        train = teacher.encode(PhotoDataset.from_skimage("train", min_size=64).random_batch(samples, 64, seed=0))
-        val = teacher.encode(PhotoDataset.from_skimage("val", min_size=64).random_batch(16, 64, seed=1))
+        latents = base.encode(PhotoDataset.from_skimage("train", min_size=64).random_batch(samples, 64, seed=0))
     dit = make_dit()
-    train_dit(dit, teacher, train, teacher_steps)
+    train_dit(dit, base, latents, teacher_steps)
+    folder = save_pipeline(dit, base, args.out / "dit-pipeline")
 
-    # 2-3. the search space: rules on the DiT's own module paths, checked on one real call
-    spec = SpaceSpec.from_yaml(SPACE_YAML)
-    candidates = CandidateCache()
-    probe = dit_call(*noisy_latents(teacher, val[:1], seed=0)[:2])
-    space = build_space(dit, spec, probe=probe, candidates=candidates)
+    # 2. the CLI on the folder, as on any diffusers pipeline
+    cli("space", "--teacher", str(folder))
+    cli("distill", "--teacher", str(folder), "--out", str(args.out / "library"), "--steps", str(pair_steps),
+        "--samples", str(samples), "--val-samples", "8", *common)
+    cli("search", "--teacher", str(folder), "--surrogates", str(args.out / "library"), "--epsilon", "0.1", "--epsilon",
+        "0.3", "--budget", str(budget), "--val-samples", "8", "--out", str(args.out / "cli-search"), *common)
+    cli("export", "--search", str(args.out / "cli-search"), "--out", str(args.out / "compact"))
+    compact = tocsr_nas.load_compact(args.out / "compact")
+    teacher = Teacher.load(folder)
+    call_args, call_kwargs = teacher.unet_example_inputs(2)  # (x_t, timestep, null class)
+    call_kwargs.pop("return_dict")
+    with torch.no_grad():
+        out = compact(*call_args, **call_kwargs)
+    print(f"load_compact: {type(compact).__name__} -> {type(out).__name__} {tuple(out.sample.shape)}")
+
+    # 3. the API: your own surrogate type (dit_mlp, registered above) and constraints on the DiT's paths
+    space = build_space(teacher.unet, SpaceSpec.from_yaml(SPACE_YAML),
+                        probe=teacher.unet_example_inputs(1, resolution=teacher.probe_resolution))
     print(f"{space.summary()}: {[b.path for b in space.blocks]}")
-
-    # 4a. block features from the DiT's own denoising calls, then every (block, candidate) pair
-    cache = FeatureCache(args.out / "features")
-    for split, latents, seed in (("train", train, 10), ("val", val, 11)):
-        x_t, t, _ = noisy_latents(teacher, latents, seed=seed)
-        calls = [dit_call(x_t[i:i + 16], t[i:i + 16]) for i in range(0, len(x_t), 16)]
-        capture_features(dit, space.paths, calls, cache, split)
-    blocks = {path: dit.get_submodule(path) for path in space.paths}
-    library = distill(blocks, space, cache, args.out / "library", teacher_fingerprint=fingerprint(dit),
-                      settings=TrainSettings(steps=pair_steps, batch_size=16), resume=True, progress=False)
+    config = DistillConfig(steps=pair_steps, samples=samples, val_samples=8)
+    library = distill_teacher(teacher, space, args.out / "custom-library", config, progress=False)
     print(library.losses()[["block", "candidate", "initial_loss", "final_loss"]].round(4).to_string(index=False))
-
-    # 4b. the cost table: one fvcore trace of the DiT, one per distinct (candidate, block signature)
-    call_args, call_kwargs = dit_call(*noisy_latents(teacher, val[:1], seed=0)[:2])
-    ios = capture_block_io(dit, space.paths, call_args, call_kwargs, outputs=False)
-    table = CostTable.build(
-        dit, call_args, call_kwargs, {b.path: b.names for b in space.blocks},
-        lambda path, name, block: candidates(block, space[path].choices[space[path].index(name)]), ios,
-    )
-    print(f"DiT teacher: {table.teacher().gmacs:.4f} GMACs, {table.teacher().params / 1e6:.3f} M params")
-
-    # 4c. quality: held-out noisy latents (the UNet teacher's validation set), scored against the DiT
-    base = build_validation_set(teacher, samples=8 if args.quick else 32)
-    validation = ValidationSet.build(x0=base.x0, noise=base.noise, x_t=base.x_t, timesteps=base.timesteps,
-                                     context=base.context, forward=dit_forward(dit), chunk_size=base.chunk_size)
-    supernet = SuperNet(dit, library, space)  # the DiT's blocks now route to any candidate by name
-    agreement, forward = TeacherAgreement(validation), dit_forward(supernet)
-
-    def quality(config) -> float:
-        supernet.set_configuration(config)
-        return agreement(forward)
-
-    # 4d. the search
-    result = tocsr_nas.search(space, quality=quality, cost=table, epsilon=[0.1, 0.3], strategy="ecbo",
-                              budget=budget, seed=0, out_dir=args.out / "search", progress=False)
+    prepared = prepare_search(teacher=teacher, surrogates=library, space=space, val_samples=8)
+    print(f"DiT teacher: {prepared.cost.teacher().gmacs:.4f} GMACs, {prepared.cost.teacher().params / 1e6:.3f} M params")
+    result = tocsr_nas.search(space, quality=prepared.quality, cost=prepared.cost, epsilon=[0.1, 0.3], strategy="ecbo",
+                              budget=budget, seed=0, prior=prepared.prior, out_dir=args.out / "search", progress=False)
     print(result.summary())
     if result.best is not None:
         print("best configuration:", dict(result.best.config))

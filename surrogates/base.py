@@ -90,11 +90,13 @@ class SurrogateBlock(ModelMixin, ConfigMixin):
             block: a teacher block.
 
         Returns:
-            ``True`` when ``block_kind(block)`` is in :attr:`replaces` (or :attr:`replaces` holds ``"*"``
-            and the block is of a known kind).
+            ``True`` when :attr:`replaces` holds ``"*"`` (any block: override this method to narrow
+            it down) or ``block_kind(block)`` is in :attr:`replaces`.
         """
+        if ANY_KIND in cls.replaces:
+            return True
         kind = block_kind(block)
-        return kind is not None and (kind in cls.replaces or ANY_KIND in cls.replaces)
+        return kind is not None and kind in cls.replaces
 
     @classmethod
     def from_teacher(cls, block: nn.Module, **params: Any) -> SurrogateBlock:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention
 from diffusers.models.downsampling import Downsample2D
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.resnet import ResnetBlock2D
@@ -44,6 +46,8 @@ __all__ = [
     "SamplerDims",
     "resnet_dims",
     "transformer_dims",
+    "AttentionDims",
+    "attention_dims",
     "sampler_dims",
     "example_inputs",
     "block_output",
@@ -55,6 +59,8 @@ _KIND_TABLE: tuple[tuple[type[nn.Module], str], ...] = (
     (Transformer2DModel, "transformer"),
     (Downsample2D, "downsample"),
     (Upsample2D, "upsample"),
+    (Attention, "attention"),
+    (BasicTransformerBlock, "basic_transformer"),
 )
 
 #: Every kind, in table order.
@@ -71,7 +77,10 @@ def block_kind(module: nn.Module) -> str | None:
         module: any module, typically one of ``unet.named_modules()``.
 
     Returns:
-        ``"resnet"``, ``"transformer"``, ``"downsample"``, ``"upsample"`` or ``None``.
+        ``"resnet"``, ``"transformer"``, ``"downsample"``, ``"upsample"``, ``"attention"`` (diffusers
+        ``Attention``: the attention blocks of ``UNet2DModel``, or the ``attn1``/``attn2`` of a
+        transformer layer), ``"basic_transformer"`` (``BasicTransformerBlock``: one layer of a
+        UNet's ``Transformer2DModel``, of a DiT or of PixArt) or ``None``.
 
     Example:
         >>> from diffusers.models.downsampling import Downsample2D
@@ -277,6 +286,66 @@ def transformer_dims(block: nn.Module) -> TransformerDims:
 
 
 @dataclass(frozen=True)
+class AttentionDims:
+    """What a surrogate needs to know about a diffusers ``Attention``.
+
+    Attributes:
+        query_dim: channels of ``hidden_states``.
+        kv_dim: channels the keys/values are computed from (``cross_attention_dim`` or ``query_dim``).
+        inner_dim: width of the value projection.
+        out_dim: channels of the output.
+        cross: it attends to ``encoder_hidden_states``.
+        spatial: it takes ``(B, C, H, W)`` maps (a group-normed UNet attention block) rather than tokens.
+        residual: the output adds the input (``residual_connection``).
+        rescale: the output is divided by this (``rescale_output_factor``).
+        norm_groups: groups of its input GroupNorm, or ``None``.
+        norm_eps: that GroupNorm's epsilon.
+        bias: the value projection has a bias.
+        out_bias: the output projection has a bias.
+    """
+
+    query_dim: int
+    kv_dim: int
+    inner_dim: int
+    out_dim: int
+    cross: bool
+    spatial: bool
+    residual: bool
+    rescale: float
+    norm_groups: int | None
+    norm_eps: float
+    bias: bool
+    out_bias: bool
+
+
+def attention_dims(block: nn.Module) -> AttentionDims:
+    """Read the dimensions of a diffusers ``Attention``.
+
+    Raises:
+        IncompatibleBlockError: not an ``Attention``, or one with a spatial norm, a cross-attention
+            norm or added key/value projections (joint attention).
+    """
+    _require_kind(block, "attention")
+    if block.spatial_norm is not None or block.norm_cross is not None or getattr(block, "add_v_proj", None) is not None:
+        raise IncompatibleBlockError("Attention with a spatial norm, a cross norm or added k/v projections is not supported")
+    norm = block.group_norm
+    return AttentionDims(
+        query_dim=int(block.query_dim),
+        kv_dim=int(block.to_v.in_features),
+        inner_dim=int(block.to_v.out_features),
+        out_dim=int(block.to_out[0].out_features),
+        cross=bool(block.is_cross_attention),
+        spatial=norm is not None,
+        residual=bool(block.residual_connection),
+        rescale=float(block.rescale_output_factor),
+        norm_groups=None if norm is None else int(norm.num_groups),
+        norm_eps=1e-5 if norm is None else float(norm.eps),
+        bias=block.to_v.bias is not None,
+        out_bias=block.to_out[0].bias is not None,
+    )
+
+
+@dataclass(frozen=True)
 class SamplerDims:
     """What a surrogate needs to know about a teacher ``Downsample2D`` / ``Upsample2D``.
 
@@ -397,6 +466,23 @@ def example_inputs(
         return (randn(batch, dims.in_channels, height, width),), {"encoder_hidden_states": context}
     if kind in ("downsample", "upsample"):
         return (randn(batch, int(block.channels), height, width),), {}
+    if kind == "attention":
+        dims = attention_dims(block)
+        x = randn(batch, dims.query_dim, height, width) if dims.spatial else randn(batch, height * width, dims.query_dim)
+        context = randn(batch, seq_len, dims.kv_dim) if dims.cross else None
+        return (x,), {"encoder_hidden_states": context}
+    if kind == "basic_transformer":
+        dim = int(block.dim)
+        kwargs: dict[str, Any] = {}
+        if block.attn2 is not None and block.cross_attention_dim is not None:
+            kwargs["encoder_hidden_states"] = randn(batch, seq_len, int(block.cross_attention_dim))  # (B, L, D)
+        if block.norm_type in ("ada_norm", "ada_norm_zero"):
+            kwargs["timestep"] = torch.randint(0, 1000, (batch,), generator=generator)  # (B,)
+        if block.norm_type == "ada_norm_zero":
+            kwargs["class_labels"] = torch.zeros(batch, dtype=torch.long)  # (B,)
+        if block.norm_type == "ada_norm_single":
+            kwargs["timestep"] = randn(batch, 6 * dim)  # (B, 6 D): PixArt's adaLN-single embedding
+        return (randn(batch, height * width, dim),), kwargs
     raise IncompatibleBlockError(f"{type(block).__name__} is not a block of a known kind {list(KINDS)}")
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention
 from diffusers.models.downsampling import Downsample2D
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
@@ -67,7 +69,10 @@ def micro_teacher_blocks(seed: int = 0) -> dict[str, nn.Module]:
         (32 -> 32), ``transformer_linear`` / ``transformer_conv`` (2 heads x 8, 16 channels,
         cross-attention 16, linear or 1x1-conv projections), ``transformer_self`` (no
         cross-attention), ``downsample`` (16, 3x3 conv), ``downsample_wide`` (16 -> 32),
-        ``upsample`` (16, 3x3 conv), ``upsample_wide`` (16 -> 32).
+        ``upsample`` (16, 3x3 conv), ``upsample_wide`` (16 -> 32); ``attention_spatial`` (a
+        UNet2DModel attention block), ``attention_tokens`` / ``attention_cross`` (a transformer
+        layer's self-/cross-attention), ``basic_layer`` / ``basic_dit`` / ``basic_pixart``
+        (``BasicTransformerBlock`` s: UNet, DiT adaLN-Zero and PixArt adaLN-single forms).
     """
     torch.manual_seed(seed)
 
@@ -91,6 +96,16 @@ def micro_teacher_blocks(seed: int = 0) -> dict[str, nn.Module]:
         "downsample_wide": Downsample2D(16, use_conv=True, out_channels=32, padding=1),
         "upsample": Upsample2D(16, use_conv=True),
         "upsample_wide": Upsample2D(16, use_conv=True, out_channels=32),
+        # UNet2DModel's attention block: (B, C, H, W) in, group norm, residual
+        "attention_spatial": Attention(16, heads=2, dim_head=8, norm_num_groups=8, bias=True, residual_connection=True,
+                                       rescale_output_factor=1.0, _from_deprecated_attn_block=True),
+        "attention_tokens": Attention(16, heads=2, dim_head=8),  # attn1 of a transformer layer
+        "attention_cross": Attention(16, cross_attention_dim=12, heads=2, dim_head=8),  # attn2
+        "basic_layer": BasicTransformerBlock(16, 2, 8, cross_attention_dim=12),  # a UNet transformer layer
+        "basic_dit": BasicTransformerBlock(16, 2, 8, activation_fn="gelu-approximate", num_embeds_ada_norm=3,
+                                           norm_type="ada_norm_zero", norm_elementwise_affine=False),
+        "basic_pixart": BasicTransformerBlock(16, 2, 8, cross_attention_dim=16, activation_fn="gelu-approximate",
+                                              norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6),
     }
     for block in blocks.values():
         block.eval()

@@ -90,3 +90,5 @@ def test_custom_space_dit(tmp_path):
     table = check_search_folder(tmp_path / "search", trials=6)
     assert "transformer_blocks.1" in table["config"].iloc[0]
     assert "dit_mlp" in stdout
+    assert "$ tocsr-nas export" in stdout and (tmp_path / "compact" / "compact.json").is_file()
+    assert "load_compact: DiTTransformer2DModel -> Transformer2DModelOutput (2, 16, 16, 16)" in stdout

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--teacher", type=Path, help="teacher folder (default: the shipped tiny teacher)")
     src.add_argument("--preset", help="a preset teacher with random weights instead (tiny, sd21-vae16)")
-    p.add_argument("--space", help="search space YAML (default: the component's packaged space, 'unet')")
+    p.add_argument("--space", help="search space YAML (default: the component's packaged space; for the denoiser the one of the teacher's family: unet, unet2d or transformer)")
     add_component(p)
     add_out(p, "library folder: new or empty, or the one to --resume")
     p.add_argument("--steps", type=positive_int, default=d.steps, help=f"Adam steps per pair (default {d.steps})")

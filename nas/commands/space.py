@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="teacher preset (tiny, sd21-vae16); default: the shipped tiny teacher")
     src.add_argument("--teacher", type=Path, help="a teacher folder (diffusers layout)")
-    p.add_argument("--space", help="search space YAML file (default: the component's packaged space, 'unet')")
+    p.add_argument("--space", help="search space YAML file (default: the component's packaged space; for the denoiser the one of the teacher's family: unet, unet2d or transformer)")
     add_component(p)
     p.add_argument("--resolution", type=positive_int, help="image side in pixels (default: the preset's, 512 for sd21-vae16)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")

@@ -377,7 +377,7 @@ def _finish(
         cost=table,
         validation=validation,
         supernet=supernet,
-        quality=comp.quality(supernet, o.settings["quality"], validation),
+        quality=comp.quality(supernet, o.settings["quality"], validation, teacher=o.teacher),
         prior=normalised_prior(o.library) if prior else None,
         resolution=o.resolution,
         settings=o.settings,
@@ -694,7 +694,7 @@ def _worker_quality(*, teacher: str, surrogates: str, space: SearchSpace, qualit
     model = Teacher.load(teacher).eval()
     library = SurrogateLibrary.open(surrogates, teacher_fingerprint=model.fingerprint())
     supernet = SuperNet(comp.module(model), library, space)
-    return comp.quality(supernet, quality, validation)
+    return comp.quality(supernet, quality, validation, teacher=model)
 
 
 @contextlib.contextmanager

@@ -116,7 +116,9 @@ def noisy_unet_batches(
         batch: samples per call.
 
     Yields:
-        ``((z_t (b, 16, h, w), t (b,)), {"encoder_hidden_states": (b, L, D), "return_dict": False})``.
+        ``(args, kwargs)`` of one denoiser call (:meth:`~tocsr_nas.teacher.Teacher.denoiser_call`);
+        for a UNet2DConditionModel ``((z_t (b, 16, h, w), t (b,)), {"encoder_hidden_states": (b, L, D),
+        "return_dict": False})``.
     """
     n = images.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -133,8 +135,7 @@ def noisy_unet_batches(
             noise = torch.randn(z0.shape, generator=gen).to(device, dtype)  # (b, 16, h, w)
             t = timesteps[start : start + b].to(device)  # (b,)
             zt = teacher.scheduler.add_noise(z0, noise, t)  # (b, 16, h, w)
-            context = teacher.encoder_hidden_states(b).to(device, dtype)  # (b, L, D)
-        yield (zt, t), {"encoder_hidden_states": context, "return_dict": False}
+        yield teacher.denoiser_call(zt, t)  # the family's call: null context, synthesised extras
 
 
 def _features_meta(teacher_fp: str, space: SearchSpace, config: DistillConfig, resolution: int, component: str = "denoiser") -> dict[str, Any]:

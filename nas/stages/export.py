@@ -1,4 +1,4 @@
-"""Export a searched configuration as a standalone compact UNet, and load it back.
+"""Export a searched configuration as a standalone compact denoiser, and load it back.
 
 A compact folder holds everything a later stage needs, and nothing of the search machinery::
 
@@ -7,10 +7,16 @@ A compact folder holds everything a later stage needs, and nothing of the search
                                  the teacher's fingerprint and the size and sha256 of every weights
                                  file (``files``; checked when the folder is loaded)
     unet.safetensors             the assembled UNet's weights (teacher blocks + distilled surrogates)
-    vae/ scheduler/ context/     the teacher's VAE, noise scheduler and null context (diffusers layout)
+    vae/ scheduler/ context/     the teacher's VAE, noise scheduler and null context (diffusers layout;
+                                 ``vae/`` and ``context/`` only when the teacher has them)
 
-:func:`load_compact` rebuilds the UNet from ``compact.json`` + ``unet.safetensors`` alone: a
-diffusers ``UNet2DConditionModel`` built from its config, each searched block replaced by the
+Every denoiser family works (:mod:`~tocsr_nas.teacher.adapters`): ``unet_class`` names the diffusers
+class (``UNet2DModel``, ``UNet2DConditionModel``, ``DiTTransformer2DModel``...), and the rebuilt
+module's ``forward`` takes exactly the teacher denoiser's arguments and returns what it returns
+(a diffusers output with ``.sample``, or a tuple with ``return_dict=False``).
+
+:func:`load_compact` rebuilds the denoiser from ``compact.json`` + ``unet.safetensors`` alone: the
+diffusers class built from its config, each searched block replaced by the
 surrogate its saved config describes (through the surrogate registry), then the weights loaded
 strictly. No teacher, search space or surrogate library is read.
 """
@@ -27,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import UNet2DConditionModel
 from torch import nn
 
 from tocsr_nas._io import (
@@ -128,6 +133,7 @@ def export_compact(
         "format": FORMAT,
         "version": VERSION,
         "unet_class": type(teacher.unet).__name__,
+        "family": teacher.family,
         "unet_config": {k: v for k, v in dict(teacher.unet.config).items() if not k.startswith("_")},
         "configuration": cfg.to_dict(),
         "configuration_hash": cfg.hash,
@@ -141,10 +147,12 @@ def export_compact(
     # ``overwrite``) leaves the previous export as it was
     with atomic_dir(out) as tmp:
         save_safetensors(tmp / WEIGHTS_FILE, model.state_dict(), metadata={"format": FORMAT})
-        teacher.vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        parts = {"vae": teacher.vae, "context": teacher.context}
+        for name, module in parts.items():
+            if module is not None:
+                module.save_pretrained(tmp / name, safe_serialization=True)
         teacher.scheduler.save_config(tmp / "scheduler")
-        teacher.context.save_pretrained(tmp / "context", safe_serialization=True)
-        meta["files"] = weight_records(tmp, (WEIGHTS_FILE, "vae", "context"))
+        meta["files"] = weight_records(tmp, (WEIGHTS_FILE, *(n for n, m in parts.items() if m is not None)))
         atomic_write_text(tmp / COMPACT_FILE, json.dumps(meta, indent=1, default=str))
     log.info("exported %s: %.2f M params, %.3f GMACs at %d px", out, cost.params / 1e6, cost.gmacs, resolution)
     return meta
@@ -164,15 +172,17 @@ def read_compact_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_compact(directory: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild an exported compact UNet from its folder alone.
+    """Rebuild an exported compact denoiser (any supported family) from its folder alone.
 
     Args:
         directory: a folder written by :func:`export_compact` / ``tocsr-nas export``.
         device: where to put the model.
 
     Returns:
-        A ``UNet2DConditionModel`` whose searched blocks are the exported surrogates, in eval mode;
-        for a compact decoder folder, the diffusers ``Decoder`` (``decoder(z) -> image``, see
+        The teacher's diffusers class (``UNet2DConditionModel``, ``UNet2DModel``, a DiT...) whose
+        searched blocks are the exported surrogates, in eval mode; called with the teacher
+        denoiser's arguments it returns what the teacher returns. For a compact decoder folder, the
+        diffusers ``Decoder`` (``decoder(z) -> image``, see
         :func:`~tocsr_nas.teacher.components.load_decoder`).
 
     Raises:
@@ -184,16 +194,20 @@ def load_compact(directory: str | os.PathLike[str], *, device: str | torch.devic
         >>> unet = load_compact("runs/demo/compact")  # doctest: +SKIP
         >>> eps = unet(x_t, t, encoder_hidden_states=ctx, return_dict=False)[0]  # doctest: +SKIP
     """
+    from tocsr_nas.teacher.adapters import UnsupportedModelError, adapter_for
     from tocsr_nas.teacher.components import load_decoder
 
     decoder = load_decoder(directory, device=device)  # a compact VAE decoder folder (--component vae.decoder)
     if decoder is not None:
         return decoder
     meta = read_compact_meta(directory)
-    if meta.get("unet_class") != UNet2DConditionModel.__name__:
-        raise CompactFormatError(f"unsupported UNet class {meta.get('unet_class')!r} in {directory}")
+    class_name = str(meta.get("unet_class"))
     try:
-        unet = UNet2DConditionModel.from_config(meta["unet_config"])
+        model_class = adapter_for(class_name, meta.get("unet_config") or {}).model_class(class_name)
+    except UnsupportedModelError as exc:
+        raise CompactFormatError(f"{directory}: {exc}") from None
+    try:
+        unet = model_class.from_config(meta["unet_config"])
         for path, entry in meta["blocks"].items():
             unet.set_submodule(path, surrogate_from_config(entry["config"], type_name=entry["type"]))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -227,6 +241,7 @@ def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
     from diffusers import AutoencoderKL, DDPMScheduler
 
     from tocsr_nas.teacher import NullContext, Teacher
+    from tocsr_nas.teacher.model import PooledNullContext
 
     directory = Path(directory)
     unet = load_compact(directory)
@@ -235,12 +250,18 @@ def load_compact_teacher(directory: str | os.PathLike[str]) -> Any:
         files = {k: v for k, v in files.items() if k != WEIGHTS_FILE}
     verify_records(directory, files, directory / COMPACT_FILE)
     try:
-        vae = AutoencoderKL.from_pretrained(directory / "vae", use_safetensors=True, low_cpu_mem_usage=False)  # no accelerate warning
+        vae = None
+        if (directory / "vae").is_dir():
+            vae = AutoencoderKL.from_pretrained(directory / "vae", use_safetensors=True, low_cpu_mem_usage=False).eval()  # no accelerate warning
         scheduler = DDPMScheduler.from_pretrained(directory / "scheduler")
-        context = NullContext.from_pretrained(directory / "context", use_safetensors=True, low_cpu_mem_usage=False)
+        context = None
+        if (directory / "context").is_dir():
+            ctx_cfg = read_json(directory / "context" / "config.json")
+            ctx_cls = PooledNullContext if ctx_cfg.get("_class_name") == PooledNullContext.__name__ else NullContext
+            context = ctx_cls.from_pretrained(directory / "context", use_safetensors=True, low_cpu_mem_usage=False).eval()
     except (OSError, ValueError) as exc:
         raise CompactFormatError(f"{directory}: incomplete export ({one_line(exc)})") from None
-    return Teacher(vae=vae.eval(), unet=unet, scheduler=scheduler, context=context.eval(), preset="compact")
+    return Teacher(vae=vae, unet=unet, scheduler=scheduler, context=context, preset="compact")
 
 
 # ---------------------------------------------------------------------- export from a search folder

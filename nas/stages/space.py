@@ -27,10 +27,12 @@ from tocsr_nas.surrogates.capture import BlockIO, capture_block_io
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SPACES", "default_space_file", "load_space_spec", "build_space", "make_candidate", "CandidateCache", "assemble", "structure", "architecture"]
+__all__ = ["DEFAULT_SPACES", "default_space_file", "default_space_name", "load_space_spec", "build_space", "make_candidate", "CandidateCache", "assemble", "structure", "architecture"]
 
-#: packaged spaces, by name (``--space unet`` or a path to your own YAML)
-DEFAULT_SPACES = {"unet": "unet.yaml", "vae.decoder": "vae_decoder.yaml"}
+#: packaged spaces, by name (``--space unet`` or a path to your own YAML); each model family's
+#: adapter names its default (:mod:`tocsr_nas.teacher.adapters`), each component its own
+#: (:mod:`tocsr_nas.teacher.components`)
+DEFAULT_SPACES = {"unet": "unet.yaml", "unet2d": "unet2d.yaml", "transformer": "transformer.yaml", "vae.decoder": "vae_decoder.yaml"}
 
 
 def default_space_file(name: str = "unet") -> Path:
@@ -40,12 +42,25 @@ def default_space_file(name: str = "unet") -> Path:
     return Path(str(resources.files("tocsr_nas") / "spaces" / DEFAULT_SPACES[name]))
 
 
-def load_space_spec(space: str | Path | SpaceSpec | None = None) -> SpaceSpec:
-    """A :class:`SpaceSpec` from a packaged name, a YAML file path, or a spec (``None``: ``unet``)."""
+def default_space_name(model: nn.Module | None = None) -> str:
+    """The packaged space for ``model``'s family (``unet`` without a model or for an unknown one)."""
+    if model is None:
+        return "unet"
+    from tocsr_nas.teacher.adapters import UnsupportedModelError, adapter_for
+
+    try:
+        return adapter_for(model).default_space
+    except UnsupportedModelError:
+        return "unet"
+
+
+def load_space_spec(space: str | Path | SpaceSpec | None = None, model: nn.Module | None = None) -> SpaceSpec:
+    """A :class:`SpaceSpec` from a packaged name, a YAML file path, or a spec (``None``: the default
+    space of ``model``'s family, see :func:`default_space_name`)."""
     if isinstance(space, SpaceSpec):
         return space
     if space is None:
-        space = "unet"
+        space = default_space_name(model)
     if isinstance(space, str) and space in DEFAULT_SPACES:
         return SpaceSpec.load(str(default_space_file(space)))
     return SpaceSpec.load(str(space))
@@ -152,7 +167,8 @@ def build_space(
 
     Args:
         model: the teacher network (e.g. a diffusers ``UNet2DConditionModel``).
-        spec: a :class:`SpaceSpec`, a packaged space name or a YAML path (default: ``unet``).
+        spec: a :class:`SpaceSpec`, a packaged space name or a YAML path (default: the model
+            family's packaged space: ``unet``, ``unet2d`` or ``transformer``).
         probe: ``(args, kwargs)`` of one forward pass used to check output shapes; ``None``
             skips the shape check (types, kinds and parameters are still checked).
         candidates: a :class:`CandidateCache` to build candidates through (pass the same one to
@@ -166,7 +182,7 @@ def build_space(
             cannot replace its block, bad parameters, or a different output shape - naming the
             rule and the path.
     """
-    spec = load_space_spec(spec)
+    spec = load_space_spec(spec, model)
     candidates = candidates if candidates is not None else CandidateCache()
     modules = [(name, type(mod).__name__) for name, mod in model.named_modules()]
     space = spec.resolve(modules, known_types=available_surrogates())

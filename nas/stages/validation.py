@@ -38,7 +38,7 @@ import torch
 
 from tocsr_nas.teacher.data import PhotoDataset
 from tocsr_nas.errors import TocsrError
-from tocsr_nas.evaluators.quality import ValidationSet, ValidationSetError, unet_forward
+from tocsr_nas.evaluators.quality import ValidationSet, ValidationSetError, unet_forward  # noqa: F401 (doctest)
 
 __all__ = ["build_validation_set", "DEFAULT_SAMPLES", "DEFAULT_T_RANGE"]
 
@@ -141,14 +141,14 @@ def build_validation_set(
     timesteps = spread[torch.randperm(samples, generator=gen)].to(device)  # (N,)
     noise = torch.randn(x0.shape, generator=gen, dtype=torch.float32).to(device, dtype)  # (N, 16, h, w)
     x_t = teacher.scheduler.add_noise(x0, noise, timesteps)  # (N, 16, h, w)
-    context = teacher.encoder_hidden_states(1).detach().clone().to(device, dtype)  # (1, L, D)
+    context = teacher.validation_context().to(device, dtype)  # (1, L, D); (1, 1, 1) zeros without one
     vs = ValidationSet.build(
         x0=x0.contiguous(),
         noise=noise,
         x_t=x_t.contiguous(),
         timesteps=timesteps,
         context=context,
-        forward=unet_forward(teacher.unet.eval()),
+        forward=teacher.denoiser_forward(teacher.unet.eval()),
         chunk_size=chunk_size,
         meta=settings,
     )

@@ -73,12 +73,13 @@ class Component:
 
     Attributes:
         name: the registered name (``--component NAME``).
-        default_space: the packaged space used when none is given.
+        default_space: the packaged space used when none is given (``None``: the one the teacher's
+            model family names, :func:`tocsr_nas.stages.space.default_space_name`).
         qualities: the quality evaluators this component can be searched with, the default first.
     """
 
     name: ClassVar[str] = ""
-    default_space: ClassVar[str] = ""
+    default_space: ClassVar[str | None] = None
     qualities: ClassVar[tuple[str, ...]] = ()
 
     @property
@@ -114,8 +115,8 @@ class Component:
         """The search's fixed held-out set."""
         raise NotImplementedError
 
-    def quality(self, supernet: Any, name: str, validation: Any) -> Callable[[Mapping[str, str]], float]:
-        """``quality(config) -> float`` for a supernet over :meth:`module`."""
+    def quality(self, supernet: Any, name: str, validation: Any, teacher: Any = None) -> Callable[[Mapping[str, str]], float]:
+        """``quality(config) -> float`` for a supernet over :meth:`module` of ``teacher``."""
         raise NotImplementedError
 
     def export(self, teacher: Any, space: Any, library: Any, config: Mapping[str, str], out: Any, **options: Any) -> dict[str, Any]:
@@ -193,9 +194,10 @@ def check_library_component(root: str | os.PathLike[str], component: str | None)
 # ---------------------------------------------------------------------- the denoiser
 @register_component("denoiser")
 class Denoiser(Component):
-    """The teacher's UNet (the toolkit's original search; every default is the one it always had)."""
+    """The teacher's denoiser (a UNet or a transformer, through its model adapter,
+    :mod:`tocsr_nas.teacher.adapters`); its packaged space is the one of the teacher's family."""
 
-    default_space = "unet"
+    default_space = None
     qualities = ("denoising", "agreement")
 
     def module(self, teacher: Any) -> nn.Module:
@@ -207,10 +209,13 @@ class Denoiser(Component):
     def example_inputs(self, teacher: Any, resolution: int | None = None, batch: int = 1):
         return teacher.unet_example_inputs(batch, resolution=resolution)
 
+    def probe(self, teacher: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return teacher.unet_example_inputs(1, resolution=teacher.probe_resolution)
+
     def architecture(self, teacher: Any) -> dict[str, Any]:
         return {
             "unet": {k: v for k, v in dict(teacher.unet.config).items() if not k.startswith("_")},
-            "context": list(teacher.encoder_hidden_states(1).shape),
+            "context": list(teacher.validation_context().shape),
         }
 
     def feature_batches(self, teacher: Any, images: torch.Tensor, *, seed: int, batch: int):
@@ -223,11 +228,12 @@ class Denoiser(Component):
 
         return build_validation_set(teacher, samples=samples, resolution=resolution, seed=seed, cache=cache)
 
-    def quality(self, supernet: Any, name: str, validation: Any):
+    def quality(self, supernet: Any, name: str, validation: Any, teacher: Any = None):
         from tocsr_nas.evaluators import make_quality
         from tocsr_nas.evaluators.quality import SupernetQuality
 
-        return SupernetQuality(supernet, make_quality(name, validation))
+        forward = teacher.denoiser_forward if teacher is not None else None  # each family called its way
+        return SupernetQuality(supernet, make_quality(name, validation), make_forward=forward)
 
     def export(self, teacher: Any, space: Any, library: Any, config: Mapping[str, str], out: Any, **options: Any):
         from tocsr_nas.stages.export import export_compact
@@ -307,7 +313,7 @@ class VaeDecoder(Component):
         decoder = self.module(teacher).eval()
         return ReconstructionSet.build(latents=z, images=images.to(z.device, z.dtype), decoder=decoder, chunk_size=8)
 
-    def quality(self, supernet: Any, name: str, validation: Any):
+    def quality(self, supernet: Any, name: str, validation: Any, teacher: Any = None):
         from tocsr_nas.evaluators.reconstruction import SupernetReconstruction
 
         return SupernetReconstruction(supernet, validation, name)

@@ -41,7 +41,7 @@ def test_conformance_covers_every_type_and_kind():
     assert {"resnet", "transformer_linear", "transformer_conv", "downsample", "upsample"} <= blocks
     for c in CASES:
         kinds_per_type.setdefault(c.type_name, set()).add(c.block_id.split("_")[0])
-    assert kinds_per_type["skip"] == {"resnet", "transformer", "downsample", "upsample"}
+    assert kinds_per_type["skip"] == {"resnet", "transformer", "downsample", "upsample", "attention", "basic"}
 
 
 @pytest.mark.parametrize("check", list(CHECKS))

@@ -27,7 +27,10 @@ from tocsr_nas.surrogates import (
 )
 from tocsr_nas.surrogates.testing import CHECKS, build_case, conformance_cases, run_conformance
 
-BUILT_IN = ["bottleneck_resnet", "conv_mixer", "dwsep_resnet", "light_transformer", "light_up", "pool_down", "skip"]
+BUILT_IN = [
+    "bottleneck_resnet", "conv_mixer", "dwsep_resnet", "light_block", "light_transformer", "light_up", "mean_attention",
+    "pool_down", "skip",
+]  # fmt: skip
 
 
 def test_built_in_types_are_registered_with_their_names():
@@ -44,6 +47,8 @@ def test_built_in_types_are_registered_with_their_names():
         ("transformer", ["conv_mixer", "light_transformer", "skip"]),
         ("downsample", ["pool_down", "skip"]),
         ("upsample", ["light_up", "skip"]),
+        ("attention", ["mean_attention", "skip"]),
+        ("basic_transformer", ["light_block", "skip"]),
     ],
 )
 def test_surrogates_for_kind(kind, want):
@@ -51,8 +56,24 @@ def test_surrogates_for_kind(kind, want):
 
 
 def test_surrogates_for_unknown_kind():
-    with pytest.raises(ValueError, match="unknown block kind 'attention'"):
-        surrogates_for("attention")
+    with pytest.raises(ValueError, match="unknown block kind 'mlp'"):
+        surrogates_for("mlp")
+
+
+def test_star_means_any_block_and_skip_any_known_kind():
+    """``replaces = ("*",)`` fits any block; ``skip`` fits every known kind, diffusers ``Attention`` included."""
+    from diffusers.models.attention_processor import Attention
+    from torch import nn
+
+    class Anything(SurrogateBlock):
+        replaces = ("*",)
+
+    assert Anything.compatible(nn.Linear(2, 2)) and Anything.compatible(Attention(8, heads=1, dim_head=8))
+    skip = build_surrogate("skip", Attention(8, heads=1, dim_head=8, norm_num_groups=2, residual_connection=True))
+    x = torch.randn(1, 8, 3, 3)
+    assert torch.equal(skip(x), x)
+    with pytest.raises(TocsrError, match="skip"):
+        build_surrogate("skip", nn.Linear(2, 2))
 
 
 def test_unknown_name_lists_valid_names_and_how_to_register():
@@ -163,12 +184,12 @@ def test_only_surrogate_blocks_with_known_kinds_register():
         register_surrogate("conv")(nn.Conv2d)
 
     class NoKind(SurrogateBlock):
-        replaces = ("attention",)
+        replaces = ("mlp",)
 
     with pytest.raises(TypeError, match="replaces must list kinds"):
         register_surrogate("no_kind")(NoKind)
     assert "no_kind" not in available_surrogates()
-    assert set(KINDS) == {"resnet", "transformer", "downsample", "upsample"}
+    assert set(KINDS) == {"resnet", "transformer", "downsample", "upsample", "attention", "basic_transformer"}
 
 
 def test_positional_params_are_refused_at_class_definition():
