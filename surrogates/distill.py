@@ -45,6 +45,7 @@ sample ``i`` (hidden states, time embedding, context...), ``y_i = f(x_i)`` the c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
