@@ -214,7 +214,7 @@ def plot_comparison(panels: list[dict[str, Any]], path: str | Path, crop: int = 
             top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
             ax.imshow(img[top : top + crop, left : left + crop], interpolation="nearest")
             ax.set_title(title, fontsize=7)
-        axes[r][0].text(-0.05, 0.5, panel["name"], transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+        axes[r][0].text(-0.05, 0.5, Path(panel["name"]).name, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -244,7 +244,7 @@ def plot_crops(panel: dict[str, Any], path: str | Path, crop: int = 160) -> Path
         ax.set_title(title, fontsize=9)
     for ax in axes:
         ax.set_axis_off()
-    fig.suptitle(f"{panel['name']} (x{panel.get('scale', 4)}, centre {crop} px)", fontsize=10)
+    fig.suptitle(f"{Path(panel['name']).name} (x{panel.get('scale', 4)}, centre {crop} px)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -330,10 +330,10 @@ def evaluate(
             ", ".join(f"{k} {rows[k][-1]['psnr_y']:.2f} dB / dE {rows[k][-1]['ciede2000']:.2f}" for k in rows),
         )  # fmt: skip
         columns = [
-            (f"{k} {r['psnr_y']:.2f} dB Y, {r['psnr_rgb']:.2f} dB RGB, dE00 {r['ciede2000']:.2f}", to_uint8(outputs[k][0]))
+            (f"{k}\nY {r['psnr_y']:.2f} dB, RGB {r['psnr_rgb']:.2f} dB, dE00 {r['ciede2000']:.2f}", to_uint8(outputs[k][0]))
             for k, r in ((k, rows[k][-1]) for k in rows)
         ]
-        panels.append({"name": name, "scale": scale, "columns": [*columns, ("HR", ref)]})
+        panels.append({"name": name, "scale": scale, "columns": [*columns, ("HR\n(reference)", ref)]})
     methods = {k: _summary(v, None if k == "bicubic" else rows["bicubic"]) for k, v in rows.items()}
     for k in ("multistep", "onestep"):
         if k in methods:

@@ -52,7 +52,9 @@ class PipelineSettings:
         strategy: search strategy.
         sr_steps, onestep_steps: SR fine-tuning and one-step distillation steps.
         workers: distillation processes.
-        evaluate_max_side: centre-crop the evaluation photos to this side (``None``: whole photos).
+        evaluate_max_side: centre-crop the evaluation photos to this side (``None``: whole photos); 256
+            keeps the multi-step sampler on the twelve held-out photos inside the demo's time.
+        refine_steps: steps of the one-step model's luma refiner (``None``: the command's default).
         sr_pool: training patches of the SR and one-step stages (``None``: the commands' defaults).
         batch_size: batch size of the SR and one-step stages (``None``: the commands' defaults).
         threads: torch CPU threads of every stage. One is the robust choice for these small models:
@@ -71,7 +73,8 @@ class PipelineSettings:
     sr_steps: int = 1000
     onestep_steps: int = 400
     workers: int = 2
-    evaluate_max_side: int | None = None
+    evaluate_max_side: int | None = 256
+    refine_steps: int | None = None
     sr_pool: int | None = None
     batch_size: int | None = None
     sampler_steps: int = 50
@@ -82,7 +85,7 @@ def quick_settings() -> PipelineSettings:
     """The smallest settings that still run every stage for real (the end-to-end test uses them)."""
     return PipelineSettings(
         distill_steps=20, distill_samples=32, budget=6, sr_steps=20, onestep_steps=10, workers=1,
-        evaluate_max_side=96, sr_pool=8, batch_size=4, sampler_steps=10,
+        evaluate_max_side=96, sr_pool=8, batch_size=4, sampler_steps=10, refine_steps=20,
     )
 
 
@@ -225,7 +228,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
         Stage(
             "onestep", ("sr", "distill"),
             lambda out, r: {"teacher": out / "sr", "out": out / "onestep", "steps": s.onestep_steps, "seed": s.seed,
-                            **sr_sizes, "threads": s.threads, "resume": r},
+                            "refine_steps": s.refine_steps, **sr_sizes, "threads": s.threads, "resume": r},
             lambda o: train.distill_onestep_folder(**o),
             marks=("checkpoints", "sr.json"),
         ),
