@@ -81,7 +81,7 @@ from tocsr_nas.sr.refine import LumaRefiner, train_refiner
 from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample
 from tocsr_nas.sr.train import load_photos, validation_latents
 
-__all__ = ["DistillConfig", "distill_onestep", "auto_timestep", "sigma"]
+__all__ = ["DistillConfig", "distill_onestep", "auto_timestep", "sigma", "fit_refiner"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +185,26 @@ def _val_psnr(model: SRModel, z_lr: torch.Tensor, hr: torch.Tensor, noise: torch
     return psnr(out, hr)
 
 
-def _fit_refiner(model: SRModel, photos, config: DistillConfig) -> LumaRefiner:  # noqa: ANN001
-    """Train the luma refiner on ``refine_pool`` fresh patches of ``photos`` (module docstring)."""
+def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator: bool = True) -> LumaRefiner:  # noqa: ANN001
+    """Train the luma refiner on ``refine_pool`` fresh patches of ``photos`` (module docstring).
+
+    Args:
+        model: the trained one-step model (its generator is read, not changed).
+        photos: the training :class:`~tocsr_nas.teacher.data.PhotoDataset`.
+        config: ``refine_steps``, ``refine_pool``, ``pool_patch`` and ``seed`` are read.
+        use_generator: feed the refiner the generator's decoded output (``False``: the bicubic
+            image instead, a refiner of the LR image alone; ``benchmarks/sr_refiner_ablation.py``).
+
+    Returns:
+        The trained refiner (in eval mode).
+    """
     hr = photos.random_batch(config.refine_pool, config.pool_patch, seed=step_seed(config.seed, "refine", 1))
     lr = downscale(hr, model.scale)  # (N, 3, P/s, P/s)
+    if not use_generator:
+        refiner = LumaRefiner(scale=model.scale)
+        up = bicubic_upsample(lr, model.scale)
+        train_refiner(refiner, lr, up, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
+        return refiner
     with torch.no_grad():
         z_lr = torch.cat([model.encode(bicubic_upsample(x, model.scale)) for x in lr.split(16)])
     noise = None
@@ -318,7 +334,7 @@ def distill_onestep(
         metrics["val_psnr_generator"] = _val_psnr(model, val_lr, val_hr, val_noise)
         if train is None:
             train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
-        model.refiner = _fit_refiner(model, train, config)
+        model.refiner = fit_refiner(model, train, config)
     metrics["val_psnr"] = _val_psnr(model, val_lr, val_hr, val_noise)
     metrics["seconds"] = state["seconds"]
     metrics["target_steps"] = target_steps
