@@ -105,7 +105,9 @@ def _sections(data: dict[str, Any]) -> tuple[list[str], list[str]]:
         rows = []
         for name, entry in (metrics.get("methods") or {}).items():
             worst = entry.get("worst") or {}
-            worst_txt = f"{Path(str(worst.get('name', '-'))).name} ({_fmt(worst.get('gain_y', worst.get('psnr_y')), '+.2f' if 'gain_y' in worst else '.2f')})"
+            worst_txt = "-" if not worst else (
+                f"{Path(str(worst['name'])).name} ({_fmt(worst.get('gain_y', worst.get('psnr_y')), '+.2f' if 'gain_y' in worst else '.2f')})"
+            )
             rows.append([name, _fmt(entry.get("psnr_y"), ".2f"), _fmt(entry.get("ssim_y"), ".4f"), _fmt(entry.get("psnr_rgb"), ".2f"),
                          _fmt(entry.get("ciede2000"), ".2f"), _fmt(entry.get("gain_y"), "+.2f"), worst_txt,
                          _fmt(entry.get("seconds_per_image"), ".3f")])

@@ -132,3 +132,28 @@ def test_evaluate_images_folder_per_photo_table_and_crops(onestep_dir, tmp_path,
     assert sorted(p.name for p in (out / "crops").iterdir()) == ["blocks.png.png", "noise.png.png"]
     with Image.open(out / "crops" / "blocks.png.png") as img:
         assert min(img.size) >= 700  # large enough to see the detail
+
+
+def test_report_md_shows_colour_metrics_per_photo_and_the_worst_photo(tmp_path):
+    from tocsr_nas.stages.report import write_report
+
+    def row(name, y, de):
+        return {"name": name, "psnr_y": y, "ssim_y": 0.8, "psnr_rgb": y - 1, "ciede2000": de, "seconds": 0.1}
+
+    bic = [row("a", 30.0, 3.0), row("b", 25.0, 5.0)]
+    one = [{**row("a", 30.5, 2.9), "gain_y": 0.5}, {**row("b", 24.9, 4.9), "gain_y": -0.1}]
+    methods = {
+        "bicubic": {"psnr_y": 27.5, "ssim_y": 0.8, "psnr_rgb": 26.5, "ciede2000": 4.0, "seconds_per_image": 0.1,
+                    "worst": {"name": "b", "psnr_y": 25.0}, "per_image": bic},
+        "onestep": {"psnr_y": 27.7, "ssim_y": 0.8, "psnr_rgb": 26.7, "ciede2000": 3.9, "seconds_per_image": 0.1,
+                    "gain_y": 0.2, "worst": {"name": "b", "psnr_y": 24.9, "gain_y": -0.1}, "per_image": one},
+    }
+    (tmp_path / "evaluate").mkdir()
+    report = {"scale": 4, "images": [{"name": "a"}, {"name": "b"}], "methods": methods, "vae_bound": {}}
+    (tmp_path / "evaluate" / "evaluation.json").write_text(json.dumps(report))
+    terminal = write_report(tmp_path, {})
+    md = (tmp_path / "report.md").read_text()
+    assert "| method | PSNR-Y (dB) | SSIM-Y | PSNR-RGB (dB) | dE00 | dY | worst photo (dY) | s / image |" in md
+    assert "| onestep | 27.70 | 0.8000 | 26.70 | 3.90 | +0.20 | b (-0.10) | 0.100 |" in md
+    assert "| photo | bicubic | onestep |" in md and "| b | 25.00 / 5.00 | 24.90 / 4.90 |" in md
+    assert "SR onestep: PSNR-Y 27.70 dB" in terminal and "CIEDE2000 3.90" in terminal
