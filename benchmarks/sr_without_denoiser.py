@@ -1,6 +1,6 @@
 """What the SR denoiser adds: PSNR/SSIM of ``D(E(bicubic(LR)))``, the SR path with the UNet left out.
 
-For each held-out photo (or ``--images DIR``) at ``--scale``: bicubic, and the model's VAE
+For each photo never trained on (or ``--images DIR``) at ``--scale``: bicubic, and the model's VAE
 decoding its own encoding of the bicubic image, with the evaluation protocol of
 ``tocsr-nas evaluate`` (Y channel, border crop of ``scale`` px). Compare with the one-step and
 multi-step rows of ``evaluate``: the difference is what the denoiser contributes.
@@ -24,7 +24,7 @@ from tocsr_nas.sr.model import bicubic_upsample
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", help="an SR model folder (one-step or multi-step); only its VAE is used")
-    p.add_argument("--images", default=None, help="folder of HR images (default: the held-out photos)")
+    p.add_argument("--images", default=None, help="folder of HR images (default: every scikit-image photo not trained on)")
     p.add_argument("--scale", type=int, default=4)
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -70,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     distill.add_argument("--target-steps", type=positive_int, default=None, help="DDIM steps of the distilled sampler (default: the SR model's)")
     distill.add_argument("--pool-size", type=positive_int, default=None, help="training patches with DDIM outputs (default 32)")
     distill.add_argument("--pixel-weight", type=non_negative_float, default=None, help="weight of the pixel loss (default 10)")
+    distill.add_argument("--refine-steps", type=non_negative_int, default=None, help="steps of the luma refiner on bicubic (default 600; 0: none)")
     add_image_options(distill)
     add_checkpoint_options(distill, every=50)
     distill.set_defaults(func=run_distill)
@@ -101,7 +102,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
     options = given(
         args, "steps", "batch_size", "lr", "seed", "timestep", "start", "target_steps", "pool_size",
-        "checkpoint_every", "images", w_pixel="pixel_weight",
+        "checkpoint_every", "images", "refine_steps", w_pixel="pixel_weight",
     )  # fmt: skip
     model, config = distill_onestep_folder(
         args.teacher, args.out, resume=args.resume, keep_checkpoints=args.keep_checkpoints,

@@ -2,8 +2,10 @@
 
 For every image ``x_hr`` (cropped to a multiple of ``s``, optionally to a centred window of at
 most ``max_side`` px), ``x_lr = downscale_s(x_hr)`` (antialiased bicubic, as in training) and each
-method upscales ``x_lr`` back. Reported per method: PSNR and SSIM on the Y channel with a border
-crop of ``s`` pixels (:mod:`tocsr_nas.sr.metrics`) averaged over the images, and the wall-clock
+method upscales ``x_lr`` back. Reported per method and per photo: PSNR and SSIM on the Y channel,
+PSNR on RGB and the mean CIEDE2000 colour error, with a border crop of ``s`` pixels
+(:mod:`tocsr_nas.sr.metrics`), their means over the photos, the method's worst photo (the
+largest PSNR-Y loss against bicubic; bicubic's own: its lowest PSNR-Y), and the wall-clock
 seconds per image (the whole pipeline: bicubic upsampling, VAE encoder, denoiser, VAE decoder),
 also split into those three parts (``seconds_parts``).
 For reference, ``vae_bound`` scores ``D(E(x_hr))``, the HR image through the VAE: no latent SR
@@ -12,15 +14,20 @@ model can be expected to beat its own decoder's reconstruction of the true HR la
 **Complexity** (fvcore via :func:`~tocsr_nas.evaluators.count_complexity`; one fused
 multiply-add = one MAC) of one denoiser call, the VAE encoder and the VAE decoder at a reference
 HR size (the model's denoiser tile: ``tile * f`` px square), and the totals per reference image:
-``steps x UNet + encoder + decoder`` (multi-step), ``UNet + encoder + decoder`` (one step), with
-the VAE's share of each.
+``steps x UNet + encoder + decoder`` (multi-step), ``UNet + encoder + decoder (+ luma refiner)``
+(one step), with the VAE's share of each.
 
-Outputs in ``out``: ``evaluation.json`` (the report) and ``comparison.png`` (a grid: LR-bicubic |
-multi-step | one-step | HR, centre crops, PSNR in the titles).
+The default images are every scikit-image photo no training run uses
+(:meth:`~tocsr_nas.teacher.data.PhotoDataset.heldout_suite`); ``images`` names any folder instead.
+
+Outputs in ``out``: ``evaluation.json`` (the report), ``comparison.png`` (a grid: LR-bicubic |
+multi-step | one-step | HR, centre crops, PSNR-Y and CIEDE2000 in the titles) and
+``crops/<photo>.png``, one 2 x 2 grid per photo (bicubic, multi-step, one-step, HR) large enough
+to see the detail, with PSNR-Y, PSNR-RGB and CIEDE2000 in the titles.
 
 Example:
-    >>> [(name, tuple(x.shape)) for name, x in eval_images(None, scale=4, max_side=64)]
-    [('ihc', (3, 64, 64)), ('motorcycle_left', (3, 64, 64))]
+    >>> [(name, tuple(x.shape)) for name, x in eval_images(None, scale=4, max_side=64)][:3]
+    [('ihc', (3, 64, 64)), ('motorcycle_left', (3, 64, 64)), ('motorcycle_right', (3, 64, 64))]
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from tocsr_nas.sr.model import SRModel, SRModelError, bicubic_upsample, sr_finge
 from tocsr_nas.sr.tiling import pad_to_multiple, tiled_map
 from tocsr_nas.sr.upscale import VAE_TILE, super_resolve
 
-__all__ = ["evaluate", "resolve_models", "model_complexity", "eval_images", "plot_comparison", "vae_roundtrip"]
+__all__ = ["evaluate", "resolve_models", "model_complexity", "eval_images", "plot_comparison", "plot_crops", "vae_roundtrip", "METRICS"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +89,7 @@ def resolve_models(model_dir: str | Path, multistep_dir: str | Path | None = Non
 
 
 def eval_images(images: str | Path | None, scale: int, max_side: int | None = None) -> list[tuple[str, torch.Tensor]]:
-    """``(name, HR (3, H, W))`` pairs: a folder's images, or the held-out scikit-image photos.
+    """``(name, HR (3, H, W))`` pairs: a folder's images, or every scikit-image photo not trained on.
 
     Each image is centre-cropped to at most ``max_side`` px per side and to a multiple of ``scale``.
 
@@ -92,7 +99,7 @@ def eval_images(images: str | Path | None, scale: int, max_side: int | None = No
     """
     if max_side is not None and max_side < 4 * scale:
         raise TocsrError(f"--max-side {max_side} is below {4 * scale} px, the smallest image evaluated at x{scale}")
-    photos = PhotoDataset.from_folder(images, "all", min_size=4 * scale) if images else PhotoDataset.from_skimage("val")
+    photos = PhotoDataset.from_folder(images, "all", min_size=4 * scale) if images else PhotoDataset.heldout_suite(min_size=4 * scale)
     out = []
     for i, name in enumerate(photos.names):
         x = photos.image(i)  # (3, H, W)
@@ -123,7 +130,8 @@ class _Decoder(nn.Module):
 
 
 def model_complexity(model: SRModel, steps: int) -> dict[str, Any]:
-    """Params and GMACs of the denoiser, VAE encoder and decoder at the reference size, and totals."""
+    """Params and GMACs of the denoiser, VAE encoder and decoder (and ``model``'s luma refiner,
+    counted in the one-step total; ``None`` without one) at the reference size, and totals."""
     f, c = model.vae_scale_factor, int(model.config["latent_channels"])
     side = int(model.config.get("tile", 32))
     px = side * f
@@ -132,13 +140,19 @@ def model_complexity(model: SRModel, steps: int) -> dict[str, Any]:
         unet = count_complexity(model.net, (z, torch.tensor([500]), z))
         enc = count_complexity(_Encoder(model), (torch.zeros(1, 3, px, px),))
         dec = count_complexity(_Decoder(model), (z,))
+        ref = None
+        if model.refiner is not None:
+            x, lr = torch.zeros(1, 3, px, px), torch.zeros(1, 3, px // model.scale, px // model.scale)
+            ref = count_complexity(model.refiner, (lr, x, x))
     vae = enc.gmacs + dec.gmacs
-    multi, one = steps * unet.gmacs + vae, unet.gmacs + vae
+    refine = ref.gmacs if ref is not None else 0.0
+    multi, one = steps * unet.gmacs + vae, unet.gmacs + vae + refine
     return {
         "reference_px": [px, px],
         "unet": {"params": unet.params, "gmacs": unet.gmacs},
         "vae_encoder": {"params": enc.params, "gmacs": enc.gmacs},
         "vae_decoder": {"params": dec.params, "gmacs": dec.gmacs},
+        "refiner": {"params": ref.params, "gmacs": ref.gmacs} if ref is not None else None,
         "multistep_gmacs_per_image": multi,
         "onestep_gmacs_per_image": one,
         "vae_share_multistep": vae / multi,
@@ -146,14 +160,32 @@ def model_complexity(model: SRModel, steps: int) -> dict[str, Any]:
     }
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    finite = [r["psnr_y"] for r in rows if math.isfinite(r["psnr_y"])]
-    return {
-        "psnr_y": float(np.mean(finite)) if finite else float("inf"),
-        "ssim_y": float(np.mean([r["ssim_y"] for r in rows])),
-        "seconds_per_image": float(np.mean([r["seconds"] for r in rows])),
-        "per_image": rows,
-    }
+#: the per-photo metrics, in table order
+METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ciede2000")
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("inf")
+
+
+def _summary(rows: list[dict[str, Any]], reference: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Means of ``rows`` and its worst photo: the largest PSNR-Y loss against ``reference``
+    (bicubic's rows, same order), or the lowest PSNR-Y without one."""
+    out: dict[str, Any] = {k: _mean([r[k] for r in rows]) for k in METRICS if all(k in r for r in rows)}
+    if "seconds" in rows[0]:
+        out["seconds_per_image"] = float(np.mean([r["seconds"] for r in rows]))
+    if reference is not None:
+        for r, b in zip(rows, reference):
+            r["gain_y"] = r["psnr_y"] - b["psnr_y"]
+            r["gain_ciede2000"] = r["ciede2000"] - b["ciede2000"]
+        out["gain_y"] = _mean([r["gain_y"] for r in rows])
+        worst = min(rows, key=lambda r: r["gain_y"])
+    else:
+        worst = min(rows, key=lambda r: r["psnr_y"])
+    out["worst"] = {"name": worst["name"], "psnr_y": worst["psnr_y"], **({"gain_y": worst["gain_y"]} if "gain_y" in worst else {})}
+    out["per_image"] = rows
+    return out
 
 
 def plot_comparison(panels: list[dict[str, Any]], path: str | Path, crop: int = 128) -> Path:
@@ -181,8 +213,38 @@ def plot_comparison(panels: list[dict[str, Any]], path: str | Path, crop: int = 
             h, w = img.shape[:2]
             top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
             ax.imshow(img[top : top + crop, left : left + crop], interpolation="nearest")
-            ax.set_title(title, fontsize=8)
-        axes[r][0].text(-0.05, 0.5, panel["name"], transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+            ax.set_title(title, fontsize=7)
+        axes[r][0].text(-0.05, 0.5, Path(panel["name"]).name, transform=axes[r][0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def plot_crops(panel: dict[str, Any], path: str | Path, crop: int = 160) -> Path:
+    """One photo's 2 x 2 grid (its first four columns: bicubic, multi-step, one-step, HR), a centred
+    ``crop`` px window per panel shown at about 2.4 screen pixels per image pixel (PNG, atomic).
+
+    Args:
+        panel: ``{"name": str, "columns": [(title, (H, W, 3) uint8), ...]}`` as for :func:`plot_comparison`.
+        path: the PNG file.
+        crop: side of the window.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 8.6), dpi=100)
+    axes = fig.subplots(2, 2, squeeze=False).ravel()
+    for ax, (title, img) in zip(axes, panel["columns"][:4]):
+        h, w = img.shape[:2]
+        top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+        ax.imshow(img[top : top + crop, left : left + crop], interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.suptitle(f"{Path(panel['name']).name} (x{panel.get('scale', 4)}, centre {crop} px)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -231,8 +293,9 @@ def evaluate(
 
     Returns:
         The report: ``scale``, ``images``, ``methods`` (``bicubic``, ``multistep``, ``onestep``:
-        ``psnr_y``, ``ssim_y``, ``seconds_per_image``, ``per_image``), ``vae_bound`` (``psnr_y``,
-        ``ssim_y``, ``per_image`` of ``D(E(x_hr))``), ``complexity``, ``speedup`` (multi-step
+        the means of :data:`METRICS`, ``seconds_per_image``, ``worst`` (``name``, ``psnr_y`` and,
+        beside bicubic, ``gain_y``), ``gain_y`` (mean PSNR-Y gain over bicubic, not for bicubic)
+        and ``per_image`` rows), ``vae_bound`` (the same for ``D(E(x_hr))``), ``complexity``, ``speedup`` (multi-step
         over one-step seconds per image), ``denoise_speedup`` (the same for the denoising part
         alone, without the VAE) and ``outputs``.
 
@@ -272,11 +335,14 @@ def evaluate(
                 rows[kind].append({"name": name, **metrics, "seconds": secs, "seconds_parts": parts})
         logger.info(
             "%s %dx%d: %s", name, hr.shape[-1], hr.shape[-2],
-            ", ".join(f"{k} {rows[k][-1]['psnr_y']:.2f} dB / {rows[k][-1]['ssim_y']:.4f}" for k in rows),
+            ", ".join(f"{k} {rows[k][-1]['psnr_y']:.2f} dB / dE {rows[k][-1]['ciede2000']:.2f}" for k in rows),
         )  # fmt: skip
-        columns = [(f"{k} {rows[k][-1]['psnr_y']:.2f} dB", to_uint8(outputs[k][0])) for k in rows]
-        panels.append({"name": name, "columns": [*columns, ("HR", ref)]})
-    methods = {k: _summary(v) for k, v in rows.items()}
+        columns = [
+            (f"{k}\nY {r['psnr_y']:.2f} dB, RGB {r['psnr_rgb']:.2f} dB, dE00 {r['ciede2000']:.2f}", to_uint8(outputs[k][0]))
+            for k, r in ((k, rows[k][-1]) for k in rows)
+        ]
+        panels.append({"name": name, "scale": scale, "columns": [*columns, ("HR\n(reference)", ref)]})
+    methods = {k: _summary(v, None if k == "bicubic" else rows["bicubic"]) for k, v in rows.items()}
     for k in ("multistep", "onestep"):
         if k in methods:
             methods[k]["seconds_parts"] = {
@@ -290,7 +356,7 @@ def evaluate(
         "scale": scale,
         "images": [{"name": n, "hr_size": [int(x.shape[-1]), int(x.shape[-2])]} for n, x in data],
         "methods": methods,
-        "vae_bound": {k: v for k, v in _summary([{**b, "seconds": 0.0} for b in bound]).items() if k != "seconds_per_image"},
+        "vae_bound": _summary(bound, rows["bicubic"]),
         "complexity": model_complexity(any_model, multi_steps),
         "speedup": (
             methods["multistep"]["seconds_per_image"] / methods["onestep"]["seconds_per_image"]
@@ -310,7 +376,12 @@ def evaluate(
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        report["outputs"] = {"json": str(out / "evaluation.json"), "grid": str(out / "comparison.png")}
+        report["outputs"] = {
+            "json": str(out / "evaluation.json"), "grid": str(out / "comparison.png"), "crops": str(out / "crops"),
+        }  # fmt: skip
         plot_comparison(panels, out / "comparison.png")
+        (out / "crops").mkdir(exist_ok=True)
+        for panel in panels:
+            plot_crops(panel, out / "crops" / f"{Path(panel['name']).name}.png")
         atomic_write_json(out / "evaluation.json", report)
     return report

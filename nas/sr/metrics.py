@@ -1,4 +1,4 @@
-"""Super-resolution image metrics with the usual protocol: PSNR and SSIM on the Y channel.
+"""Super-resolution image metrics: PSNR and SSIM on the Y channel, PSNR on RGB and CIEDE2000.
 
 Both images are 8-bit RGB. They are converted to the luma ``Y`` of ITU-R BT.601 as MATLAB's
 ``rgb2ycbcr`` (and :func:`skimage.color.rgb2ycbcr`) does, with ``R, G, B`` in ``[0, 1]``::
@@ -12,23 +12,32 @@ scikit-image computes
 * SSIM with an 11 x 11 Gaussian window of sigma 1.5 and population covariances (Wang et al.
   2004; ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``).
 
+Luma hides colour shifts, so two colour metrics are reported beside them, on the same border crop:
+
+* PSNR on RGB: ``10 log10(255^2 / MSE)`` over all three 8-bit channels;
+* colour error: the mean CIEDE2000 difference ``Delta E_00`` of the two images in CIELAB
+  (``skimage.color.rgb2lab`` under D65, then ``skimage.color.deltaE_ciede2000``); about 1 is
+  the smallest visible difference, 0 for identical images.
+
 Example:
     >>> import numpy as np
     >>> a = np.full((16, 16, 3), 100, np.uint8)
     >>> b = a.copy(); b[8, 8] = 120
     >>> round(psnr_y(a, b, border=0), 2)
     47.51
+    >>> round(psnr_rgb(a, b, border=0), 2)
+    46.19
 """
 
 from __future__ import annotations
 
 import numpy as np
-from skimage.color import rgb2ycbcr
+from skimage.color import deltaE_ciede2000, rgb2lab, rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tocsr_nas.errors import TocsrError
 
-__all__ = ["rgb_to_y", "psnr_y", "ssim_y", "sr_metrics"]
+__all__ = ["rgb_to_y", "psnr_y", "ssim_y", "psnr_rgb", "ciede2000", "sr_metrics"]
 
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
@@ -65,6 +74,32 @@ def ssim_y(reference: np.ndarray, test: np.ndarray, border: int = 4) -> float:
     )
 
 
+def _crop_rgb(reference: np.ndarray, test: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
+    _prepare(reference, test, border)  # the same shape and size checks
+    if border:
+        reference, test = reference[border:-border, border:-border], test[border:-border, border:-border]
+    return np.asarray(reference, np.uint8), np.asarray(test, np.uint8)
+
+
+def psnr_rgb(reference: np.ndarray, test: np.ndarray, border: int = 4) -> float:
+    """PSNR (dB) over the three 8-bit RGB channels after cropping ``border`` pixels; ``inf`` if identical."""
+    ref, out = _crop_rgb(reference, test, border)
+    if np.array_equal(ref, out):
+        return float("inf")
+    return float(peak_signal_noise_ratio(ref.astype(np.float64), out.astype(np.float64), data_range=255.0))
+
+
+def ciede2000(reference: np.ndarray, test: np.ndarray, border: int = 4) -> float:
+    """Mean CIEDE2000 colour difference (CIELAB, D65) after cropping ``border`` pixels."""
+    ref, out = _crop_rgb(reference, test, border)
+    return float(np.mean(deltaE_ciede2000(rgb2lab(ref), rgb2lab(out))))
+
+
 def sr_metrics(reference: np.ndarray, test: np.ndarray, border: int = 4) -> dict[str, float]:
-    """``{"psnr_y": ..., "ssim_y": ...}`` for one image pair."""
-    return {"psnr_y": psnr_y(reference, test, border), "ssim_y": ssim_y(reference, test, border)}
+    """``{"psnr_y", "ssim_y", "psnr_rgb", "ciede2000"}`` for one image pair."""
+    return {
+        "psnr_y": psnr_y(reference, test, border),
+        "ssim_y": ssim_y(reference, test, border),
+        "psnr_rgb": psnr_rgb(reference, test, border),
+        "ciede2000": ciede2000(reference, test, border),
+    }

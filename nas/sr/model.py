@@ -28,6 +28,8 @@ and ``evaluate`` need nothing else::
     backbone/             the backbone's architecture (a diffusers UNet config.json, or the
                           compact export's compact.json + unet.safetensors)
     weights.safetensors   the SRUNet's weights (backbone with the widened conv_in + null context)
+    refiner.safetensors   (format version 2, one-step models) the luma refiner's weights
+                          (:mod:`tocsr_nas.sr.refine`; its settings are ``sr.json``'s ``refiner``)
     vae/                  the frozen VAE (diffusers save_pretrained, safetensors)
     scheduler/            the teacher's DDPM scheduler config (training noise schedule)
 
@@ -88,8 +90,10 @@ logger = logging.getLogger(__name__)
 
 #: ``format`` field of ``sr.json``
 SR_FORMAT = "tocsr-sr"
-_SR_VERSION = 1
+#: version 2 adds the optional luma refiner (``refiner.safetensors``); version 1 folders still load
+_SR_VERSION = 2
 _WEIGHTS = "weights.safetensors"
+_REFINER = "refiner.safetensors"
 #: files of a compact UNet export (``tocsr_nas.stages.export``) that rebuild its architecture
 _COMPACT_FILE = "compact.json"
 _COMPACT_WEIGHTS = "unet.safetensors"
@@ -312,6 +316,8 @@ class SRModel:
             one-step models), ``tile`` (latent tile side), ``backbone`` (format and architecture
             files), ``source`` (provenance) and ``metrics``.
         backbone_dir: where the backbone's architecture files are (for :meth:`save`).
+        refiner: the luma refiner applied after decoding (:class:`~tocsr_nas.sr.refine.LumaRefiner`),
+            or ``None``.
     """
 
     net: SRUNet
@@ -319,6 +325,7 @@ class SRModel:
     scheduler: Any
     config: dict[str, Any]
     backbone_dir: Path | None = None
+    refiner: nn.Module | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -399,6 +406,8 @@ class SRModel:
     def eval(self) -> SRModel:
         self.net.eval()
         self.vae.eval().requires_grad_(False)
+        if self.refiner is not None:
+            self.refiner.eval()
         return self
 
     def parameters(self):
@@ -420,12 +429,21 @@ class SRModel:
             self.vae.save_pretrained(staging / "vae", safe_serialization=True)
             self.scheduler.save_config(staging / "scheduler")
             save_safetensors(staging / _WEIGHTS, self.net.state_dict(), metadata={"format": SR_FORMAT})
+            weights = [_WEIGHTS]
+            if self.refiner is not None:
+                save_safetensors(staging / _REFINER, self.refiner.state_dict(), metadata={"format": SR_FORMAT})
+                weights.append(_REFINER)
             (directory / "sr.json").unlink(missing_ok=True)
+            (directory / _REFINER).unlink(missing_ok=True)
             for name in ("backbone", "vae", "scheduler"):
                 replace_dir(staging / name, directory / name)
-            (staging / _WEIGHTS).replace(directory / _WEIGHTS)
-            files = weight_records(directory, (_WEIGHTS, "vae", "backbone"))
-            config = dict(self.config, diffusers_version=diffusers.__version__, files=files)
+            for name in weights:
+                (staging / name).replace(directory / name)
+            files = weight_records(directory, (*weights, "vae", "backbone"))
+            config = dict(self.config, version=_SR_VERSION, diffusers_version=diffusers.__version__, files=files)
+            config.pop("refiner", None)
+            if self.refiner is not None:
+                config["refiner"] = self.refiner.spec()
             atomic_write_json(directory / "sr.json", config)
         self.backbone_dir = directory / "backbone"
         return directory
@@ -471,9 +489,16 @@ class SRModel:
             raise SRModelError(f"cannot read {meta_path}: {exc}") from exc
         if not isinstance(config, dict) or config.get("format") != SR_FORMAT or config.get("kind") not in KINDS:
             raise SRModelError(f"{meta_path} is not a {SR_FORMAT} model description")
+        version = config.get("version", 1)
+        if not isinstance(version, int) or not 1 <= version <= _SR_VERSION:
+            raise SRModelError(
+                f"{meta_path} is SR format version {version!r}; this tocsr-nas reads versions 1 to {_SR_VERSION} "
+                "(upgrade tocsr-nas, or retrain the model)"
+            )
         if kind is not None and config["kind"] != kind:
             raise SRModelError(f"{directory} holds a {config['kind']} model, expected a {kind} model")
-        missing = [n for n in ("backbone", "vae", "scheduler", _WEIGHTS) if not (directory / n).exists()]
+        needed = ("backbone", "vae", "scheduler", _WEIGHTS, *((_REFINER,) if config.get("refiner") else ()))
+        missing = [n for n in needed if not (directory / n).exists()]
         if missing:
             raise SRModelError(f"SR model folder {directory} is incomplete: missing {', '.join(missing)}")
         verify_records(directory, config.get("files"), meta_path)
@@ -484,9 +509,17 @@ class SRModel:
             ctx = NullContext(num_tokens=config["context"]["num_tokens"], dim=config["context"]["dim"], init_std=0.0)
             net = SRUNet(unet, ctx, cond_channels=int(config["latent_channels"]))
             net.load_state_dict(load_safetensors(directory / _WEIGHTS))
-        except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
+            refiner = None
+            if config.get("refiner"):
+                from tocsr_nas.sr.refine import LumaRefiner
+
+                refiner = LumaRefiner(**config["refiner"])
+                refiner.load_state_dict(load_safetensors(directory / _REFINER))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
             raise SRModelError(f"cannot load the SR model in {directory}: {one_line(exc)}") from exc
-        return cls(net=net, vae=vae, scheduler=scheduler, config=config, backbone_dir=directory / "backbone").eval()
+        return cls(
+            net=net, vae=vae, scheduler=scheduler, config=config, backbone_dir=directory / "backbone", refiner=refiner
+        ).eval()
 
 
 def sr_fingerprint(directory: str | Path) -> str:

@@ -42,6 +42,11 @@ from fixed noise, and cached), the other two are reconstruction losses in latent
 (the decoder is frozen; the pixel term is applied to ``pixel_items`` crops of each batch to bound
 its cost).
 
+**Luma refiner.** After the generator, a small pixel-space network (:mod:`tocsr_nas.sr.refine`)
+learns a bounded luma residual on the bicubic upsampling from the generator's decoded output,
+``refine_steps`` steps on ``refine_pool`` fresh training patches (0 steps: no refiner). The output
+keeps bicubic's chroma and can go past the VAE's round trip ``D(E(x_hr))``.
+
 Example:
     >>> import tempfile
     >>> from tocsr_nas.sr.testing import micro_teacher
@@ -68,15 +73,16 @@ import torch
 import torch.nn.functional as F
 
 from tocsr_nas.locks import locks_folder
-from tocsr_nas.teacher.data import psnr
+from tocsr_nas.teacher.data import downscale, psnr
 from tocsr_nas.errors import TocsrError, require_at_least, require_in_range
 from tocsr_nas.training import Checkpoints, Stopped, check_loop_settings, open_run, run_steps, step_seed
-from tocsr_nas.sr.model import SRModel, sr_fingerprint
+from tocsr_nas.sr.model import SRModel, bicubic_upsample, sr_fingerprint
 from tocsr_nas.sr.pool import LatentPool
+from tocsr_nas.sr.refine import LumaRefiner, train_refiner
 from tocsr_nas.sr.sampling import ddim_sample, initial_noise, onestep_sample
 from tocsr_nas.sr.train import load_photos, validation_latents
 
-__all__ = ["DistillConfig", "distill_onestep", "auto_timestep", "sigma"]
+__all__ = ["DistillConfig", "distill_onestep", "auto_timestep", "sigma", "fit_refiner"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +114,8 @@ class DistillConfig:
         images: a folder of training images instead of the scikit-image photos.
         val_fraction: fraction of the images held out.
         val_patches: held-out 64 px patches for the validation PSNR.
+        refine_steps: steps of the luma refiner (0: none; module docstring).
+        refine_pool: training patches (``pool_patch`` px) of the refiner.
     """
 
     steps: int = 200
@@ -129,9 +137,13 @@ class DistillConfig:
     images: str | None = None
     val_fraction: float = 0.25
     val_patches: int = 32
+    refine_steps: int = 600
+    refine_pool: int = 48
 
     def __post_init__(self) -> None:
         check_loop_settings(self)
+        require_at_least(self, 0, "refine_steps")
+        require_at_least(self, 1, "refine_pool")
         require_at_least(self, 0, "pixel_items")
         require_at_least(self, 1, "pool_size", "pool_patch", "crop", "val_patches")
         if self.target_steps is not None:
@@ -156,12 +168,54 @@ def auto_timestep(model: SRModel, z_hr: torch.Tensor, z_lr: torch.Tensor) -> int
 
 
 @torch.no_grad()
-def _val_psnr(model: SRModel, z_lr: torch.Tensor, hr: torch.Tensor, noise: torch.Tensor | None) -> float:
+def _generated(model: SRModel, z_lr: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """``D(G(z_lr))`` in batches of 16, clamped to ``[-1, 1]``."""
     outs = []
     for i, c in enumerate(z_lr.split(16)):
         n = None if noise is None else noise.split(16)[i]
-        outs.append(model.decode(onestep_sample(model, c, noise=n)))
-    return psnr(torch.cat(outs), hr)
+        outs.append(model.decode(onestep_sample(model, c, noise=n)).clamp(-1, 1))
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def _val_psnr(model: SRModel, z_lr: torch.Tensor, hr: torch.Tensor, noise: torch.Tensor | None) -> float:
+    out = _generated(model, z_lr, noise)
+    if model.refiner is not None:
+        lr = downscale(hr, model.scale)
+        out = model.refiner(lr, bicubic_upsample(lr, model.scale), out)
+    return psnr(out, hr)
+
+
+def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator: bool = True) -> LumaRefiner:  # noqa: ANN001
+    """Train the luma refiner on ``refine_pool`` fresh patches of ``photos`` (module docstring).
+
+    Args:
+        model: the trained one-step model (its generator is read, not changed).
+        photos: the training :class:`~tocsr_nas.teacher.data.PhotoDataset`.
+        config: ``refine_steps``, ``refine_pool``, ``pool_patch`` and ``seed`` are read.
+        use_generator: feed the refiner the generator's decoded output (``False``: the bicubic
+            image instead, a refiner of the LR image alone; ``benchmarks/sr_refiner_ablation.py``).
+
+    Returns:
+        The trained refiner (in eval mode).
+    """
+    hr = photos.random_batch(config.refine_pool, config.pool_patch, seed=step_seed(config.seed, "refine", 1))
+    lr = downscale(hr, model.scale)  # (N, 3, P/s, P/s)
+    if not use_generator:
+        refiner = LumaRefiner(scale=model.scale)
+        up = bicubic_upsample(lr, model.scale)
+        train_refiner(refiner, lr, up, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
+        return refiner
+    with torch.no_grad():
+        z_lr = torch.cat([model.encode(bicubic_upsample(x, model.scale)) for x in lr.split(16)])
+    noise = None
+    if model.config["onestep"]["start"] == "noise":
+        noise = initial_noise(tuple(z_lr.shape), step_seed(config.seed, "noise", 2))
+    generated = _generated(model, z_lr, noise)  # (N, 3, P, P)
+    refiner = LumaRefiner(scale=model.scale)
+    losses = train_refiner(refiner, lr, generated, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
+    logger.info("luma refiner: %d steps, loss %.5f -> %.5f", config.refine_steps, losses[0], losses[-1])
+    return refiner
 
 
 @locks_folder("out", "sr distill")
@@ -279,6 +333,11 @@ def distill_onestep(
     except Stopped:
         return None
     model.eval()
+    if config.refine_steps:
+        metrics["val_psnr_generator"] = _val_psnr(model, val_lr, val_hr, val_noise)
+        if train is None:
+            train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
+        model.refiner = fit_refiner(model, train, config)
     metrics["val_psnr"] = _val_psnr(model, val_lr, val_hr, val_noise)
     metrics["seconds"] = state["seconds"]
     metrics["target_steps"] = target_steps

@@ -8,6 +8,7 @@ For an LR image ``y`` of ``h x w`` pixels and scale ``s``::
     z_0   = DDIM(z_lr) or one step(z_lr)          denoiser tiled with the model's ``tile``
     x     = D(z_0)            tiled
     out   = x cropped back to (s h) x (s w), clamped to [-1, 1]
+    out   = u + r(y, u, out)      a model with a luma refiner (:mod:`tocsr_nas.sr.refine`)
 
 so a 123 x 77 image gives exactly 492 x 308 at ``s = 4``. Tiling keeps memory and attention
 lengths bounded on large images; a small image is one tile and is processed exactly.
@@ -72,7 +73,7 @@ def super_resolve(
         tile: latent tile side of the denoiser (default: the model's ``tile``).
         vae_tile: latent tile side of the VAE.
         timings: if given, receives the wall seconds of ``encode`` (bicubic + VAE encoder),
-            ``denoise`` and ``decode``.
+            ``denoise`` and ``decode`` (with the luma refiner, when the model has one).
 
     Returns:
         ``(B, 3, s h, s w)`` in ``[-1, 1]``.
@@ -90,8 +91,8 @@ def super_resolve(
             timings[name] = now - clock[0]
         clock[0] = now
 
-    up = bicubic_upsample(lr.float(), s)  # (B, 3, s h, s w)
-    up, (H, W) = pad_to_multiple(up, model.pixel_multiple)  # (B, 3, H', W')
+    bicubic = bicubic_upsample(lr.float(), s)  # (B, 3, s h, s w)
+    up, (H, W) = pad_to_multiple(bicubic, model.pixel_multiple)  # (B, 3, H', W')
     overlap = max(1, vae_tile // 8)
     z_lr = tiled_map(model.encode, up, tile=vae_tile, overlap=overlap, in_scale=f)  # (B, C, H'/f, W'/f)
     lap("encode")
@@ -101,8 +102,11 @@ def super_resolve(
         z0 = ddim_sample(model, z_lr, steps=steps, seed=seed, strength=float(sampler.get("strength", 1.0)), tile=tile)
     lap("denoise")
     x = tiled_map(model.decode, z0, tile=vae_tile, overlap=overlap, out_scale=f)  # (B, 3, H', W')
+    x = x[..., :H, :W].clamp(-1.0, 1.0)
+    if model.refiner is not None:
+        x = model.refiner(lr.float(), bicubic, x)
     lap("decode")
-    return x[..., :H, :W].clamp(-1.0, 1.0)
+    return x
 
 
 def output_files(inputs: Sequence[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:

@@ -104,28 +104,51 @@ def _sections(data: dict[str, Any]) -> tuple[list[str], list[str]]:
 
     metrics = data["metrics"]
     if metrics:
-        md += ["## Super-resolution (held-out photos)", ""]
+        md += ["## Super-resolution (photos never trained on)", ""]
+        n = len(metrics.get("images") or [])
+        md += [f"x{metrics.get('scale', 4)} on {n} photos; dE00 = mean CIEDE2000 colour error (lower is better), "
+               "dY = PSNR-Y gain over bicubic.", ""]
         rows = []
         for name, entry in (metrics.get("methods") or {}).items():
-            rows.append([name, _fmt(entry.get("psnr_y"), ".2f"), _fmt(entry.get("ssim_y"), ".4f"),
+            worst = entry.get("worst") or {}
+            worst_txt = "-" if not worst else (
+                f"{Path(str(worst['name'])).name} ({_fmt(worst.get('gain_y', worst.get('psnr_y')), '+.2f' if 'gain_y' in worst else '.2f')})"
+            )
+            rows.append([name, _fmt(entry.get("psnr_y"), ".2f"), _fmt(entry.get("ssim_y"), ".4f"), _fmt(entry.get("psnr_rgb"), ".2f"),
+                         _fmt(entry.get("ciede2000"), ".2f"), _fmt(entry.get("gain_y"), "+.2f"), worst_txt,
                          _fmt(entry.get("seconds_per_image"), ".3f")])
-            term.append(f"SR {name}: PSNR {_fmt(entry.get('psnr_y'), '.2f')} dB, SSIM {_fmt(entry.get('ssim_y'), '.4f')}, "
-                        f"{_fmt(entry.get('seconds_per_image'), '.3f')} s/image")
+            term.append(f"SR {name}: PSNR-Y {_fmt(entry.get('psnr_y'), '.2f')} dB, SSIM-Y {_fmt(entry.get('ssim_y'), '.4f')}, "
+                        f"PSNR-RGB {_fmt(entry.get('psnr_rgb'), '.2f')} dB, CIEDE2000 {_fmt(entry.get('ciede2000'), '.2f')}, "
+                        f"worst {worst_txt}, {_fmt(entry.get('seconds_per_image'), '.3f')} s/image")
         bound = metrics.get("vae_bound") or {}
-        rows.append(["(VAE round trip of HR: the ceiling)", _fmt(bound.get("psnr_y"), ".2f"), _fmt(bound.get("ssim_y"), ".4f"), "-"])
-        md += _table(["method", "PSNR (dB, Y)", "SSIM (Y)", "s / image"], rows) + [""]
+        rows.append(["(VAE round trip of HR)", _fmt(bound.get("psnr_y"), ".2f"), _fmt(bound.get("ssim_y"), ".4f"),
+                     _fmt(bound.get("psnr_rgb"), ".2f"), _fmt(bound.get("ciede2000"), ".2f"), _fmt(bound.get("gain_y"), "+.2f"), "-", "-"])
+        md += _table(["method", "PSNR-Y (dB)", "SSIM-Y", "PSNR-RGB (dB)", "dE00", "dY", "worst photo (dY)", "s / image"], rows) + [""]
+        methods = metrics.get("methods") or {}
+        if methods and all(len(m.get("per_image") or []) == n for m in methods.values()):
+            md += ["Per photo (PSNR-Y dB / dE00):", ""]
+            prow = []
+            for i, image in enumerate(metrics["images"]):
+                prow.append([Path(str(image["name"])).name] + [
+                    f"{_fmt(m['per_image'][i].get('psnr_y'), '.2f')} / {_fmt(m['per_image'][i].get('ciede2000'), '.2f')}"
+                    for m in methods.values()
+                ])
+            md += _table(["photo", *methods], prow) + [""]
         c = metrics.get("complexity") or {}
         if c:
             unet, enc, dec = (c.get(k) or {} for k in ("unet", "vae_encoder", "vae_decoder"))
             total = sum(x.get("gmacs") or 0 for x in (unet, enc, dec))
             if total:
+                refiner = c.get("refiner") or {}
+                total += refiner.get("gmacs") or 0
                 share = ((enc.get("gmacs") or 0) + (dec.get("gmacs") or 0)) / total
                 line = (f"one-step cost per {'x'.join(map(str, c.get('reference_px', [])))} px image: UNet {unet.get('gmacs', 0):.3f} "
-                        f"GMACs, VAE encoder {enc.get('gmacs', 0):.3f} + decoder {dec.get('gmacs', 0):.3f} GMACs "
-                        f"(VAE share {100 * share:.0f}%)")
+                        f"GMACs, VAE encoder {enc.get('gmacs', 0):.3f} + decoder {dec.get('gmacs', 0):.3f} GMACs"
+                        + (f", luma refiner {refiner['gmacs']:.3f} GMACs" if refiner.get("gmacs") else "")
+                        + f" (VAE share {100 * share:.0f}%)")
                 md += [line, ""]
                 term.append(line)
-        md += ["![comparison](evaluate/comparison.png)", ""]
+        md += ["![comparison](evaluate/comparison.png)", "", "2x2 crops per photo (bicubic, multi-step, one-step, HR): `evaluate/crops/`.", ""]
     return md, term
 
 

@@ -56,7 +56,9 @@ class PipelineSettings:
             :mod:`tocsr_nas.executors`).
         ray_address: the Ray cluster to join (``None``: ``RAY_ADDRESS``, else a local cluster).
         search_batch_size: search proposals per round (evaluated in parallel with Ray).
-        evaluate_max_side: centre-crop the evaluation photos to this side (``None``: whole photos).
+        evaluate_max_side: centre-crop the evaluation photos to this side (``None``: whole photos); 256
+            keeps the multi-step sampler on the twelve held-out photos inside the demo's time.
+        refine_steps: steps of the one-step model's luma refiner (``None``: the command's default).
         sr_pool: training patches of the SR and one-step stages (``None``: the commands' defaults).
         batch_size: batch size of the SR and one-step stages (``None``: the commands' defaults).
         threads: torch CPU threads of every stage. One is the robust choice for these small models:
@@ -77,7 +79,8 @@ class PipelineSettings:
     sr_steps: int = 1000
     onestep_steps: int = 400
     workers: int = 2
-    evaluate_max_side: int | None = None
+    evaluate_max_side: int | None = 256
+    refine_steps: int | None = None
     sr_pool: int | None = None
     batch_size: int | None = None
     sampler_steps: int = 50
@@ -93,7 +96,7 @@ def quick_settings() -> PipelineSettings:
     """The smallest settings that still run every stage for real (the end-to-end test uses them)."""
     return PipelineSettings(
         distill_steps=20, distill_samples=32, budget=6, sr_steps=20, onestep_steps=10, workers=1,
-        evaluate_max_side=96, sr_pool=8, batch_size=4, sampler_steps=10,
+        evaluate_max_side=96, sr_pool=8, batch_size=4, sampler_steps=10, refine_steps=20,
     )
 
 
@@ -254,7 +257,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
         Stage(
             "onestep", ("sr", "distill"),
             lambda out, r: {"teacher": out / "sr", "out": out / "onestep", "steps": s.onestep_steps, "seed": s.seed,
-                            **sr_sizes, "threads": s.threads, **placed, "resume": r},
+                            "refine_steps": s.refine_steps, **sr_sizes, "threads": s.threads, **placed, "resume": r},
             lambda o: train.distill_onestep_folder(**o),
             marks=("checkpoints", "sr.json"),
         ),

@@ -64,6 +64,7 @@ __all__ = [
     "ImageDataError",
     "SKIMAGE_PHOTOS",
     "DEFAULT_VAL_PHOTOS",
+    "EVAL_ONLY_PHOTOS",
     "IMAGE_SUFFIXES",
     "split_images",
     "load_image",
@@ -146,6 +147,22 @@ def split_images(names: Sequence[str], val_fraction: float = 0.25, seed: int = 0
 
 #: the photos held out with the default split (``val_fraction=0.25``, ``seed=0``)
 DEFAULT_VAL_PHOTOS: tuple[str, ...] = ("ihc", "motorcycle_left")
+
+#: more photos shipped in the scikit-image wheel (load offline) that no split ever trains on:
+#: only evaluation reads them (:meth:`PhotoDataset.heldout_suite`). Grey ones are replicated to RGB.
+#: ``motorcycle_right`` is the other view of the held-out ``motorcycle_left``.
+EVAL_ONLY_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
+    "motorcycle_right": _skimage_loader("stereo_motorcycle", 1),
+    "camera": _skimage_loader("camera"),
+    "coins": _skimage_loader("coins"),
+    "moon": _skimage_loader("moon"),
+    "clock": _skimage_loader("clock"),
+    "text": _skimage_loader("text"),
+    "page": _skimage_loader("page"),
+    "brick": _skimage_loader("brick"),
+    "grass": _skimage_loader("grass"),
+    "gravel": _skimage_loader("gravel"),
+}
 
 
 def _as_rgb(array: np.ndarray, name: str, white: float | None = None) -> np.ndarray:
@@ -242,15 +259,16 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def load_skimage_photo(name: str) -> np.ndarray:
-    """One of :data:`SKIMAGE_PHOTOS` as ``(H, W, 3)`` uint8 (decoded once per process, then copied)."""
-    if name not in SKIMAGE_PHOTOS:
-        raise ImageDataError(f"unknown scikit-image photo {name!r}; valid: {', '.join(SKIMAGE_PHOTOS)}")
+    """One of :data:`SKIMAGE_PHOTOS` or :data:`EVAL_ONLY_PHOTOS` as ``(H, W, 3)`` uint8 (decoded once per process, then copied)."""
+    if name not in SKIMAGE_PHOTOS and name not in EVAL_ONLY_PHOTOS:
+        valid = ", ".join([*SKIMAGE_PHOTOS, *EVAL_ONLY_PHOTOS])
+        raise ImageDataError(f"unknown scikit-image photo {name!r}; valid: {valid}")
     return _decoded_skimage_photo(name).copy()
 
 
 @functools.lru_cache(maxsize=None)
 def _decoded_skimage_photo(name: str) -> np.ndarray:
-    return _as_rgb(SKIMAGE_PHOTOS[name](), name)
+    return _as_rgb({**SKIMAGE_PHOTOS, **EVAL_ONLY_PHOTOS}[name](), name)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -302,6 +320,12 @@ class PhotoDataset:
     ) -> PhotoDataset:
         """The scikit-image photos of one split: ``"train"``, ``"val"`` or ``"all"``."""
         names = _pick_split(list(SKIMAGE_PHOTOS), split, val_fraction, seed)
+        return cls([(n, load_skimage_photo(n)) for n in names], min_size=min_size)
+
+    @classmethod
+    def heldout_suite(cls, *, val_fraction: float = 0.25, seed: int = 0, min_size: int = 64) -> PhotoDataset:
+        """Every scikit-image photo no training run uses: the held-out split, then :data:`EVAL_ONLY_PHOTOS`."""
+        names = [*_pick_split(list(SKIMAGE_PHOTOS), "val", val_fraction, seed), *EVAL_ONLY_PHOTOS]
         return cls([(n, load_skimage_photo(n)) for n in names], min_size=min_size)
 
     @classmethod

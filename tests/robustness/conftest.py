@@ -122,7 +122,9 @@ class Artefacts:
         from tocsr_nas.sr.onestep import DistillConfig, distill_onestep
 
         sr = self.sr
-        config = DistillConfig(steps=2, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, pixel_items=1)
+        config = DistillConfig(
+            steps=2, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, pixel_items=1, refine_steps=2, refine_pool=2
+        )
         return self._once("onestep", lambda p: distill_onestep(sr, p, config, progress=False))
 
     @property

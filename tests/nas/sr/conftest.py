@@ -13,7 +13,9 @@ from tocsr_nas.sr.train import SRTrainConfig, train_sr
 
 #: the smallest settings that run every code path (micro models, 32 px patches, 4x4 latent crops)
 SMALL_SR = dict(steps=2, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, sampler_steps=2, tile=8)
-SMALL_DISTILL = dict(steps=2, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, pixel_items=1)
+SMALL_DISTILL = dict(
+    steps=2, batch_size=2, pool_size=2, pool_patch=32, crop=4, val_patches=2, pixel_items=1, refine_steps=2, refine_pool=2
+)
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,10 @@ def test_evaluate_json(onestep_dir, tmp_path, capsys):
     assert {"psnr_y", "ssim_y", "per_image"} <= set(report["vae_bound"])
     c = report["complexity"]
     assert {"unet", "vae_encoder", "vae_decoder", "vae_share_onestep", "vae_share_multistep"} <= set(c)
-    assert c["unet"]["gmacs"] > 0 and 0 < c["vae_share_multistep"] < c["vae_share_onestep"] < 1
+    assert c["unet"]["gmacs"] > 0 and 0 < c["vae_share_multistep"] < 1 and 0 < c["vae_share_onestep"] < 1
+    vae = c["vae_encoder"]["gmacs"] + c["vae_decoder"]["gmacs"]
+    one = c["unet"]["gmacs"] + vae + c["refiner"]["gmacs"]  # the one-step model's luma refiner is counted
+    assert c["onestep_gmacs_per_image"] == pytest.approx(one) and c["vae_share_onestep"] == pytest.approx(vae / one)
     assert (out / "comparison.png").is_file() and json.loads((out / "evaluation.json").read_text())["scale"] == 4
 
 

@@ -40,7 +40,7 @@ def test_known_pair_by_hand():
 
 def test_identical_images_and_errors(pair):
     ref, _ = pair
-    assert sr_metrics(ref, ref) == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0)}
+    assert sr_metrics(ref, ref) == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0), "psnr_rgb": math.inf, "ciede2000": 0.0}
     with pytest.raises(TocsrError, match="differ in shape"):
         psnr_y(ref, ref[:-1])
     with pytest.raises(TocsrError, match="too small"):
