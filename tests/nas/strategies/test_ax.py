@@ -43,7 +43,7 @@ def test_botorch_steps_respect_the_contract():
     trials = drive(strategy, land, 4)
     assert len(set(trials)) == 4 and all(land.cost(c) <= bound for c in trials)
     [constraint] = strategy.client._experiment.optimization_config.outcome_constraints
-    assert constraint.metric.name == "quality" and constraint.bound == pytest.approx(0.03)
+    assert list(constraint.metric_names) == ["quality"] and constraint.bound == pytest.approx(0.03) and not constraint.relative
     assert len(strategy.client._experiment.trials) >= 4  # Ax saw every evaluation (skipped repeats included)
 
 
