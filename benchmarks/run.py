@@ -52,12 +52,14 @@ from landscapes import (  # noqa: E402
 )
 from stress_landscapes import STRESS, stress_landscape  # noqa: E402
 
+from table_landscapes import TABLES, table_landscape  # noqa: E402
+
 from tocsr_nas.commands.search import parse_strategy_option  # noqa: E402
 from tocsr_nas.strategies import Observation, available_strategies, make_strategy  # noqa: E402
 
 logger = logging.getLogger("benchmarks.run")
 
-PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe", "optuna-nsga2", "optuna-gp"]
+PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe", "optuna-nsga2", "optuna-gp", "ax"]
 
 #: options given to a strategy in every benchmark run. Optuna's GPSampler keeps proposing
 #: configurations it has already seen once it has mapped a small space; the adapter answers each
@@ -110,7 +112,12 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         return [_named(toy_chain_landscape(seed=seed), "toyB")]
     if label in STRESS or label == "stress":  # one landscape (seed 0) for every search seed
         return [stress_landscape(name) for name in (STRESS if label == "stress" else (label,))]
-    raise SystemExit(f"unknown landscape {label!r}; choose from A, B, toyA, toyB, stress, {', '.join(STRESS)}")
+    if label.partition("@")[0] in TABLES:  # real NAS benchmark tables (table_landscapes.py), e.g. macro@q0.05
+        return [table_landscape(label)]
+    raise SystemExit(
+        f"unknown landscape {label!r}; choose from A, B, toyA, toyB, stress, {', '.join(STRESS)}, "
+        f"{', '.join(TABLES)} (NAME@qQ: epsilon at quantile Q)"
+    )
 
 
 def _named(land, name: str):
@@ -196,8 +203,9 @@ def plot(curves: dict[str, dict[str, list[list[float]]]], out: Path) -> list[Pat
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="toy landscapes, 2 seeds, budgets 5,10, three strategies (seconds)")
-    p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB, and the stress landscapes of "
-                   "stress_landscapes.py (deadpath, range100, chain30, failing, misleading; 'stress' = all five) (default A,B)")
+    p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB, the stress landscapes of "
+                   "stress_landscapes.py (deadpath, range100, chain30, failing, misleading; 'stress' = all five) and "
+                   "the real tables of table_landscapes.py (macro, graph-arxiv, graph-cora; NAME@qQ) (default A,B)")
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
     p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
     p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1 (default 0)")

@@ -112,3 +112,54 @@ def test_gpu_check_small_runs_on_the_cpu(tmp_path):
     assert saved["compact"]["min_gmacs"]["gmacs_ratio"] > 1
     assert "| min_gmacs |" in (tmp_path / "gpu_check.md").read_text()
     assert report["compact"]["teacher"]["speedup"]["float32"] == 1.0
+# -- the real NAS benchmark tables (benchmarks/table_landscapes.py, data in benchmarks/data) --------
+@pytest.mark.parametrize("label", ["macro", "macro@q0.05", "graph-arxiv", "graph-cora@q0.2"])
+def test_table_optimum_matches_a_pandas_scan(label):
+    """Each table's optimum (a scan of the landscape's table) equals an independent scan of the CSV with pandas;
+    the teacher is proposed first, has zero quality loss and is feasible; every configuration has a row."""
+    import pandas as pd
+    from table_landscapes import DATA, table_landscape
+
+    land = table_landscape(label)
+    quantile = float(label.partition("@q")[2] or 0.1)
+    if label.startswith("macro"):
+        df = pd.read_csv(DATA / "nas_bench_macro_cifar10.csv", dtype={"arch": str})
+        assert len(df) == 3**8 == len(land.table) and df["arch"].is_unique
+        loss = (df.loc[df["arch"] == "22222222", "mean_acc"].item() - df["mean_acc"]) / 100
+        cost = df["flops"] / 1e6
+    else:
+        df = pd.read_csv(DATA / f"nas_bench_graph_{label.split('@')[0].split('-')[1]}_chain.csv").dropna(subset=["perf"])
+        assert len(df) == 9**4 - 1 == len(land.table)  # the all-skip tuple has no entry
+        loss, cost = df["perf"].max() - df["perf"], df["params_m"]
+    epsilon = loss.quantile(quantile)
+    assert land.epsilon == pytest.approx(epsilon)
+    opt, cfg = land.optimum()
+    assert opt == pytest.approx(cost[loss <= epsilon].min())
+    assert land.quality(cfg) <= land.epsilon and land.cost(cfg) == opt
+    teacher = land.space.default_config()
+    assert land.quality(teacher) == 0.0 and land.cost(teacher) > opt
+    assert land.prior() is None  # black-box landscapes
+
+
+def test_graph_space_excludes_the_missing_architecture():
+    from table_landscapes import table_landscape
+
+    land = table_landscape("graph-arxiv")
+    all_skip = {b.path: "skip" for b in land.space.blocks}
+    assert not land.space.is_valid(all_skip)  # strategies never propose it ...
+    assert land.cost(all_skip) == min(v[0] for v in land.table.values())  # ... but may price it
+
+
+def test_run_on_the_tables(tmp_path):
+    """run.py on the real tables at a tiny budget: every landscape and strategy summarised, regrets exact."""
+    import run
+
+    argv = ["--landscapes", "macro,graph-arxiv", "--seeds", "1", "--strategies", "random,evolution", "--budgets", "3,6"]
+    assert run.main([*argv, "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "summary_macro_graph-arxiv.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["landscape"], r["strategy"]) for r in rows} == {(l, s) for l in ("macro", "graph-arxiv") for s in ("random", "evolution")}
+    for r in rows:
+        assert 0.0 <= float(r["median@6"]) <= float(r["median@3"]) < math.inf  # the teacher is feasible
+    with pytest.raises(SystemExit, match="unknown landscape"):
+        run.main([*argv, "--landscapes", "graph-nosuch", "--out", str(tmp_path)])

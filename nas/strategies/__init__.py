@@ -12,6 +12,8 @@ Example:
     True
 """
 
+from importlib.util import find_spec as _find_spec
+
 from tocsr_nas.strategies.base import (
     Observation,
     Problem,
@@ -25,6 +27,9 @@ from tocsr_nas.strategies.base import (
 # the built-in strategies register themselves on import
 from tocsr_nas.strategies import ecbo, evolution, exhaustive, random_search  # noqa: F401,E402
 from tocsr_nas.strategies.adapters import nni as _nni  # noqa: F401,E402
+
+if _find_spec("ax") is not None:  # optional, and Ax itself is imported only when an "ax" strategy is built
+    from tocsr_nas.strategies.adapters import ax as _ax  # noqa: F401
 
 try:  # optional: Optuna's samplers register only where optuna is installed
     from tocsr_nas.strategies.adapters import optuna as _optuna  # noqa: F401

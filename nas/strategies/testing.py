@@ -134,6 +134,9 @@ def small_constrained() -> Landscape:
 #: Options that keep the built-in strategies fast on the tiny landscapes (``build``'s default).
 FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "ecbo": {"pool_random": 200, "pool_local": 100, "posterior_tables": 4, "local_steps": 3, "n_local_starts": 4},
+    # Ax's BoTorch step takes seconds to minutes on a loaded CPU: the checks run its Sobol phase
+    # (tests/nas/strategies/test_ax.py drives a few BoTorch steps)
+    "ax": {"initialization_budget": 40},
 }
 
 

@@ -16,7 +16,9 @@ from tocsr_nas.strategies.testing import CHECKS, FAST_OPTIONS, one_torch_thread,
 
 from tocsr_nas.strategies import Strategy, available_strategies, base, register_strategy
 
-STRATEGIES = available_strategies()
+#: Ax spends about 10 CPU-seconds per check even in its Sobol phase (imports, its experiment
+#: bookkeeping): all nine checks are marked slow; tests/nas/strategies/test_ax.py runs three unmarked
+STRATEGIES = [pytest.param(n, marks=pytest.mark.slow) if n == "ax" else n for n in available_strategies()]
 
 
 @pytest.fixture(autouse=True)
