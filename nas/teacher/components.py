@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from tocsr_nas.errors import TocsrError, UserInputError
+from tocsr_nas.locks import locks_folder
 
 __all__ = [
     "Component",
@@ -322,6 +323,7 @@ class VaeDecoder(Component):
         return export_decoder(teacher, space, library, config, out, **options)
 
 
+@locks_folder("out_dir", "export")
 def export_decoder(
     teacher: Any,
     space: Any,
