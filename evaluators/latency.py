@@ -165,6 +165,9 @@ def _in_context_ms(
         for path, module in swaps.items():
             if module is not blocks[path]:
                 model.set_submodule(path, blocks[path])
+    silent = [path for path, v in times.items() if len(v) != repeats]
+    if silent:  # e.g. a block inside another block that was replaced
+        raise CostTableError(f"block {silent[0]!r} did not run once per forward pass with its column's candidates in place")
     return {path: float(statistics.median(v)) for path, v in times.items()}
 
 

@@ -89,8 +89,10 @@ class LatentPool:
 
     def to(self, device: str | torch.device) -> LatentPool:
         """The pool with every tensor on ``device`` (moved once, so each batch is cut there)."""
-        move = {k: v.to(device) for k, v in self.extra.items()}
-        return LatentPool(hr=self.hr.to(device), z_hr=self.z_hr.to(device), z_lr=self.z_lr.to(device), factor=self.factor, extra=move)
+        extra = {k: v.to(device) for k, v in self.extra.items()}
+        return LatentPool(
+            hr=self.hr.to(device), z_hr=self.z_hr.to(device), z_lr=self.z_lr.to(device), factor=self.factor, extra=extra
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the pool (all tensors) to one safetensors file, atomically."""
