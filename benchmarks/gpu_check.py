@@ -8,7 +8,10 @@ With random weights (only times are measured), on one device:
    mixed precision with float32 weights): samples per second and seconds per pair;
 3. the paper table's compact UNets (``benchmarks/results/paper_table.configs.json``) assembled
    with fresh candidates and timed end to end against the teacher: the speed-up a GPU user
-   gets, beside the GMACs ratio (fvcore, attention counted).
+   gets, beside the GMACs ratio (fvcore, attention counted);
+4. a one-step SR model around the teacher (``tocsr_nas.sr``; random weights) upscaling one
+   128 px image x4 on the device (``super_resolve``: VAE encode, one denoiser call, decode), in
+   float32 and under bfloat16 autocast (``--small``: a 32 px image).
 
 Writes ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``::
 
@@ -169,6 +172,9 @@ def main(argv: list[str] | None = None) -> dict:
         row["gmacs_ratio"] = teacher_gmacs / row["gmacs"]
         row["speedup"] = {dt: rows["teacher"]["ms"][dt] / ms for dt, ms in row["ms"].items()}
     report["compact"] = rows
+
+    # 4. one-step SR: one image, x4, on the device (the teacher's modules are taken over: its last use)
+    report["sr_onestep"] = sr_onestep_ms(teacher, device, 32 if args.small else 128, repeats)
     report["seconds"] = time.perf_counter() - start_all
     report["dtype_names"] = [dtype_name(getattr(torch, d)) for d in dtypes]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -176,6 +182,28 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / "gpu_check.md").write_text(markdown(report))
     print(markdown(report))
     return report
+
+
+def sr_onestep_ms(teacher, device, side: int, repeats: int) -> dict:
+    """Median ms of a one-step x4 ``super_resolve`` of one ``side`` px image on ``device``, per dtype."""
+    import torch
+
+    from tocsr_nas.devices import resolve
+    from tocsr_nas.evaluators.latency import measure_ms
+    from tocsr_nas.sr.model import Backbone, SRModel
+    from tocsr_nas.sr.upscale import super_resolve
+
+    backbone = Backbone(teacher.unet, teacher.vae, teacher.scheduler, teacher.context, "diffusers-unet")
+    model = SRModel.from_backbone(backbone, scale=4, tile=64)
+    model.config = dict(model.config, kind="onestep", onestep={"timestep": 250, "start": "lr", "seed": 0})
+    model.to(device)
+    lr = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ms = {}
+    for dt in ("float32", "bfloat16"):
+        with resolve(str(device), dt).autocast():
+            ms[dt] = measure_ms(lambda: super_resolve(model, lr), device=device, warmup=1, repeats=repeats)
+    out = super_resolve(model, lr)
+    return {"input_px": side, "output_px": list(out.shape[-2:]), "ms": ms}
 
 
 def markdown(r: dict) -> str:
@@ -198,6 +226,10 @@ def markdown(r: dict) -> str:
             f"| {name} | {row['gmacs']:.3f} | {row['gmacs_ratio']:.2f}x | {row['ms']['float32']:.2f} | "
             f"{row['speedup']['float32']:.2f}x | {row['ms']['bfloat16']:.2f} | {row['speedup']['bfloat16']:.2f}x |"
         )
+    if "sr_onestep" in r:
+        sr = r["sr_onestep"]
+        lines += ["", f"One-step SR x4 of one {sr['input_px']} px image (to {sr['output_px'][0]} px): "
+                  + ", ".join(f"{dt} {ms:.1f} ms" for dt, ms in sr["ms"].items()) + "."]
     return "\n".join(lines) + "\n"
 
 

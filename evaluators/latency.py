@@ -1,21 +1,22 @@
 """Per-block latency table: the measured milliseconds of any configuration by lookup, approximately.
 
-The latency counterpart of :class:`~tocsr_nas.evaluators.cost_table.CostTable`, built the same way
-(one forward pass of the model records every block's real inputs, then each (block, candidate)
-cell runs alone on them; cells with the same module and input signature are measured once) and
-read the same way:
+The latency counterpart of :class:`~tocsr_nas.evaluators.cost_table.CostTable`, read the same way:
 
     latency(cfg) = base + sum_{b in blocks} cell(b, cfg[b])
 
     base         = whole_model - sum_{b in blocks} cell(b, "teacher")
 
-where each figure is a median over ``repeats`` timed calls after ``warmup`` untimed ones, on one
-device and dtype. Unlike MACs, time is not exactly additive: a block timed alone pays its own
-kernel-launch and cache-warming costs, runs with its inputs hot in cache, and cannot overlap with
-its neighbours, so ``base`` absorbs the difference *for the teacher* and a configuration far from
-the teacher can drift from its whole-model time (``docs/devices.md`` gives the measured gap). The
-search therefore records both the table's prediction and the assembled model's measured time for
-the configuration it picks.
+Each cell is timed *inside* the model: one forward pass records every block's inputs (a
+candidate that cannot run on them is named), then the model runs with the candidates put in
+place of the blocks (one "column" of candidates at a time: the teacher's blocks, then every
+block's first other candidate, its second, ...), and forward hooks time each block's call. Each
+figure is a median over ``repeats`` timed passes after ``warmup`` untimed ones, on one device and
+dtype. Time is not exactly additive; timing the cells alone (version 1 of this table) made a block
+find its inputs hot in cache and the teacher's blocks look cheaper than they are inside the model,
+so ``base`` absorbed their in-model cost and configurations far from the teacher were predicted
+16-33 % slow on the CPU (``docs/devices.md``). Inside the model a cell pays what the model pays,
+up to its neighbours (a column's, not the configuration's). The search still records both the
+table's prediction and the assembled model's measured time for the configuration it picks.
 
 The table is keyed by the caller like the cost table (teacher architecture, space, candidates,
 resolution) plus device, dtype, batch size and (on the CPU) threads.
@@ -37,7 +38,6 @@ from torch import nn
 
 from tocsr_nas._io import atomic_write_text, one_line
 from tocsr_nas.evaluators.cost_table import CostTableError, _CallRecorder
-from tocsr_nas.evaluators.signatures import call_signature, module_signature
 from tocsr_nas.searchspace.candidates import TEACHER
 
 __all__ = ["LatencyTable", "TableCosts", "measure_ms", "synchronize", "timing_clock"]
@@ -45,7 +45,7 @@ __all__ = ["LatencyTable", "TableCosts", "measure_ms", "synchronize", "timing_cl
 logger = logging.getLogger(__name__)
 
 _FORMAT = "tocsr-nas/latency-table"
-_VERSION = 1
+_VERSION = 2  # 2: cells timed inside the model (1: alone)
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -114,6 +114,63 @@ def _placed(module: nn.Module, device: torch.device | str, dtype: torch.dtype) -
     return module.eval()
 
 
+def _in_context_ms(
+    model: nn.Module,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    swaps: Mapping[str, nn.Module],
+    blocks: Mapping[str, nn.Module],
+    device: torch.device | str,
+    warmup: int,
+    repeats: int,
+) -> dict[str, float]:
+    """The median milliseconds of each module of ``swaps`` (``{block path: module}``) *inside* the
+    model: the modules are put in place of the blocks, ``warmup`` then ``repeats`` whole forward
+    passes run, each swapped module's calls are timed by hooks (:func:`timing_clock`, the device
+    synchronised), and ``blocks`` (the original modules) are put back."""
+    clock = timing_clock(device)
+    times: dict[str, list[float]] = {path: [] for path in swaps}
+    started: dict[str, float] = {}
+    handles = []
+
+    def pre(path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any) -> None:
+            synchronize(device)
+            started[path] = clock()
+
+        return hook
+
+    def post(path: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            synchronize(device)
+            times[path].append((clock() - started[path]) * 1e3)
+
+        return hook
+
+    try:
+        for path, module in swaps.items():
+            if module is not blocks[path]:
+                model.set_submodule(path, module)
+            handles += [module.register_forward_pre_hook(pre(path)), module.register_forward_hook(post(path))]
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(*args, **kwargs)
+            for path in times:
+                times[path].clear()
+            for _ in range(repeats):
+                model(*args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for path, module in swaps.items():
+            if module is not blocks[path]:
+                model.set_submodule(path, blocks[path])
+    silent = [path for path, v in times.items() if len(v) != repeats]
+    if silent:  # e.g. a block inside another block that was replaced
+        raise CostTableError(f"block {silent[0]!r} did not run once per forward pass with its column's candidates in place")
+    return {path: float(statistics.median(v)) for path, v in times.items()}
+
+
 class LatencyTable:
     """Milliseconds of every (block, candidate) on one device, plus the remainder.
 
@@ -173,7 +230,7 @@ class LatencyTable:
         metadata: Mapping[str, Any] | None = None,
         progress: bool = False,
     ) -> LatencyTable:
-        """Measure ``model`` once whole and every (block, candidate) alone on its recorded inputs.
+        """Measure ``model`` once whole and every (block, candidate) inside it (the module docstring).
 
         Args:
             model: the model, already on ``device`` in ``dtype`` (put in eval mode).
@@ -189,6 +246,8 @@ class LatencyTable:
         Raises:
             CostTableError: a block called other than once per forward pass, or a candidate that
                 fails on its block's inputs.
+
+        ``measurements`` counts the whole model and the columns (each ``repeats`` timed passes).
         """
         start = time.perf_counter()
         kwargs = dict(kwargs or {})
@@ -205,31 +264,37 @@ class LatencyTable:
             return measure_ms(fn, device=device, warmup=warmup, repeats=repeats)
 
         whole = timed(lambda: model(*args, **kwargs))
-        seen: dict[tuple[str, str], float] = {}  # identical module on identical inputs: measured once
-        cells: dict[str, dict[str, float]] = {}
+        blocks = {path: model.get_submodule(path) for path in paths}
+        others = {path: [n for n in dict.fromkeys(choices[path]) if n != TEACHER] for path in paths}
+        # column 0: the teacher; column k: every block's k-th other candidate (blocks with fewer keep the teacher)
+        columns = [dict.fromkeys(paths, TEACHER)]
+        columns += [{p: names[k] for p, names in others.items() if k < len(names)}
+                    for k in range(max((len(n) for n in others.values()), default=0))]  # fmt: skip
+        cells: dict[str, dict[str, float]] = {path: {} for path in paths}
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(set(c) | {TEACHER}) for c in choices.values()), desc="latency table",
-                   unit="cell", disable=not progress)  # fmt: skip
+        bar = tqdm(total=len(columns), desc="latency table", unit="column", disable=not progress)
         try:
-            for path in paths:
-                block = model.get_submodule(path)
-                call = recorder.calls[path]
-                io = call_signature(call.args, call.kwargs)
-                row: dict[str, float] = {}
-                for name in [TEACHER, *dict.fromkeys(n for n in choices[path] if n != TEACHER)]:
-                    module = block if name == TEACHER else _placed(instantiate(path, name, block), device, dtype)
-                    key = (module_signature(module), io)
-                    if key not in seen:
-                        try:
-                            seen[key] = timed(lambda m=module: m(*call.args, **call.kwargs))
-                        except (ValueError, RuntimeError) as exc:
-                            raise CostTableError(
-                                f"candidate {name!r} of block {path} cannot run on its inputs ({one_line(exc)})"
-                            ) from None
-                    row[name] = seen[key]
-                    bar.update()
-                cells[path] = row
+            for column in columns:
+                swaps = {}
+                for path, name in column.items():
+                    if name == TEACHER:
+                        swaps[path] = blocks[path]
+                        continue
+                    module = _placed(instantiate(path, name, blocks[path]), device, dtype)
+                    call = recorder.calls[path]
+                    try:  # alone first, so a candidate that cannot run is named
+                        with torch.inference_mode():
+                            module(*call.args, **call.kwargs)
+                    except (ValueError, RuntimeError) as exc:
+                        raise CostTableError(
+                            f"candidate {name!r} of block {path} cannot run on its inputs ({one_line(exc)})"
+                        ) from None
+                    swaps[path] = module
+                measurements += 1
+                for path, ms in _in_context_ms(model, args, kwargs, swaps, blocks, device, warmup, repeats).items():
+                    cells[path][column[path]] = ms
+                bar.update()
         finally:
             bar.close()
         base = whole - sum(row[TEACHER] for row in cells.values())

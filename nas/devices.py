@@ -6,9 +6,12 @@ Every computing command (``teacher train``, ``distill``, ``search``, ``sr train`
 to its stage, which calls :func:`resolve` once. ``auto`` is a GPU when one is present (CUDA, then
 Apple's MPS), else the CPU. A device that is not there is a :class:`DeviceError` (one line, exit 2).
 
-The dtype is the *compute* precision. Inference (capture, search, upscale, evaluate, latency
-tables) runs the model in that dtype; training keeps float32 master weights and runs the
-forward pass under :func:`autocast` (:meth:`Placement.autocast`), so saved weights stay float32.
+The dtype is the *compute* precision. Capture, search and latency tables run the model in that
+dtype; training (teacher, SR, one-step) and SR inference (upscale, evaluate) keep float32 weights
+and run under :func:`autocast` (:meth:`Placement.autocast`), so saved weights stay float32. Each
+command moves its model(s) to the device once and each step's batch as it is drawn; random numbers
+are drawn on the CPU (CPU generators) and moved, so the draws do not depend on the device;
+weights are saved, and images and metrics returned, on the CPU.
 ``cpu`` + ``float32`` is the default and changes nothing: results on the CPU are bit-for-bit those
 of a build without this module.
 
@@ -31,21 +34,15 @@ import torch
 from tocsr_nas.errors import UserInputError
 
 __all__ = [
-    "CPU_ONLY",
     "DEVICES",
     "DTYPES",
     "DeviceError",
     "Placement",
     "dtype_name",
     "resolve",
-    "resolve_for",
     "resolve_device",
     "resolve_dtype",
 ]
-
-#: commands whose models are not yet placed on a GPU: ``auto`` is the CPU for them, and a GPU asked
-#: by name is refused in one line (``--dtype`` applies: mixed precision on the CPU)
-CPU_ONLY = ("teacher train", "sr train", "sr distill", "upscale", "evaluate", "run")
 
 #: the ``--device`` spellings (``cuda:N`` is accepted too)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -182,21 +179,3 @@ def resolve(device: str | torch.device | None = "auto", dtype: str | torch.dtype
     if placement.device.type == "cpu" and placement.dtype == torch.float16:
         raise DeviceError("--dtype float16 is not supported on the CPU (use bfloat16 or float32)")
     return placement
-
-
-def resolve_for(command: str, device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = "float32") -> Placement:
-    """:func:`resolve` for ``command``; for the commands of :data:`CPU_ONLY`, ``auto`` is the CPU
-    and a GPU asked by name is a :class:`DeviceError`.
-
-    Raises:
-        DeviceError: as :func:`resolve`, or a GPU asked of a CPU-only command.
-    """
-    asked = str(device or "auto").strip().lower()
-    if command in CPU_ONLY:
-        if asked not in ("auto", "cpu"):
-            resolve(device, dtype)  # an absent device is reported as such first
-            raise DeviceError(
-                f"--device {device}: {command} runs on the CPU for now (distill and search run on GPUs); use --device cpu"
-            )
-        return resolve("cpu", dtype)
-    return resolve(device, dtype)

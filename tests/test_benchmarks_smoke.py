@@ -112,6 +112,10 @@ def test_gpu_check_small_runs_on_the_cpu(tmp_path):
     assert saved["compact"]["min_gmacs"]["gmacs_ratio"] > 1
     assert "| min_gmacs |" in (tmp_path / "gpu_check.md").read_text()
     assert report["compact"]["teacher"]["speedup"]["float32"] == 1.0
+    sr = saved["sr_onestep"]
+    assert sr["input_px"] == 32 and sr["output_px"] == [128, 128]
+    assert set(sr["ms"]) == {"float32", "bfloat16"} and all(math.isfinite(v) and v > 0 for v in sr["ms"].values())
+    assert "One-step SR x4" in (tmp_path / "gpu_check.md").read_text()
 # -- the real NAS benchmark tables (benchmarks/table_landscapes.py, data in benchmarks/data) --------
 @pytest.mark.parametrize("label", ["macro", "macro@q0.05", "graph-arxiv", "graph-cora@q0.2"])
 def test_table_optimum_matches_a_pandas_scan(label):

@@ -95,16 +95,17 @@ def format_report(report: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``evaluate``."""
-    from tocsr_nas.devices import resolve_for
+    from tocsr_nas.devices import resolve
     from tocsr_nas.sr.evaluate import evaluate
     from tocsr_nas.threads import set_threads
 
-    placement = resolve_for("evaluate", args.device, args.dtype)
+    placement = resolve(args.device, args.dtype)
     set_threads(args.threads)
     with placement.autocast():  # a reduced --dtype: the models' ops in bfloat16, their weights float32
         report = evaluate(
             args.model, multistep_dir=args.multistep, images=args.images, scale=args.scale, steps=args.steps,
             max_side=args.max_side, out=args.out or args.model / "evaluation", decoder=args.decoder,
+            device=placement.device,
         )  # fmt: skip
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

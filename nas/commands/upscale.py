@@ -36,13 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``upscale``."""
     from tocsr_nas._io import check_out_path
-    from tocsr_nas.devices import resolve_for
+    from tocsr_nas.devices import resolve
     from tocsr_nas.sr.model import SRModel
     from tocsr_nas.sr.upscale import output_files, upscale_files
     from tocsr_nas.teacher.data import load_image
     from tocsr_nas.threads import set_threads
 
-    placement = resolve_for("upscale", args.device, args.dtype)
+    placement = resolve(args.device, args.dtype)
     set_threads(args.threads)
     check_out_path(args.out, model=args.model)
     output_files(args.inputs, args.out, overwrite=args.overwrite)  # an output in the way fails before any work
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         from tocsr_nas.teacher.components import replace_decoder
 
         replace_decoder(model.vae, args.decoder)
+    model.to(placement.device)  # once; each image moves there and its result back
     with placement.autocast():  # a reduced --dtype: the model's ops in bfloat16, its weights float32
         outputs = upscale_files(
             model, args.inputs, args.out, scale=args.scale, steps=args.steps, seed=args.seed, overwrite=args.overwrite

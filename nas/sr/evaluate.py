@@ -253,11 +253,13 @@ def plot_crops(panel: dict[str, Any], path: str | Path, crop: int = 160) -> Path
 
 @torch.no_grad()
 def vae_roundtrip(model: SRModel, hr: torch.Tensor) -> torch.Tensor:
-    """``D(E(x_hr))`` (tiled as in upscaling): the best any latent SR model can do with this VAE."""
+    """``D(E(x_hr))`` (tiled as in upscaling): the best any latent SR model can do with this VAE.
+    Computed on the model's device; returned float32 on the CPU."""
     f = model.vae_scale_factor
-    x, (h, w) = pad_to_multiple(hr, model.pixel_multiple)
+    x, (h, w) = pad_to_multiple(hr.to(model.device), model.pixel_multiple)
     z = tiled_map(model.encode, x, tile=VAE_TILE, overlap=VAE_TILE // 8, in_scale=f)
-    return tiled_map(model.decode, z, tile=VAE_TILE, overlap=VAE_TILE // 8, out_scale=f)[..., :h, :w].clamp(-1, 1)
+    x = tiled_map(model.decode, z, tile=VAE_TILE, overlap=VAE_TILE // 8, out_scale=f)[..., :h, :w].clamp(-1, 1)
+    return x.float().cpu()
 
 
 def _timed(fn):  # noqa: ANN001, ANN202 - tiny helper
@@ -277,6 +279,7 @@ def evaluate(
     max_side: int | None = None,
     out: str | Path | None = None,
     decoder: str | Path | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Compare bicubic, the multi-step and the one-step model on ``images`` (see the module docstring).
 
@@ -290,6 +293,8 @@ def evaluate(
         out: folder for ``evaluation.json`` and ``comparison.png`` (none written when ``None``).
         decoder: a compact VAE decoder folder (``tocsr-nas export`` of a ``--component vae.decoder``
             search) that replaces every model's decoder; the per-image GMACs then count it.
+        device: where the models run (``None``: the CPU); they move there once (after their
+            complexity is counted on the CPU), each image's result comes back to the CPU.
 
     Returns:
         The report: ``scale``, ``images``, ``methods`` (``bicubic``, ``multistep``, ``onestep``:
@@ -320,6 +325,9 @@ def evaluate(
     rows: dict[str, list[dict[str, Any]]] = {"bicubic": [], **{k: [] for k in ("multistep", "onestep") if k in models}}
     panels, bound = [], []
     any_model = next(iter(models.values()))
+    complexity = model_complexity(any_model, multi_steps)  # traced on the CPU, in float32
+    for m in models.values():
+        m.to(device or "cpu")
     for name, hr in data:
         lr = downscale(hr[None], scale)  # (1, 3, h, w)
         ref = to_uint8(hr)
@@ -357,7 +365,7 @@ def evaluate(
         "images": [{"name": n, "hr_size": [int(x.shape[-1]), int(x.shape[-2])]} for n, x in data],
         "methods": methods,
         "vae_bound": _summary(bound, rows["bicubic"]),
-        "complexity": model_complexity(any_model, multi_steps),
+        "complexity": complexity,
         "speedup": (
             methods["multistep"]["seconds_per_image"] / methods["onestep"]["seconds_per_image"]
             if {"multistep", "onestep"} <= set(methods)

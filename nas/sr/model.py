@@ -388,19 +388,34 @@ class SRModel:
 
     # ------------------------------------------------------------------ VAE
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, 3, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (posterior mode)."""
-        z = self.vae.encode(images.to(self.vae.dtype)).latent_dist.mode()
+        """Images ``(B, 3, H, W)`` in ``[-1, 1]`` (any device) -> scaled latents ``(B, C, H/f, W/f)``
+        (posterior mode) on the VAE's device."""
+        z = self.vae.encode(images.to(self.vae.device, self.vae.dtype)).latent_dist.mode()
         shift = self.vae.config.get("shift_factor") or 0.0
         return (z - shift) * self.vae.config.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents ``(B, C, h, w)`` -> images ``(B, 3, h f, w f)`` (about ``[-1, 1]``)."""
         shift = self.vae.config.get("shift_factor") or 0.0
-        return self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor + shift).sample
+        return self.vae.decode(latents.to(self.vae.device, self.vae.dtype) / self.vae.config.scaling_factor + shift).sample
 
     def lr_latent(self, lr: torch.Tensor) -> torch.Tensor:
         """``z_lr = E(bicubic_s(lr))``: ``(B, 3, h, w) -> (B, C, s h / f, s w / f)`` (untiled)."""
         return self.encode(bicubic_upsample(lr, self.scale))
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> torch.device:
+        """Where the denoiser's weights are (every part moves together, :meth:`to`)."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: str | torch.device) -> SRModel:
+        """Move the denoiser, the VAE and the refiner to ``device`` (in place; dtypes kept); returns ``self``."""
+        self.net.to(device)
+        self.vae.to(device)
+        if self.refiner is not None:
+            self.refiner.to(device)
+        return self
 
     # ------------------------------------------------------------------ modes
     def eval(self) -> SRModel:

@@ -200,9 +200,10 @@ def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator:
         The trained refiner (in eval mode).
     """
     hr = photos.random_batch(config.refine_pool, config.pool_patch, seed=step_seed(config.seed, "refine", 1))
+    hr = hr.to(model.device)  # (N, 3, P, P), on the model's device with the refiner
     lr = downscale(hr, model.scale)  # (N, 3, P/s, P/s)
     if not use_generator:
-        refiner = LumaRefiner(scale=model.scale)
+        refiner = LumaRefiner(scale=model.scale).to(model.device)
         up = bicubic_upsample(lr, model.scale)
         train_refiner(refiner, lr, up, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
         return refiner
@@ -210,9 +211,9 @@ def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator:
         z_lr = torch.cat([model.encode(bicubic_upsample(x, model.scale)) for x in lr.split(16)])
     noise = None
     if model.config["onestep"]["start"] == "noise":
-        noise = initial_noise(tuple(z_lr.shape), step_seed(config.seed, "noise", 2))
+        noise = initial_noise(tuple(z_lr.shape), step_seed(config.seed, "noise", 2)).to(z_lr.device)
     generated = _generated(model, z_lr, noise)  # (N, 3, P, P)
-    refiner = LumaRefiner(scale=model.scale)
+    refiner = LumaRefiner(scale=model.scale).to(model.device)
     losses = train_refiner(refiner, lr, generated, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
     logger.info("luma refiner: %d steps, loss %.5f -> %.5f", config.refine_steps, losses[0], losses[-1])
     return refiner
@@ -229,6 +230,7 @@ def distill_onestep(
     progress: bool = True,
     stop_after: int | None = None,
     autocast: Any = None,
+    device: str | torch.device | None = None,
 ) -> SRModel | None:
     """Distil the multi-step SR model in ``sr_model`` into a one-step model saved in ``out``.
 
@@ -241,9 +243,11 @@ def distill_onestep(
         progress: tqdm bars with the loss.
         autocast: mixed precision around each step's loss (:class:`~tocsr_nas.training.Run`).
         stop_after: stop abruptly after this many steps (a simulated crash, for tests).
+        device: where to distil (``None``: the CPU). The model, the pool (with its noise and DDIM
+            outputs) and the validation set move there once; the pool is cached on the CPU.
 
     Returns:
-        The one-step model (``kind == "onestep"``; ``config["source"]["sr_model"]`` names the
+        The one-step model (on the CPU) (``kind == "onestep"``; ``config["source"]["sr_model"]`` names the
         SR folder, ``config["source"]["sr_fingerprint"]`` identifies it), or ``None`` when stopped
         by ``stop_after``.
 
@@ -253,7 +257,7 @@ def distill_onestep(
     """
     config = config or DistillConfig()
     out, sr_dir = Path(out), Path(sr_model)
-    model = SRModel.load(sr_dir, kind="multistep")
+    model = SRModel.load(sr_dir, kind="multistep").to(device or "cpu")
     f, T = model.vae_scale_factor, model.scheduler.config.num_train_timesteps
     if config.crop * f > config.pool_patch:
         raise TocsrError(f"--crop {config.crop} latents ({config.crop * f} px) exceeds --pool-patch {config.pool_patch}")
@@ -282,7 +286,7 @@ def distill_onestep(
             train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
         logger.info("one-step: encoding %d patches and sampling them with %d DDIM steps", config.pool_size, target_steps)
         pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 1))
-        noise = initial_noise(tuple(pool.z_lr.shape), step_seed(config.seed, "noise", 0))  # (N, C, p, p)
+        noise = initial_noise(tuple(pool.z_lr.shape), step_seed(config.seed, "noise", 0)).to(pool.z_lr.device)  # (N, C, p, p)
         z_ddim = torch.cat(
             [
                 ddim_sample(model, c, steps=target_steps, strength=float(model.config["sampler"].get("strength", 1.0)), noise=n)
@@ -291,6 +295,7 @@ def distill_onestep(
         )  # (N, C, p, p)
         pool.extra.update(noise=noise, z_ddim=z_ddim)
         pool.save(pool_path)
+    pool = pool.to(model.device)
 
     # ---- the one-step parameterisation
     if config.timestep is not None:
@@ -305,9 +310,11 @@ def distill_onestep(
 
     # ---- validation: held-out patches, one step from the (initial) SR weights
     per_image = max(1, math.ceil(config.val_patches / len(val)))
-    val_hr = val.grid_patches(64, max_per_image=per_image)[: config.val_patches]  # (N, 3, 64, 64)
+    val_hr = val.grid_patches(64, max_per_image=per_image)[: config.val_patches].to(model.device)  # (N, 3, 64, 64)
     _, val_lr = validation_latents(model, val, config.val_patches)
-    val_noise = initial_noise(tuple(val_lr.shape), step_seed(config.seed, "noise", 1)) if config.start == "noise" else None
+    val_noise = None
+    if config.start == "noise":
+        val_noise = initial_noise(tuple(val_lr.shape), step_seed(config.seed, "noise", 1)).to(val_lr.device)
     metrics = state.setdefault("metrics", {})
     if "val_psnr_init" not in metrics:
         metrics["val_psnr_init"] = _val_psnr(model, val_lr, val_hr, val_noise)
@@ -339,6 +346,7 @@ def distill_onestep(
             train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
         model.refiner = fit_refiner(model, train, config)
     metrics["val_psnr"] = _val_psnr(model, val_lr, val_hr, val_noise)
+    model.to("cpu")  # saved and returned on the CPU (float32 weights)
     metrics["seconds"] = state["seconds"]
     metrics["target_steps"] = target_steps
     metrics["sr_metrics"] = dict(model.config.get("metrics", {}))

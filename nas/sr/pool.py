@@ -87,6 +87,13 @@ class LatentPool:
             z_lr.append(model.encode(bicubic_upsample(downscale(x, s), s)))  # (b, C, p, p)
         return cls(hr=hr, z_hr=torch.cat(z_hr), z_lr=torch.cat(z_lr), factor=f)
 
+    def to(self, device: str | torch.device) -> LatentPool:
+        """The pool with every tensor on ``device`` (moved once, so each batch is cut there)."""
+        extra = {k: v.to(device) for k, v in self.extra.items()}
+        return LatentPool(
+            hr=self.hr.to(device), z_hr=self.z_hr.to(device), z_lr=self.z_lr.to(device), factor=self.factor, extra=extra
+        )
+
     def save(self, path: str | Path) -> None:
         """Write the pool (all tensors) to one safetensors file, atomically."""
         tensors = {"hr": self.hr, "z_hr": self.z_hr, "z_lr": self.z_lr}

@@ -139,8 +139,8 @@ def sr_validation_loss(model: SRModel, z_hr: torch.Tensor, z_lr: torch.Tensor, s
     """Conditioned denoising MSE on fixed latents, timesteps ``round(i (T-1)/(N-1))`` and noise."""
     n = z_hr.shape[0]
     T = model.scheduler.config.num_train_timesteps
-    timesteps = torch.linspace(0, T - 1, n).round().long()  # (N,)
-    noise = torch.randn(z_hr.shape, generator=torch.Generator().manual_seed(seed))  # (N, C, p, p)
+    timesteps = torch.linspace(0, T - 1, n).round().long().to(z_hr.device)  # (N,)
+    noise = torch.randn(z_hr.shape, generator=torch.Generator().manual_seed(seed)).to(z_hr.device)  # (N, C, p, p)
     total = 0.0
     for z0, c, eps, t in zip(z_hr.split(16), z_lr.split(16), noise.split(16), timesteps.split(16)):
         zt = model.scheduler.add_noise(z0, eps, t)
@@ -162,6 +162,7 @@ def train_sr(
     progress: bool = True,
     stop_after: int | None = None,
     autocast: Any = None,
+    device: str | torch.device | None = None,
 ) -> SRModel | None:
     """Adapt ``backbone`` to super-resolution and save the SR model folder ``out``.
 
@@ -175,9 +176,11 @@ def train_sr(
         progress: tqdm bar with the loss.
         autocast: mixed precision around each step's loss (:class:`~tocsr_nas.training.Run`).
         stop_after: stop abruptly after this many steps (a simulated crash, for tests).
+        device: where to train (``None``: the CPU). The model, the latent pool and the validation
+            latents move there once; each step's noise and timesteps are drawn on the CPU and moved.
 
     Returns:
-        The trained model (also saved in ``out``), or ``None`` when stopped by ``stop_after``.
+        The trained model (also saved in ``out``; on the CPU), or ``None`` when stopped by ``stop_after``.
 
     Raises:
         TocsrError: bad settings, a non-empty ``out`` without ``resume``, unreadable inputs.
@@ -193,6 +196,7 @@ def train_sr(
         raise TocsrError(f"--pool-patch {config.pool_patch} must be a multiple of scale x VAE factor = {config.scale * f}")
     if config.crop * f > config.pool_patch:
         raise TocsrError(f"--crop {config.crop} latents ({config.crop * f} px) exceeds --pool-patch {config.pool_patch}")
+    model.to(device or "cpu")
     min_size = max(config.pool_patch, 64)
     train = load_photos(config.images, "train", val_fraction=config.val_fraction, seed=config.seed, min_size=min_size)
     val = load_photos(config.images, "val", val_fraction=config.val_fraction, seed=config.seed, min_size=64)
@@ -200,6 +204,7 @@ def train_sr(
     state = open_run(out, config, resume=resume, resumable=_RESUMABLE, done_file="sr.json", sources=sources)
     logger.info("SR training: encoding %d training patches of %d px", config.pool_size, config.pool_patch)
     pool = LatentPool.build(model, train, size=config.pool_size, patch_px=config.pool_patch, seed=step_seed(config.seed, "pool", 0))
+    pool = pool.to(model.device)
     val_hr, val_lr = validation_latents(model, val, config.val_patches)
     metrics = state.setdefault("metrics", {})
     if "val_loss_init" not in metrics:
@@ -217,8 +222,8 @@ def train_sr(
         b = pool.batch(config.batch_size, config.crop, seed=s)
         gen = torch.Generator().manual_seed(s + 1)
         z0, c = b["z_hr"], b["z_lr"]  # (B, C, c, c)
-        eps = torch.randn(z0.shape, generator=gen)  # (B, C, c, c)
-        t = torch.randint(0, t_max, (z0.shape[0],), generator=gen)  # (B,)
+        eps = torch.randn(z0.shape, generator=gen).to(z0.device)  # (B, C, c, c)
+        t = torch.randint(0, t_max, (z0.shape[0],), generator=gen).to(z0.device)  # (B,)
         z_t = scheduler.add_noise(z0, eps, t)
         return F.mse_loss(net(z_t, t, c), target_for(model, z0, eps, t))
 
@@ -232,6 +237,7 @@ def train_sr(
         return None
     model.eval()
     metrics["val_loss"] = sr_validation_loss(model, val_hr, val_lr, seed=config.seed)
+    model.to("cpu")  # saved and returned on the CPU (its weights are float32 throughout)
     metrics["seconds"] = state["seconds"]
     metrics["train_images"], metrics["val_images"] = train.names, val.names
     model.config["metrics"] = dict(metrics)

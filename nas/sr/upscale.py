@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from tocsr_nas._io import atomic_path, check_out_path
+from tocsr_nas.evaluators.latency import synchronize
 from tocsr_nas.locks import locks_folder
 from tocsr_nas.teacher.data import ImageDataError, load_image, to_tensor, to_uint8
 from tocsr_nas.errors import TocsrError
@@ -64,28 +65,36 @@ def super_resolve(
 ) -> torch.Tensor:
     """Super-resolve a batch of LR images.
 
+    Runs on the model's device (:meth:`SRModel.to`): ``lr`` is moved there, the result comes back
+    to the CPU in float32.
+
     Args:
         model: a multi-step or one-step SR model.
-        lr: ``(B, 3, h, w)`` in ``[-1, 1]``.
+        lr: ``(B, 3, h, w)`` in ``[-1, 1]`` (any device).
         steps: DDIM steps of a multi-step model (default: its ``sampler.steps``); ignored by a
             one-step model.
         seed: seed of the sampler's noise (default: the model's ``sampler.seed``).
         tile: latent tile side of the denoiser (default: the model's ``tile``).
         vae_tile: latent tile side of the VAE.
         timings: if given, receives the wall seconds of ``encode`` (bicubic + VAE encoder),
-            ``denoise`` and ``decode`` (with the luma refiner, when the model has one).
+            ``denoise`` and ``decode`` (with the luma refiner, when the model has one), the
+            device synchronised at each lap.
 
     Returns:
-        ``(B, 3, s h, s w)`` in ``[-1, 1]``.
+        ``(B, 3, s h, s w)`` in ``[-1, 1]``, float32 on the CPU.
     """
     s, f = model.scale, model.vae_scale_factor
     sampler = model.config.get("sampler", {})
     steps = int(steps if steps is not None else sampler.get("steps", 20))
     seed = int(seed if seed is not None else sampler.get("seed", 0))
     tile = int(tile if tile is not None else model.config.get("tile", 32))
+    device = model.device
+    lr = lr.to(device)
     clock = [time.perf_counter()]
 
     def lap(name: str) -> None:
+        if timings is not None:
+            synchronize(device)
         now = time.perf_counter()
         if timings is not None:
             timings[name] = now - clock[0]
@@ -106,7 +115,7 @@ def super_resolve(
     if model.refiner is not None:
         x = model.refiner(lr.float(), bicubic, x)
     lap("decode")
-    return x
+    return x.float().cpu()
 
 
 def output_files(inputs: Sequence[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:

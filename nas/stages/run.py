@@ -178,12 +178,18 @@ def _copy_shipped_teacher(target: Path) -> None:
         shutil.copytree(default_teacher_dir(), tmp, ignore=shutil.ignore_patterns("README.md"), dirs_exist_ok=True)
 
 
-def _evaluate(out: Path, model: Path, multistep: Path, threads: int, max_side: int | None) -> None:
+def _evaluate(
+    out: Path, model: Path, multistep: Path, threads: int, max_side: int | None, device: str | None = None,
+    dtype: str | None = None,
+) -> None:
+    from tocsr_nas.devices import resolve
     from tocsr_nas.sr.evaluate import evaluate
     from tocsr_nas.threads import set_threads
 
+    placement = resolve(device, dtype)
     set_threads(threads)
-    evaluate(model, multistep_dir=multistep, max_side=max_side, out=out)
+    with placement.autocast():  # as ``tocsr-nas evaluate``: float32 weights, a reduced dtype's ops
+        evaluate(model, multistep_dir=multistep, max_side=max_side, out=out, device=placement.device)
 
 
 #: settings that say where the work runs, not what it computes (not checked on resume)
@@ -264,7 +270,7 @@ def stages(settings: PipelineSettings) -> list[Stage]:
         Stage(
             "evaluate", ("evaluate",),
             lambda out, r: {"model": out / "onestep", "multistep": out / "sr", "out": out / "evaluate",
-                            "threads": s.threads, "max_side": s.evaluate_max_side},
+                            "threads": s.threads, "max_side": s.evaluate_max_side, **placed},
             lambda o: _evaluate(**o),
             resumable=False,
             marks=("evaluation.json", "comparison.png"),

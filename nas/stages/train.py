@@ -14,8 +14,8 @@ resuming, the value the checkpoint recorded (:func:`resumed_config`):
 * ``keep_checkpoints``: keep ``out/checkpoints`` after success (to extend ``steps`` later);
 * ``progress``: show progress bars;
 * ``threads``: torch CPU threads (``None``: torch's choice; :func:`~tocsr_nas.threads.set_threads`);
-* ``device``, ``dtype``: ``--device`` / ``--dtype`` (:func:`tocsr_nas.devices.resolve_for`): these
-  three train on the CPU for now; a reduced dtype trains in mixed precision (float32 weights).
+* ``device``, ``dtype``: ``--device`` / ``--dtype`` (:func:`tocsr_nas.devices.resolve`): the model
+  trains on that device; a reduced dtype trains in mixed precision (float32 weights).
 """
 
 from __future__ import annotations
@@ -56,17 +56,18 @@ def resumed_config(cls: type[C], out: str | Path, resume: bool, options: dict[st
 
 def _checkpointed(
     train: Callable[..., Any], config_cls: type[C], sources: tuple[Any, ...], out: str | Path, options: dict[str, Any],
-    *, resume: bool, threads: int | None, inputs: dict[str, Any], command: str, device: str | None = None,
+    *, resume: bool, threads: int | None, inputs: dict[str, Any], device: str | None = None,
     dtype: str | None = None, **kwargs: Any,
 ) -> tuple[Any, C]:
-    """Resolve ``device`` and ``dtype`` (:func:`tocsr_nas.devices.resolve_for` ``command``), check
+    """Resolve ``device`` and ``dtype`` (:func:`tocsr_nas.devices.resolve`), check
     ``out`` against the command's ``inputs`` (option name -> path, see
     :func:`~tocsr_nas._io.check_out_path`; ``options["images"]`` is one too), set the threads, build the
-    (resumed) config, run ``train(*sources, out, config, resume=..., **kwargs)`` (with mixed precision
-    when ``dtype`` is reduced)."""
-    from tocsr_nas.devices import resolve_for
+    (resumed) config, run ``train(*sources, out, config, resume=..., device=..., **kwargs)`` on the
+    device (with mixed precision when ``dtype`` is reduced)."""
+    from tocsr_nas.devices import resolve
 
-    placement = resolve_for(command, device, dtype)
+    placement = resolve(device, dtype)
+    kwargs["device"] = placement.device
     if placement.reduced:
         kwargs["autocast"] = placement.autocast
     check_out_path(out, **inputs, images=options.get("images"))
@@ -108,7 +109,7 @@ def train_teacher_folder(
         raise TocsrError(f"unknown teacher preset {preset!r}; valid presets: {', '.join(available_presets())}")
     metrics, _ = _checkpointed(
         train_teacher, TrainConfig, (), Path(out), options, resume=resume, threads=threads, inputs={},
-        command="teacher train", device=device, dtype=dtype,
+        device=device, dtype=dtype,
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
     return metrics
@@ -220,7 +221,7 @@ def train_sr_folder(
 
     return _checkpointed(
         train_sr, SRTrainConfig, (backbone,), out, options, resume=resume, threads=threads, teacher=teacher,
-        command="sr train", device=device, dtype=dtype,
+        device=device, dtype=dtype,
         inputs={"backbone": backbone, "teacher": teacher},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip
@@ -257,7 +258,7 @@ def distill_onestep_folder(
 
     return _checkpointed(
         distill_onestep, DistillConfig, (teacher,), out, options, resume=resume, threads=threads,
-        command="sr distill", device=device, dtype=dtype,
+        device=device, dtype=dtype,
         inputs={"teacher": teacher},
         keep_checkpoints=keep_checkpoints, progress=progress,
     )  # fmt: skip

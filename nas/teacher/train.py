@@ -148,8 +148,8 @@ def validation_loss(teacher: Teacher, latents: torch.Tensor, seed: int = 0, batc
     """
     n = latents.shape[0]
     T = teacher.scheduler.config.num_train_timesteps
-    timesteps = torch.linspace(0, T - 1, n).round().long()  # (N,)
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))  # (N, 16, h, w)
+    timesteps = torch.linspace(0, T - 1, n).round().long().to(latents.device)  # (N,)
+    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)).to(latents.device)  # (N, 16, h, w)
     total = 0.0
     for z0, eps, t in zip(latents.split(batch_size), noise.split(batch_size), timesteps.split(batch_size)):
         zt = teacher.scheduler.add_noise(z0, eps, t)
@@ -197,7 +197,7 @@ def _run_vae(run: Run, teacher: Teacher, data: _Data, cfg: TrainConfig) -> None:
 
     def vae_loss(step: int) -> torch.Tensor:
         s = step_seed(cfg.seed, "vae", step)
-        x = data.train.random_batch(cfg.vae_batch_size, cfg.vae_patch_size, seed=s)  # (B, 3, p, p)
+        x = data.train.random_batch(cfg.vae_batch_size, cfg.vae_patch_size, seed=s).to(teacher.device)  # (B, 3, p, p)
         posterior = vae.encode(x).latent_dist
         z = posterior.sample(torch.Generator().manual_seed(s))  # (B, 16, p/f, p/f)
         x_hat = vae.decode(z).sample  # (B, 3, p, p)
@@ -214,7 +214,7 @@ def _run_vae(run: Run, teacher: Teacher, data: _Data, cfg: TrainConfig) -> None:
     # calibrate: scaled latents get unit variance, z_0 = mu / std(mu)
     with torch.no_grad():
         sample = data.train.random_batch(cfg.calibration_patches, cfg.patch_size, seed=step_seed(cfg.seed, "scale", 0))
-        mu = torch.cat([vae.encode(b).latent_dist.mode() for b in sample.split(16)])
+        mu = torch.cat([vae.encode(b.to(vae.device)).latent_dist.mode() for b in sample.split(16)])
     metrics["scaling_factor"] = float(1.0 / mu.std())
     vae.register_to_config(scaling_factor=metrics["scaling_factor"])
     metrics["vae_psnr_db"] = vae_psnr(teacher, data.val_hr)
@@ -241,8 +241,8 @@ def _run_unet(run: Run, t: Teacher, data: _Data, cfg: TrainConfig) -> None:
         x = data.train.random_batch(cfg.batch_size, cfg.patch_size, seed=s)  # (B, 3, P, P)
         with torch.no_grad():
             z0 = t.encode(x, sample=True, generator=gen)  # (B, 16, h, w)
-        eps = torch.randn(z0.shape, generator=gen)  # (B, 16, h, w)
-        timesteps = torch.randint(0, T, (z0.shape[0],), generator=gen)  # (B,)
+        eps = torch.randn(z0.shape, generator=gen).to(z0.device)  # (B, 16, h, w)
+        timesteps = torch.randint(0, T, (z0.shape[0],), generator=gen).to(z0.device)  # (B,)
         zt = t.scheduler.add_noise(z0, eps, timesteps)
         pred = t.unet(zt, timesteps, encoder_hidden_states=t.encoder_hidden_states(z0.shape[0])).sample
         return F.mse_loss(pred, eps)
@@ -271,6 +271,7 @@ def train_teacher(
     progress: bool = True,
     stop_after: int | None = None,
     autocast: Any = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any] | None:
     """Train a preset teacher and save it (with ``metrics.json``) in ``out``.
 
@@ -286,6 +287,9 @@ def train_teacher(
         autocast: mixed precision around each step's loss (:class:`~tocsr_nas.training.Run`).
         stop_after: stop abruptly after this many optimisation steps in this call (simulates a
             crash; for tests; a checkpoint due at that step is still written). Returns ``None`` then.
+        device: where to train (``None``: the CPU). The teacher and the validation patches move
+            there once; each step's photos, noise and timesteps are drawn on the CPU and moved.
+            The teacher is saved from the CPU (float32).
 
     Returns:
         The metrics written to ``out/metrics.json``, or ``None`` if stopped by ``stop_after``.
@@ -301,6 +305,8 @@ def train_teacher(
         f = teacher.vae_scale_factor
         raise TocsrError(f"vae_patch_size {config.vae_patch_size} px is not a multiple of the VAE factor {f}")
     data = _Data(config)
+    teacher.to(device or "cpu")
+    data.val_hr = data.val_hr.to(teacher.device)
     state = open_run(out, config, resume=resume, resumable=_RESUMABLE_CHANGES, done_file="metrics.json", phases=_PHASES)
     if state["phase"] == "done":
         if config.steps == state["step"]:
@@ -328,6 +334,7 @@ def train_teacher(
         "torch_threads": torch.get_num_threads(),
     }
     teacher.preset = config.preset
+    teacher.to("cpu")
     teacher.save(out)
     atomic_write_json(out / "metrics.json", metrics)
     state["phase"] = "done"

@@ -1,4 +1,4 @@
-"""The per-block latency table: additive lookups, identical cells measured once, JSON round trip,
+"""The per-block latency table: additive lookups, cells timed inside the model column by column, JSON round trip,
 stale caches refused; ``latency_table_for`` caches per device, dtype and batch like the cost table.
 
 No assert is on a time's size (a shared machine makes them noisy): only on the table's algebra,
@@ -68,11 +68,47 @@ def test_the_teacher_is_the_measured_whole_model_and_lookups_add_up(table, choic
     )
 
 
-def test_identical_blocks_on_identical_inputs_are_measured_once(table, choices):
-    # the whole model, then a, its skip and thin; b's three and c's thin are the same modules on the same
-    # input as a's, so only c itself is new
-    assert table.measurements == 1 + 3 + 1
-    assert table.cells["a"] == table.cells["b"] and table.cells["c"]["thin"] == table.cells["a"]["thin"]
+def test_cells_are_timed_column_by_column(table, choices):
+    # the whole model, then three columns: the teacher's blocks, every block's first other candidate, its second
+    assert table.measurements == 1 + 3
+    assert set(table.cells["c"]) == {"teacher", "thin"}
+
+
+class _Flagged(Toy):
+    """The toy, saying while its forward pass runs."""
+
+    running = False
+
+    def forward(self, x):
+        self.running = True
+        try:
+            return super().forward(x)
+        finally:
+            self.running = False
+
+
+class _Probe(nn.Module):
+    """A candidate that notes whether it is called inside the model's forward pass."""
+
+    def __init__(self, model, seen):
+        super().__init__()
+        self.model, self.seen, self.lin = [model], seen, nn.Linear(32, 32)
+
+    def forward(self, x):
+        self.seen.append(self.model[0].running)
+        return self.lin(x)
+
+
+def test_candidates_are_timed_inside_the_model_and_the_model_is_restored():
+    torch.set_num_threads(1)
+    model, seen = _Flagged().eval(), []
+    originals = {p: model.get_submodule(p) for p in CHOICES}
+    table = LatencyTable.build(model, (torch.randn(8, 32),), {}, {"a": ["teacher", "probe"], "c": ["teacher"]},
+                               lambda path, name, block: _Probe(model, seen), warmup=1, repeats=3)  # fmt: skip
+    assert set(table.cells["a"]) == {"teacher", "probe"} and math.isfinite(table.cells["a"]["probe"])
+    # one untimed call alone (a candidate that cannot run is named), then warm-up and timed passes in the model
+    assert seen == [False] + [True] * (1 + 3)
+    assert all(model.get_submodule(p) is m for p, m in originals.items())
 
 
 def test_unknown_blocks_and_candidates_are_errors(table, choices):

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from tocsr_nas.cli import main
-from tocsr_nas.devices import DeviceError, Placement, resolve, resolve_for
+from tocsr_nas.devices import DeviceError, Placement, resolve
 from tocsr_nas.surrogates.features import BlockFeatures
 from tocsr_nas.training import run_steps
 
@@ -43,15 +43,10 @@ def test_bad_names_are_device_errors(device, dtype, match):
         resolve(device, dtype)
 
 
-def test_cpu_only_commands_take_auto_as_the_cpu_and_refuse_a_named_gpu():
-    assert resolve_for("sr train", "auto", "bfloat16") == Placement(torch.device("cpu"), torch.bfloat16)
-    assert resolve_for("distill", "cpu").is_default()
-    if NO_CUDA:
-        with pytest.raises(DeviceError, match="no CUDA GPU"):
-            resolve_for("sr train", "cuda")
-    else:
-        with pytest.raises(DeviceError, match="runs on the CPU for now"):
-            resolve_for("sr train", "cuda")
+def test_auto_is_the_cpu_without_a_gpu_and_keeps_the_dtype():
+    if NO_CUDA and not torch.backends.mps.is_available():
+        assert resolve("auto", "bfloat16") == Placement(torch.device("cpu"), torch.bfloat16)
+    assert resolve("cpu").is_default()
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="a CUDA GPU is present")
@@ -60,6 +55,10 @@ def test_cpu_only_commands_take_auto_as_the_cpu_and_refuse_a_named_gpu():
     [
         ["distill", "--out", "{tmp}/lib", "--device", "cuda"],
         ["teacher", "train", "--out", "{tmp}/t", "--device", "cuda:1"],
+        ["sr", "train", "--backbone", "{tmp}", "--out", "{tmp}/sr", "--device", "cuda"],
+        ["sr", "distill", "--teacher", "{tmp}", "--out", "{tmp}/g", "--device", "cuda"],
+        ["upscale", "--model", "{tmp}", "{tmp}/x.png", "--out", "{tmp}/up", "--device", "cuda"],
+        ["evaluate", "--model", "{tmp}", "--out", "{tmp}/e", "--device", "cuda"],
         ["space", "--latency", "--device", "cuda"],
         ["run", "--out", "{tmp}/run", "--device", "cuda"],
     ],
