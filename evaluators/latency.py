@@ -24,6 +24,7 @@ resolution) plus device, dtype, batch size and (on the CPU) threads.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -282,6 +283,8 @@ class LatencyTable:
                         swaps[path] = blocks[path]
                         continue
                     module = _placed(instantiate(path, name, blocks[path]), device, dtype)
+                    if any(m is module for m in swaps.values()):  # a cached candidate shared by equal blocks:
+                        module = copy.deepcopy(module)  # one instance per path, or its hooks would fire twice
                     call = recorder.calls[path]
                     try:  # alone first, so a candidate that cannot run is named
                         with torch.inference_mode():
