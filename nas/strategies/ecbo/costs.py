@@ -82,6 +82,29 @@ class KnownCost:
                 return False
         return True
 
+    def saving_prior(self) -> dict[str, dict[str, float]]:
+        """A prior derived from the cost alone: each cell's fraction of its block's cost removed.
+
+        ``p[b, k] = (c(teacher) - c(teacher with b=k)) / max_k' (c(teacher) - c(teacher with b=k'))``
+        (0 for the teacher's own choice, 1 for the block's cheapest; 0 in a block none of whose
+        options saves cost), as ``block path -> candidate -> value``, the form of
+        :attr:`~tocsr_nas.strategies.base.Problem.prior`. It encodes only "the cheaper a block's
+        option, the more it is likely to damage"; the GP learns each block's scale from the data.
+
+        Example:
+            >>> from tocsr_nas.searchspace import SearchSpace
+            >>> space = SearchSpace.from_choices({"a": ["t", "half", "skip"]})
+            >>> price = {"t": 4.0, "half": 2.0, "skip": 0.0}
+            >>> KnownCost(space, lambda c: price[c["a"]], seed=0).saving_prior()
+            {'a': {'t': 0.0, 'half': 0.5, 'skip': 1.0}}
+        """
+        out: dict[str, dict[str, float]] = {}
+        for b, block in enumerate(self.space.blocks):
+            save = np.maximum(-self.dc[b, : self.card[b]], 0.0)
+            top = float(save.max())
+            out[block.path] = {name: (float(s) / top if top > 0 else 0.0) for name, s in zip(block.names, save)}
+        return out
+
     def __call__(self, idx: np.ndarray) -> np.ndarray:
         """Known costs of index rows ``(N, B)`` -> ``(N,)``."""
         if self.additive:

@@ -22,7 +22,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -65,6 +65,16 @@ class ECBOOptions:
             weights get ``prior_rel_sd`` times the fitted prior scale as their standard deviation
             (``None``: a separately fitted variance), see
             :func:`~tocsr_nas.strategies.ecbo.gp.fit_quality_gp`.
+        cost_prior: without a prior (``problem.prior`` is ``None``), offer the model a cost-derived
+            one: each cell's fraction of its block's cost removed
+            (:meth:`~tocsr_nas.strategies.ecbo.costs.KnownCost.saving_prior`), so that the model
+            can start from "the cheaper a block's option, the more it damages" and the pool gets
+            its frontier. With ``use_prior="auto"`` each fit keeps it only when it predicts
+            feasibility :data:`~tocsr_nas.strategies.ecbo.select.MARGIN` nats better than the
+            model without it (the reference); its per-cell corrections are fitted freely
+            (``prior_rel_sd`` is for a measured prior). Off by default: on the chain30 stress
+            landscape it cuts the regret at 40 evaluations from 15.6% to 6.4%, but on range100
+            it raises it from 0% to 14.6% (docs/BENCHMARKS.md section 5).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
@@ -118,6 +128,7 @@ class ECBOOptions:
     use_prior_pairs: bool = True
     anchor_mean: bool = True
     prior_rel_sd: float | None = 1.0
+    cost_prior: bool = False
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0

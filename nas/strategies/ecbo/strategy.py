@@ -10,7 +10,8 @@ discrete space. One proposal:
    configuration (failed evaluations are imputed as clearly infeasible); with ``warp="auto"`` /
    ``use_prior="auto"`` (the defaults) fit each candidate warp, with and without the prior, and
    keep the one that best predicts the observations' feasibility when each is left out
-   (:mod:`~tocsr_nas.strategies.ecbo.select`).
+   (:mod:`~tocsr_nas.strategies.ecbo.select`). Without a prior and with ``cost_prior``, the
+   cost-derived one is a candidate too, kept only when it earns its place by the margin.
 2. Build a candidate pool biased towards where the optimum must be, cheap and feasible
    (:mod:`~tocsr_nas.strategies.ecbo.pool`: Lagrangian model frontiers, local moves, crossover
    and biased random rows), restricted to a trust region around the incumbent
@@ -95,10 +96,16 @@ class ECBO(Strategy):
         self._cost = KnownCost(self.space, problem.cost, seed)
         self._nb = self._cost.n_blocks
         prior = problem.prior if self.options.use_prior is not False else None
+        #: whether the prior is derived from the cost (``cost_prior``: the problem has none)
+        self.cost_prior = prior is None and self.options.use_prior is not False and self.options.cost_prior
+        if self.cost_prior:
+            prior = self._cost.saving_prior()
         self._features = ConfigFeatures(self.space, prior, shared=self.options.use_shared)
         warps = AUTO_WARPS if self.options.warp == "auto" else (self.options.warp,)
         self._warps = {kind: QualityWarp(kind, max(problem.epsilons)) for kind in warps}
         priors = (True, False) if self._features.has_prior and self.options.use_prior == "auto" else (self._features.has_prior,)
+        if self.cost_prior and len(priors) == 2:  # a guess from the cost, not knowledge: the model without it is the reference
+            priors = (False, True)
         self._candidates = [Candidate(w, p) for p in priors for w in warps]  # the reference (today's fixed model) first
         self._warp = self._warps[warps[0]]  # the chosen model's warp (set per fit)
         self._pool = CandidatePool(self._cost, self._features, self.options)
@@ -147,7 +154,8 @@ class ECBO(Strategy):
                 use_prior_pairs=self.options.use_prior_pairs,
                 use_prior=candidate.use_prior,
                 mean=self._reference_y(warp) if self.options.anchor_mean else None,
-                prior_rel_sd=self.options.prior_rel_sd,
+                # a guess from the cost has no per-cell error proportional to it: fit its variance freely
+                prior_rel_sd=None if self.cost_prior else self.options.prior_rel_sd,
             )
             return gp, warp
 

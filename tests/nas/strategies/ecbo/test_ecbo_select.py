@@ -106,3 +106,50 @@ def test_select_model_keeps_the_reference_unless_beaten_by_the_margin():
     same = lambda cand: (gp, warp)  # noqa: E731 - equal scores: the reference stays
     chosen, *_ , scores = select_model([Candidate("linear", False), Candidate("hinge", False)], same, quality, [land.epsilon])
     assert chosen == Candidate("linear", False) and scores["linear"] == scores["hinge"]
+
+
+# -- the cost-derived prior (cost_prior: a problem without a prior) ----------------------------------
+
+
+def test_the_cost_prior_is_each_cells_fraction_of_its_block_cost_removed():
+    land = chain(6, 4, 0)
+    assert not make_strategy("ecbo", land.problem(), seed=0).cost_prior  # off by default
+    strategy = make_strategy("ecbo", land.problem(), seed=0, cost_prior=True, **FAST)
+    assert strategy.cost_prior and strategy._features.has_prior
+    saving = land.cost_table[:, :1] - land.cost_table  # (B, K), exact: the cost is additive
+    expected = saving / saving.max(axis=1, keepdims=True)
+    # ConfigFeatures scales a prior so that its worst configuration sums to 1
+    np.testing.assert_allclose(strategy._features.prior_table, expected / expected.max(axis=1).sum(), rtol=1e-9)
+    # the models without it come first: the reference is the model without a prior
+    assert [c.label for c in strategy._candidates] == ["linear", "hinge", "linear+prior", "hinge+prior"]
+
+
+def test_a_given_prior_or_the_option_off_leaves_no_cost_prior():
+    land = chain(6, 4, 0)
+    given = Problem(land.space, cost=land.cost, epsilons=(land.epsilon,), prior=_prior(land, land.damage))
+    assert not make_strategy("ecbo", given, seed=0, cost_prior=True).cost_prior
+    for options in ({"cost_prior": False}, {"cost_prior": True, "use_prior": False}):
+        off = make_strategy("ecbo", land.problem(), seed=0, **options)
+        assert not off.cost_prior and not off._features.has_prior
+        assert [c.label for c in off._candidates] == ["linear", "hinge"]
+    with pytest.raises(StrategyError, match="cost_prior"):
+        make_strategy("ecbo", land.problem(), cost_prior="yes")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_on_a_landscape_whose_damage_grows_as_blocks_get_cheaper_the_cost_prior_predicts_feasibility_better(seed):
+    # chain(): damage ~ sensitivity * (1 - cost fraction)^power, the structure the cost prior encodes
+    for n in (15, 30):
+        scores = _fitted(chain(10, 4, seed), seed, n=n, cost_prior=True).last_selection["scores"]
+        assert scores["linear+prior"] > scores["linear"]
+
+
+def test_where_damage_ignores_the_cost_the_cost_prior_is_not_chosen():
+    # the damages shuffled across each block's options: the cheaper option is no longer the worse one
+    base = chain(10, 4, 0)
+    rng = np.random.default_rng(0)
+    damage = base.damage.copy()
+    for b in range(len(damage)):
+        damage[b, 1:] = rng.permutation(damage[b, 1:])[::-1] if b % 2 else damage[b, 1:][::-1]
+    land = Landscape(base.cost_table, damage, base.pairs, base.epsilon)
+    assert not _fitted(land, 0, cost_prior=True).last_selection["model"].endswith("+prior")

@@ -1,0 +1,66 @@
+"""One ecbo search traced evaluation by evaluation on a stress landscape (where and why it stalls).
+
+Per evaluation: the quality in units of epsilon, the cost as a fraction of the teacher's, the
+regret so far, the model the last fit chose (``strategy.last_selection``), and in how many blocks
+the proposal differs from the optimum and from the incumbent. At the end: the blocks in which the
+best feasible configuration found differs from the optimum (choice indices).
+
+    .venv/bin/python benchmarks/ecbo_trace.py --landscape chain30 --seed 0 --budget 40 [--strategy-option cost_prior=true]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from landscapes import make_problem  # noqa: E402
+from stress_landscapes import STRESS, stress_landscape  # noqa: E402
+
+from tocsr_nas.commands.search import parse_strategy_option  # noqa: E402
+from tocsr_nas.strategies import Observation, make_strategy  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--landscape", default="chain30", choices=STRESS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=int, default=40)
+    p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    land = stress_landscape(args.landscape)
+    opt, opt_cfg = land.optimum()
+    teacher = land.cost(land.space.default_config())
+    optimum = np.array(land.space.encode(opt_cfg))
+    strategy = make_strategy("ecbo", make_problem(land), seed=args.seed, **dict(args.strategy_option))
+    best, incumbent, infeasible = math.inf, None, 0
+    for t in range(args.budget):
+        [cfg] = strategy.ask(1)
+        q, c = land.quality(cfg), land.cost(cfg)
+        strategy.tell([Observation(cfg, q, c)])
+        idx = np.array(land.space.encode(cfg))
+        to_inc = int((idx != incumbent).sum()) if incumbent is not None else -1
+        if q <= land.epsilon and c < best:
+            best, incumbent = c, idx
+        infeasible += not q <= land.epsilon
+        print(f"{t:3d}  q/eps {q / land.epsilon:7.2f}  cost/teacher {c / teacher:.3f}  regret {best / opt - 1:7.1%}  "
+              f"model {strategy.last_selection.get('model', '-'):12s}  blocks from optimum {int((idx != optimum).sum()):2d}"
+              f"  from incumbent {to_inc:2d}")
+    print(f"infeasible proposals: {infeasible} of {args.budget}")
+    print("optimum  ", optimum.tolist())
+    print("incumbent", incumbent.tolist())
+    names = land.space.blocks
+    for b in np.nonzero(optimum != incumbent)[0]:
+        print(f"  block {b}: optimum {names[b].names[optimum[b]]}, incumbent {names[b].names[incumbent[b]]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
