@@ -669,11 +669,14 @@ def _evaluators(executor: str, address: str | None, prepared: PreparedSearch, si
     from tocsr_nas.executors import make_executor
 
     s = prepared.settings
+    gpu = str(prepared.device).startswith("cuda")
     factory = partial(
         _worker_quality, teacher=s["teacher"], surrogates=s["surrogates"], space=prepared.space,
         quality=s["quality"], validation=prepared.validation, component=s["component"],
+        device="cuda" if gpu else "cpu", dtype=str(prepared.dtype),
     )
-    with make_executor(executor, address=address, workers=size, threads=threads) as ex:
+    # on a GPU the batch's actors share one (a fraction each): Ray shows each actor only the GPU it was given
+    with make_executor(executor, address=address, workers=size, threads=threads, num_gpus=1.0 / size if gpu else 0.0) as ex:
         pool = ex.evaluator_pool(factory, size)
         try:
             yield pool
@@ -682,9 +685,11 @@ def _evaluators(executor: str, address: str | None, prepared: PreparedSearch, si
 
 
 def _worker_quality(*, teacher: str, surrogates: str, space: SearchSpace, quality: str,
-                    validation: Any, component: str = "denoiser") -> Callable[[Mapping[str, str]], float]:
+                    validation: Any, component: str = "denoiser", device: str = "cpu",
+                    dtype: str = "float32") -> Callable[[Mapping[str, str]], float]:
     """On an evaluator worker: the teacher and the library from their folders, the driver's space and
-    validation set; the supernet and the quality function over them (what :func:`prepare_search` builds)."""
+    validation set; the supernet and the quality function over them (what :func:`prepare_search` builds),
+    on ``device`` in ``dtype`` like the driver's."""
     from tocsr_nas.surrogates.library import SurrogateLibrary
     from tocsr_nas.surrogates.supernet import SuperNet
     from tocsr_nas.teacher import Teacher
@@ -693,7 +698,13 @@ def _worker_quality(*, teacher: str, surrogates: str, space: SearchSpace, qualit
     comp = get_component(component)
     model = Teacher.load(teacher).eval()
     library = SurrogateLibrary.open(surrogates, teacher_fingerprint=model.fingerprint())
+    if device != "cpu" or dtype != "float32":
+        import torch
+
+        model.to(device, getattr(torch, dtype))
     supernet = SuperNet(comp.module(model), library, space)
+    if device != "cpu" or dtype != "float32":
+        supernet.to(model.device, model.dtype)  # the loaded surrogates join the teacher, once
     return comp.quality(supernet, quality, validation, teacher=model)
 
 

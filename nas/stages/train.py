@@ -174,7 +174,10 @@ def distill_library(
 
     placement = resolve(config.device, config.dtype)  # an absent device fails before any work
     config = dataclasses.replace(config, device=str(placement.device))
-    with make_executor(executor, address=ray_address, workers=config.workers, threads=config.threads) as jobs:
+    # on a GPU the pairs in flight share one (a fraction each; Ray shows a task only the GPU it was given)
+    num_gpus = 1.0 / config.workers if placement.device.type == "cuda" else 0.0
+    with make_executor(executor, address=ray_address, workers=config.workers, threads=config.threads,
+                       num_gpus=num_gpus) as jobs:
         model = build_teacher(preset) if preset else Teacher.load(teacher or default_teacher_dir())
         model.eval()
         resolution = config.resolution or model.default_resolution
