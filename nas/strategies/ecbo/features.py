@@ -1,4 +1,4 @@
-"""The GP features of a configuration: one-hot, neighbour-pair and prior columns.
+"""The GP features of a configuration: one-hot, neighbour-pair, prior and per-block-scale columns.
 
 :class:`ConfigFeatures` maps choice-index rows to the feature columns whose inner products are the
 linear terms of ``ecbo``'s kernel (:mod:`~tocsr_nas.strategies.ecbo.kernel`), and splits linear
@@ -26,15 +26,30 @@ class ConfigFeatures:
     """Turns choice-index matrices ``(N, B)`` into GP features ``(N, D)``.
 
     Columns: ``[phi1 (one-hot, D1) | phi2 (neighbour pairs, D2) | z (prior, 1) | phi_p (prior-scaled
-    one-hot, D1, with a prior) | n (shared names, D3) | z2 (compounding, 1, with a prior)]``.
+    one-hot, D1, with a prior) | n (shared names, D3) | z2 (compounding, 1, with a prior) |
+    r (per-block shape, D5 = B, with a block shape)]``.
+
+    The per-block-shape columns ``r_b(x) = shape[b, x_b] * block_norm`` carry one weight per
+    block: block ``b``'s damage is ``s_b * shape[b, x_b]``, one learned scale times a fixed
+    monotone shape (e.g. the fraction of the block's cost an option removes), ``B`` weights
+    instead of the one-hot's ``sum_b K_b`` independent cells.
 
     Args:
         space: the search space (block order = model order).
         prior: optional ``path -> candidate -> damage``; missing entries take the block's mean.
         shared: include the counts of candidate names shared by several blocks.
+        block_shape: optional ``path -> candidate -> shape`` (missing entries 0) for the
+            per-block-scale columns; ``None`` leaves them out.
     """
 
-    def __init__(self, space: SearchSpace, prior: Mapping[str, Mapping[str, float]] | None = None, *, shared: bool = True) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        prior: Mapping[str, Mapping[str, float]] | None = None,
+        *,
+        shared: bool = True,
+        block_shape: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
         self.card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
         self.n_blocks = len(self.card)
         self.offsets = np.concatenate([[0], np.cumsum(self.card)[:-1]])  # (B,)
@@ -67,9 +82,20 @@ class ConfigFeatures:
         self.d_base = self.d1 + self.d2 + 1 + (self.d1 if self.has_prior else 0)
         # z2: summed geometric-mean prior damage of neighbouring pairs (compounding damage)
         self.d4 = 1 if self.has_prior and self.n_blocks > 1 else 0
-        self.dim = self.d_base + self.d3 + self.d4
+        # r: per-block scale times a fixed shape (B columns, with a block shape)
+        self.shape_table = np.zeros((self.n_blocks, int(self.card.max())))  # (B, Kmax)
+        if block_shape is not None:
+            for b, block in enumerate(space.blocks):
+                known = block_shape.get(block.path, {})
+                for k, name in enumerate(block.names):
+                    self.shape_table[b, k] = float(known.get(name, 0.0))
+        self.d5 = self.n_blocks if block_shape is not None else 0
+        sq5 = float((np.abs(self.shape_table).max(axis=1) ** 2).sum())
+        self.block_norm = 1.0 / math.sqrt(sq5) if sq5 > 0 else 1.0  # |r|^2 <= 1, like phi1
+        self.dim = self.d_base + self.d3 + self.d4 + self.d5
         self.slice_s = list(range(self.d_base, self.d_base + self.d3))
-        self.slice_z2 = list(range(self.d_base + self.d3, self.dim))
+        self.slice_z2 = list(range(self.d_base + self.d3, self.d_base + self.d3 + self.d4))
+        self.slice_r = list(range(self.d_base + self.d3 + self.d4, self.dim))
         root = np.sqrt(np.maximum(self.prior_table, 0.0))  # (B, Kmax)
         self.prior_pair_table = root[:-1, :, None] * root[1:, None, :]  # (B-1, Kmax, Kmax)
         self.slice1 = list(range(0, self.d1))
@@ -97,6 +123,8 @@ class ConfigFeatures:
         if self.d4:
             blocks = np.arange(self.n_blocks - 1)[None, :]
             out[:, self.slice_z2[0]] = self.prior_pair_table[blocks, idx[:, :-1], idx[:, 1:]].sum(axis=1)
+        if self.d5:
+            out[:, self.slice_r[0] : self.dim] = self.shape_table[np.arange(self.n_blocks)[None, :], idx] * self.block_norm
         return torch.as_tensor(out, dtype=DTYPE)
 
     def column_terms(self) -> dict[str, slice]:
@@ -108,14 +136,16 @@ class ConfigFeatures:
         if self.d3:
             out["shared"] = slice(self.d_base, self.d_base + self.d3)
         if self.d4:
-            out["prior_pairs"] = slice(self.slice_z2[0], self.dim)
+            out["prior_pairs"] = slice(self.slice_z2[0], self.slice_z2[0] + 1)
+        if self.d5:
+            out["block_scale"] = slice(self.slice_r[0], self.dim)
         return out
 
     def decompose(self, w: Tensor) -> tuple[Tensor, Tensor]:
         """Split linear weights over the feature columns into chain tables.
 
         Every feature column is a sum over blocks (one-hot, pair one-hot, summed prior, scaled
-        one-hot, name counts), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``.
+        one-hot, name counts) or belongs to one block (per-block shape), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``.
 
         Args:
             w: weights ``(D, S)`` for ``S`` weight vectors.
@@ -137,6 +167,9 @@ class ConfigFeatures:
             ids = torch.as_tensor(np.maximum(self.name_id, 0))
             shared = w[self.d_base + ids.reshape(-1)].T.reshape(S, B, K) / math.sqrt(B)
             U = U + torch.where(torch.as_tensor(self.name_id >= 0)[None], shared, torch.zeros((), dtype=DTYPE))
+        if self.d5:  # s_b * shape[b, k]
+            shape = torch.as_tensor(self.shape_table * self.block_norm, dtype=DTYPE)  # (B, K)
+            U = U + w[self.slice_r[0] : self.dim].T[:, :, None] * shape[None]
         U = torch.where(valid[None], U, torch.full((), math.inf, dtype=DTYPE))
         V = torch.zeros((S, max(B - 1, 0), K, K), dtype=DTYPE)
         for b in range(B - 1):

@@ -29,7 +29,7 @@ __all__ = ["ChainTables", "QualityGP", "fit_quality_gp"]
 logger = logging.getLogger(__name__)
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
-_HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "rbf", "lengthscale", "noise")
+_HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "block_scale", "rbf", "lengthscale", "noise")
 #: The prior terms' variances get a vague prior: their scale is the ratio between the prior's units
 #: (a distillation loss, say) and the quality's, which nothing bounds. A Gamma(2, 4) there (mean 0.5)
 #: held the prior term's variance far below the 50 to 180 that landscape B's data give it, so the
@@ -40,12 +40,13 @@ _PRIORS = {
     "prior": (1.0, 1e-3),
     "scaled": (2.0, 4.0),
     "shared": (2.0, 4.0),
+    "block_scale": (2.0, 4.0),
     "prior_pairs": (1.0, 1e-3),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
-_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "block_scale": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
 
@@ -210,6 +211,8 @@ class QualityGP:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_s)), h["shared"]))
         if "prior_pairs" in self.kernel.active:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z2)), h["prior_pairs"]))
+        if "block_scale" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_r)), h["block_scale"]))
         if "rbf" in self.kernel.active:
             rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
             rbf.lengthscale = h["lengthscale"]
@@ -262,6 +265,7 @@ def fit_quality_gp(
     use_rbf: bool = True,
     use_prior_pairs: bool = True,
     use_prior: bool = True,
+    use_block_scale: bool = False,
     mean: float | None = None,
     prior_rel_sd: float | None = None,
     maxiter: int = 100,
@@ -280,6 +284,8 @@ def fit_quality_gp(
         use_prior_pairs: include the compounding term ``z2`` (with a prior and >= 2 blocks).
         use_prior: include the prior terms (``z``, the prior-scaled weights, ``z2``) when
             ``features`` has a prior; ``False`` gives the prior weight 0 (its columns are unused).
+        use_block_scale: include the per-block-scale term (one weight per block times the fixed
+            shape of ``features``' ``block_shape``) when ``features`` has one.
         mean: a known constant mean ``c`` (e.g. the teacher's warped quality: every weight then
             measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
             that mostly changes many blocks is absorbed by the reference choices' weights, which
@@ -297,6 +303,7 @@ def fit_quality_gp(
     prior = features.has_prior and use_prior
     active += ["prior", "scaled"] if prior else []
     active += ["shared"] if features.d3 else []
+    active += ["block_scale"] if features.d5 and use_block_scale else []
     active += ["prior_pairs"] if features.d4 and use_prior_pairs and prior else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)

@@ -9,6 +9,8 @@ and a little compounding. The kernel mirrors that decomposition of the latent wa
          + s2 * z2(x)                            compounding: z2 = sum_b sqrt(p_b[x_b] p_{b+1}[x_{b+1}])
          + sum_b p_b[x_b] u_b[x_b]               prior-scaled weights: the prior's error grows with it
          + sum_n count_n(x) t_n                  candidates named alike (``skip``...) damage alike
+         + sum_b s_b r_b[x_b]                    per-block scale: one weight per block times a
+                                                 fixed shape r (e.g. the cost an option removes)
          + h(x)                                  residual interactions, RBF on one-hot
 
 With Gaussian weights each term is a linear kernel on one-hot features (the first two count
@@ -17,13 +19,15 @@ so the GP is::
 
     k(x, x') = a1 <phi1(x), phi1(x')> + a2 <phi2(x), phi2(x')> + a3 z(x) z(x')
              + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x') + a7 z2(x) z2(x')
+             + a8 <r(x), r(x')>
 
 with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
 ``phi_p`` the one-hot weighted by the (normalised) prior, ``n`` the counts of each candidate name
 shared by several blocks / sqrt(B), ``z2`` the summed geometric-mean prior damage of neighbouring
-blocks (damage of neighbours compounds; the prior terms only with a prior). The feature columns
+blocks (damage of neighbours compounds; the prior terms only with a prior) and ``r`` the per-block
+shape columns (only with a block shape). The feature columns
 are :class:`~tocsr_nas.strategies.ecbo.features.ConfigFeatures`; the GP built on this kernel, its
-mean, noise and fitted hyperparameters ``a1..a7, l`` are :mod:`~tocsr_nas.strategies.ecbo.gp`.
+mean, noise and fitted hyperparameters ``a1..a8, l`` are :mod:`~tocsr_nas.strategies.ecbo.gp`.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class StructuredKernel:
         if "prior_pairs" in self.active:
             z2 = f.slice_z2[0]
             out["prior_pairs"] = X1[:, z2 : z2 + 1] @ X2[:, z2 : z2 + 1].T
+        if "block_scale" in self.active:
+            r = f.slice_r[0]
+            out["block_scale"] = X1[:, r : f.dim] @ X2[:, r : f.dim].T
         if "rbf" in self.active:
             out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
         return out
@@ -72,7 +79,7 @@ class StructuredKernel:
     @staticmethod
     def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
         K = h["additive"] * parts["additive"]
-        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared"):
+        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared", "block_scale"):
             if name in parts:
                 K = K + h[name] * parts[name]
         if "sqdist" in parts:
@@ -95,6 +102,8 @@ class StructuredKernel:
             d = d + h["shared"] * (X[:, f.slice_s[0] : f.slice_s[-1] + 1] ** 2).sum(1)
         if "prior_pairs" in self.active:
             d = d + h["prior_pairs"] * X[:, f.slice_z2[0]] ** 2
+        if "block_scale" in self.active:
+            d = d + h["block_scale"] * (X[:, f.slice_r[0] : f.dim] ** 2).sum(1)
         if "rbf" in self.active:
             d = d + h["rbf"]
         return d

@@ -1,4 +1,5 @@
-"""Per-fit model choice: which output warp and whether to use the prior, decided by the data.
+"""Per-fit model choice: which output warp, whether to use the prior and whether to add the
+per-block-scale term, decided by the data.
 
 No fixed setting of ``ecbo``'s quality model wins on every landscape: a linear warp keeps
 additive damages additive but lets failed architectures far beyond the threshold dominate the
@@ -15,14 +16,18 @@ epsilon ``e`` when that observation is left out (closed form,
 :data:`LOG_FLOOR` so that one surprise cannot decide alone). The label is what the search acts
 on, and it does not depend on the warp, so models with different warps are comparable (their
 marginal likelihoods are not). A candidate replaces the first one (the reference) only when it
-scores :data:`MARGIN` nats better, and only from :data:`MIN_OBSERVATIONS` observations on.
+scores :data:`MARGIN` nats better, and only from :data:`MIN_OBSERVATIONS` observations on; a
+candidate with the per-block-scale term must also score :data:`MARGIN` nats better than the same
+model without it (on range100 the hinge model with the term scored 1 to 2 nats above the hinge
+model without it, having beaten the reference, and searched worse: 18.4% against 0% regret at 40
+evaluations).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -45,14 +50,16 @@ MIN_OBSERVATIONS = 8
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate quality model: an output warp and whether the prior terms are in the kernel."""
+    """One candidate quality model: an output warp, whether the prior terms are in the kernel and
+    whether the per-block-scale term is (:mod:`~tocsr_nas.strategies.ecbo.kernel`)."""
 
     warp: str
     use_prior: bool
+    block_scale: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.warp}{'+prior' if self.use_prior else ''}"
+        return f"{self.warp}{'+prior' if self.use_prior else ''}{'+blocks' if self.block_scale else ''}"
 
 
 def feasibility_score(gp: QualityGP, warp: QualityWarp, quality: np.ndarray, epsilons: Sequence[float]) -> float:
@@ -101,6 +108,8 @@ def select_model(
     for cand in candidates[1:]:
         g, w = fit(cand)
         scores[cand.label] = s = feasibility_score(g, w, quality, epsilons)
-        if s > best[0]:
+        # an added per-block-scale term must also earn the margin over the same model without it
+        base = scores.get(replace(cand, block_scale=False).label) if cand.block_scale else None
+        if s > best[0] and (base is None or s > base + MARGIN):
             best = (s, cand, g, w)
     return best[1], best[2], best[3], scores

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 from tocsr_nas.strategies.testing import Landscape, chain
 
+import torch
+
 from tocsr_nas.strategies import Problem, StrategyError, make_strategy
+from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
+from tocsr_nas.strategies.ecbo.gp import fit_quality_gp
 from tocsr_nas.strategies.ecbo.select import MARGIN, MIN_OBSERVATIONS, Candidate, feasibility_score, select_model
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
@@ -56,7 +60,8 @@ def test_failures_far_beyond_epsilon_choose_the_hinge_warp(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_an_additive_landscape_keeps_the_linear_warp(seed):
-    assert _fitted(chain(10, 4, seed), seed).last_selection["model"] == "linear"
+    strategy = _fitted(chain(10, 4, seed), seed)
+    assert strategy.last_selection["model"] in ("linear", "linear+blocks") and strategy._warp.kind == "linear"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -129,7 +134,7 @@ def test_a_given_prior_or_the_option_off_leaves_no_cost_prior():
     given = Problem(land.space, cost=land.cost, epsilons=(land.epsilon,), prior=_prior(land, land.damage))
     assert not make_strategy("ecbo", given, seed=0, cost_prior=True).cost_prior
     for options in ({"cost_prior": False}, {"cost_prior": True, "use_prior": False}):
-        off = make_strategy("ecbo", land.problem(), seed=0, **options)
+        off = make_strategy("ecbo", land.problem(), seed=0, block_scale=False, **options)
         assert not off.cost_prior and not off._features.has_prior
         assert [c.label for c in off._candidates] == ["linear", "hinge"]
     with pytest.raises(StrategyError, match="cost_prior"):
@@ -153,3 +158,90 @@ def test_where_damage_ignores_the_cost_the_cost_prior_is_not_chosen():
         damage[b, 1:] = rng.permutation(damage[b, 1:])[::-1] if b % 2 else damage[b, 1:][::-1]
     land = Landscape(base.cost_table, damage, base.pairs, base.epsilon)
     assert not _fitted(land, 0, cost_prior=True).last_selection["model"].endswith("+prior")
+
+
+# -- the per-block-scale term (block_scale: a problem without a prior) ---------------------------------
+
+
+def _per_block_landscape(seed: int, blocks: int = 10) -> Landscape:
+    """A chain landscape whose damage is exactly one scale per block times the option's cost fraction removed."""
+    base = chain(blocks, 4, seed)
+    saving = base.cost_table[:, :1] - base.cost_table  # (B, K)
+    shape = saving / saving.max(axis=1, keepdims=True)
+    scale = np.random.default_rng(seed).lognormal(0.0, 1.0, size=blocks)
+    damage = scale[:, None] * shape
+    damage *= base.epsilon / (0.15 * damage[:, -1].sum())
+    return Landscape(base.cost_table, damage, np.zeros(blocks - 1), base.epsilon)
+
+
+def test_without_a_prior_the_block_scale_models_are_candidates_after_the_reference():
+    land = chain(6, 4, 0)
+    strategy = make_strategy("ecbo", land.problem(), seed=0, **FAST)
+    assert [c.label for c in strategy._candidates] == ["linear", "hinge", "linear+blocks"]  # linear warp only
+    assert make_strategy("ecbo", land.problem(), seed=0, warp="hinge")._candidates == [Candidate("hinge", False)]
+    feats = strategy._features
+    saving = land.cost_table[:, :1] - land.cost_table
+    np.testing.assert_allclose(feats.shape_table, saving / saving.max(axis=1, keepdims=True), rtol=1e-9)
+    idx = np.array([[0, 1, 2, 3, 0, 1]])
+    r = feats(idx)[0, feats.slice_r[0] :].numpy()
+    np.testing.assert_allclose(r, feats.shape_table[np.arange(6), idx[0]] * feats.block_norm)
+    assert float((feats(np.full((1, 6), 3))[0, feats.slice_r[0] :] ** 2).sum()) <= 1.0 + 1e-12  # like phi1
+    # with a prior (given, or derived from the cost) or the option off: no block-scale models
+    with_prior = make_strategy("ecbo", land.problem(prior=True), seed=0)
+    assert not with_prior._features.d5 and not any(c.block_scale for c in with_prior._candidates)
+    assert not make_strategy("ecbo", land.problem(), seed=0, cost_prior=True)._features.d5
+    off = make_strategy("ecbo", land.problem(), seed=0, block_scale=False)
+    assert not off._features.d5 and [c.label for c in off._candidates] == ["linear", "hinge"]
+    with pytest.raises(StrategyError, match="block_scale"):
+        make_strategy("ecbo", land.problem(), block_scale="yes")
+
+
+def test_the_block_scale_term_matches_its_botorch_twin_and_its_chain_tables():
+    land = _per_block_landscape(0, blocks=8)
+    shape = {b.path: {n: float(v) for n, v in zip(b.names, row)}
+             for b, row in zip(land.space.blocks, land.damage / land.damage.max(axis=1, keepdims=True))}
+    feats = ConfigFeatures(land.space, None, block_shape=shape)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 4, size=(30, 8))
+    y = torch.tensor([land.quality(land.space.decode(list(r))) / land.epsilon for r in idx], dtype=DTYPE)
+    gp = fit_quality_gp(feats(idx), y, feats, use_block_scale=True, use_rbf=False, mean=0.0)
+    assert "block_scale" in gp.kernel.active
+    # the per-block scale explains this landscape: the free per-cell weights are not needed
+    assert gp.hypers["block_scale"] > 10 * gp.hypers["additive"]
+    test = rng.integers(0, 4, size=(5, 8))
+    mean, var = gp.predict(feats(test))
+    post = gp.to_botorch().posterior(feats(test))
+    assert torch.allclose(post.mean.squeeze(-1), mean, atol=1e-6)
+    assert torch.allclose(post.variance.squeeze(-1), var, atol=1e-6)
+    np.testing.assert_allclose(gp.chain_tables(0).value(test)[0], mean.numpy(), atol=1e-8)
+    # off (the default of fit_quality_gp): the term's columns are unused
+    assert "block_scale" not in fit_quality_gp(feats(idx), y, feats, use_rbf=False).kernel.active
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_where_damage_is_a_per_block_scale_times_the_cost_removed_the_block_model_predicts_feasibility_better(seed):
+    scores = _fitted(_per_block_landscape(seed), seed, n=25).last_selection["scores"]
+    assert scores["linear+blocks"] > scores["linear"]
+
+
+def test_where_damage_ignores_the_cost_the_block_model_is_not_chosen():
+    base = chain(10, 4, 0)
+    rng = np.random.default_rng(0)
+    damage = base.damage.copy()
+    for b in range(len(damage)):
+        damage[b, 1:] = rng.permutation(damage[b, 1:])[::-1] if b % 2 else damage[b, 1:][::-1]
+    land = Landscape(base.cost_table, damage, base.pairs, base.epsilon)
+    assert not _fitted(land, 0).last_selection["model"].endswith("+blocks")
+
+
+def test_a_block_scale_model_must_beat_the_same_model_without_it_by_the_margin(monkeypatch):
+    import tocsr_nas.strategies.ecbo.select as select
+
+    quality = np.zeros(MIN_OBSERVATIONS)
+    cands = [Candidate("linear", False), Candidate("hinge", False), Candidate("linear", False, True), Candidate("hinge", False, True)]
+    for hinge_blocks, expected in ((-10.0 + MARGIN / 2, "hinge"), (-10.0 + 1.5 * MARGIN, "hinge+blocks")):
+        table = {"linear": -20.0, "hinge": -10.0, "linear+blocks": -20.0 + 1.5 * MARGIN, "hinge+blocks": hinge_blocks}
+        monkeypatch.setattr(select, "feasibility_score", lambda gp, warp, q, e: table[gp])
+        chosen, gp, _, scores = select_model(cands, lambda c: (c.label, None), quality, [0.1])
+        # linear+blocks beats its own base by more than the margin but not the best model so far
+        assert chosen.label == expected and gp == expected and scores == table
