@@ -3,7 +3,7 @@
 For a one-step SR model (``tocsr-nas sr distill``), the luma refiner is refitted with the model's
 own settings, data and seeds, once per ``SPEC``, and scored on the photos never trained on
 (centre crops of 256 px, as the demo does). A ``SPEC`` is comma-separated ``KEY=VALUE`` pairs:
-``init=N`` seeds torch's global generator before the refiner is built (its initial weights),
+``init=N`` seeds the refiner's initial weights (``fit_refiner(init_seed=N)``; default: the model's seed),
 the others replace ``DistillConfig`` fields (e.g. ``refine_steps``, ``refine_pool``). Prints the
 mean PSNR-Y gain over bicubic, the three worst photos (gain, CIEDE2000 change) and the CPU seconds
 of the fit.
@@ -41,11 +41,10 @@ def main(argv: list[str]) -> None:
     images = list(eval_images(None, model.scale, 256))
     for spec in argv[1:]:
         options = dict(item.split("=") for item in spec.split(","))
-        if "init" in options:
-            torch.manual_seed(int(options.pop("init")))
+        init = int(options.pop("init")) if "init" in options else None
         config = dataclasses.replace(base, **{k: int(v) for k, v in options.items()})
         start = time.process_time()
-        model.refiner = fit_refiner(model, photos, config)
+        model.refiner = fit_refiner(model, photos, config, init_seed=init)
         fit = time.process_time() - start
         rows = []
         for name, hr in images:

@@ -186,7 +186,19 @@ def _val_psnr(model: SRModel, z_lr: torch.Tensor, hr: torch.Tensor, noise: torch
     return psnr(out, hr)
 
 
-def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator: bool = True) -> LumaRefiner:  # noqa: ANN001
+def _new_refiner(model: SRModel, config: DistillConfig, init_seed: int | None = None) -> LumaRefiner:
+    """A fresh refiner whose initial weights come from ``init_seed`` (default: one derived from
+    ``config.seed``) alone, not from whatever drew from torch's global generator before: its
+    initialisation decides the smooth photos (docs/onestep.md section 7)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(step_seed(config.seed, "refine", 0) if init_seed is None else init_seed)
+        refiner = LumaRefiner(scale=model.scale)
+    return refiner.to(model.device)
+
+
+def fit_refiner(
+    model: SRModel, photos, config: DistillConfig, *, use_generator: bool = True, init_seed: int | None = None  # noqa: ANN001
+) -> LumaRefiner:
     """Train the luma refiner on ``refine_pool`` fresh patches of ``photos`` (module docstring).
 
     Args:
@@ -195,6 +207,8 @@ def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator:
         config: ``refine_steps``, ``refine_pool``, ``pool_patch`` and ``seed`` are read.
         use_generator: feed the refiner the generator's decoded output (``False``: the bicubic
             image instead, a refiner of the LR image alone; ``benchmarks/sr_refiner_ablation.py``).
+        init_seed: seed of the refiner's initial weights (default: derived from ``config.seed``;
+            ``benchmarks/sr_refiner_seeds.py`` varies it).
 
     Returns:
         The trained refiner (in eval mode).
@@ -203,7 +217,7 @@ def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator:
     hr = hr.to(model.device)  # (N, 3, P, P), on the model's device with the refiner
     lr = downscale(hr, model.scale)  # (N, 3, P/s, P/s)
     if not use_generator:
-        refiner = LumaRefiner(scale=model.scale).to(model.device)
+        refiner = _new_refiner(model, config, init_seed)
         up = bicubic_upsample(lr, model.scale)
         train_refiner(refiner, lr, up, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
         return refiner
@@ -213,7 +227,7 @@ def fit_refiner(model: SRModel, photos, config: DistillConfig, *, use_generator:
     if model.config["onestep"]["start"] == "noise":
         noise = initial_noise(tuple(z_lr.shape), step_seed(config.seed, "noise", 2)).to(z_lr.device)
     generated = _generated(model, z_lr, noise)  # (N, 3, P, P)
-    refiner = LumaRefiner(scale=model.scale).to(model.device)
+    refiner = _new_refiner(model, config, init_seed)
     losses = train_refiner(refiner, lr, generated, hr, steps=config.refine_steps, seed=step_seed(config.seed, "refine", 2))
     logger.info("luma refiner: %d steps, loss %.5f -> %.5f", config.refine_steps, losses[0], losses[-1])
     return refiner
