@@ -141,6 +141,17 @@ def test_a_given_prior_or_the_option_off_leaves_no_cost_prior():
         make_strategy("ecbo", land.problem(), cost_prior="yes")
 
 
+def _cost_blind_landscape() -> Landscape:
+    """chain(10, 4, 0) with each block's damages shuffled across its options: the cheaper option is
+    no longer the worse one, so nothing derived from the cost describes the damage."""
+    base = chain(10, 4, 0)
+    rng = np.random.default_rng(0)
+    damage = base.damage.copy()
+    for b in range(len(damage)):
+        damage[b, 1:] = rng.permutation(damage[b, 1:])[::-1] if b % 2 else damage[b, 1:][::-1]
+    return Landscape(base.cost_table, damage, base.pairs, base.epsilon)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_on_a_landscape_whose_damage_grows_as_blocks_get_cheaper_the_cost_prior_predicts_feasibility_better(seed):
     # chain(): damage ~ sensitivity * (1 - cost fraction)^power, the structure the cost prior encodes
@@ -150,13 +161,7 @@ def test_on_a_landscape_whose_damage_grows_as_blocks_get_cheaper_the_cost_prior_
 
 
 def test_where_damage_ignores_the_cost_the_cost_prior_is_not_chosen():
-    # the damages shuffled across each block's options: the cheaper option is no longer the worse one
-    base = chain(10, 4, 0)
-    rng = np.random.default_rng(0)
-    damage = base.damage.copy()
-    for b in range(len(damage)):
-        damage[b, 1:] = rng.permutation(damage[b, 1:])[::-1] if b % 2 else damage[b, 1:][::-1]
-    land = Landscape(base.cost_table, damage, base.pairs, base.epsilon)
+    land = _cost_blind_landscape()
     assert not _fitted(land, 0, cost_prior=True).last_selection["model"].endswith("+prior")
 
 
@@ -225,12 +230,7 @@ def test_where_damage_is_a_per_block_scale_times_the_cost_removed_the_block_mode
 
 
 def test_where_damage_ignores_the_cost_the_block_model_is_not_chosen():
-    base = chain(10, 4, 0)
-    rng = np.random.default_rng(0)
-    damage = base.damage.copy()
-    for b in range(len(damage)):
-        damage[b, 1:] = rng.permutation(damage[b, 1:])[::-1] if b % 2 else damage[b, 1:][::-1]
-    land = Landscape(base.cost_table, damage, base.pairs, base.epsilon)
+    land = _cost_blind_landscape()
     assert not _fitted(land, 0).last_selection["model"].endswith("+blocks")
 
 
