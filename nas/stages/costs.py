@@ -71,6 +71,37 @@ def _cache_file(cache: bool | Path, kind: str, meta: dict[str, str], suffix: str
     return folder / f"{kind}-{meta['architecture']}-{meta['space']}-{meta['candidates']}-{suffix}.json"
 
 
+def _load_cached(kind, path: Path | None, expect: dict, what: str):
+    """The table of class ``kind`` cached at ``path`` when its keys are ``expect``, else ``None``."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return kind.load(path, expect=expect)
+    except CostTableError as exc:
+        log.warning("ignoring cached %s: %s", what, exc)
+        return None
+
+
+def _save_cached(table, path: Path | None, what: str) -> None:
+    """Cache ``table`` at ``path`` (a read-only home must not break the command)."""
+    if path is None:
+        return
+    try:
+        table.save(path)
+    except OSError as exc:
+        log.warning("could not cache the %s at %s: %s", what, path, exc)
+
+
+def _choices(space: SearchSpace, candidates: CandidateCache):
+    """``{block path: candidate names}`` and ``(path, name, block) -> module`` building them through ``candidates``."""
+    choices = {b.path: b.names for b in space.blocks}
+
+    def instantiate(block_path: str, name: str, block):
+        return candidates(block, space[block_path].choices[space[block_path].index(name)])
+
+    return choices, instantiate
+
+
 def cost_table_for(
     teacher,
     space: SearchSpace,
@@ -102,26 +133,17 @@ def cost_table_for(
     candidates = candidates if candidates is not None else CandidateCache()
     meta = _table_keys(teacher, space, candidates, comp)
     path = _cache_file(cache, "costs", meta, f"{resolution}px")
-    if path is not None and path.is_file():
-        try:
-            return CostTable.load(path, expect={**meta, "resolution": resolution})
-        except CostTableError as exc:
-            log.warning("ignoring cached cost table: %s", exc)
+    cached = _load_cached(CostTable, path, {**meta, "resolution": resolution}, "cost table")
+    if cached is not None:
+        return cached
     unet = comp.module(teacher).eval()
     args, kwargs = comp.example_inputs(teacher, resolution, batch=1)
-    choices = {b.path: b.names for b in space.blocks}
-
-    def instantiate(block_path: str, name: str, block):
-        return candidates(block, space[block_path].choices[space[block_path].index(name)])
+    choices, instantiate = _choices(space, candidates)
 
     table = CostTable.build(
         unet, args, kwargs, choices, instantiate, None, progress=progress, resolution=resolution, metadata=meta
     )
-    if path is not None:
-        try:
-            table.save(path)
-        except OSError as exc:  # a read-only home must not break the command
-            log.warning("could not cache the cost table at %s: %s", path, exc)
+    _save_cached(table, path, "cost table")
     return table
 
 
@@ -184,27 +206,18 @@ def latency_table_for(
             "batch": int(batch), "warmup": int(warmup), "repeats": int(repeats)}  # fmt: skip
     label = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:8]
     path = _cache_file(cache, "latency", meta, f"{resolution}px-{placement.label.replace(':', '')}-b{batch}-{label}")
-    if path is not None and path.is_file():
-        try:
-            return LatencyTable.load(path, expect={**meta, "resolution": resolution})
-        except CostTableError as exc:
-            log.warning("ignoring cached latency table: %s", exc)
+    cached = _load_cached(LatencyTable, path, {**meta, "resolution": resolution}, "latency table")
+    if cached is not None:
+        return cached
     unet = _placed(comp.module(teacher), placement)
     args, kwargs = _placed_inputs(teacher, placement, batch, resolution, comp)
-    choices = {b.path: b.names for b in space.blocks}
-
-    def instantiate(block_path: str, name: str, block):
-        return candidates(block, space[block_path].choices[space[block_path].index(name)])
+    choices, instantiate = _choices(space, candidates)
 
     table = LatencyTable.build(
         unet, args, kwargs, choices, instantiate, device=placement.device, dtype=placement.dtype, warmup=warmup,
         repeats=repeats, resolution=resolution, metadata=meta, progress=progress,
     )  # fmt: skip
-    if path is not None:
-        try:
-            table.save(path)
-        except OSError as exc:
-            log.warning("could not cache the latency table at %s: %s", path, exc)
+    _save_cached(table, path, "latency table")
     return table
 
 
