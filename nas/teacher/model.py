@@ -31,7 +31,7 @@ import json
 import logging
 import numbers
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +161,8 @@ class Teacher:
     scheduler: SchedulerMixin
     context: NullContext | None
     preset: str | None = None
+    #: the fingerprint of the float32 weights, recorded by the first move to a lower precision
+    _float32_fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def adapter(self) -> DenoiserAdapter:
@@ -322,11 +324,16 @@ class Teacher:
         configs, the VAE's weights and config, and the scheduler config.
 
         Equal before and after :meth:`save` / :meth:`load`; differs after any weight changes.
-        Libraries of distilled surrogates record it to refuse another teacher.
+        Libraries of distilled surrogates record it to refuse another teacher. A teacher moved to a
+        lower precision (:meth:`to` with ``bfloat16`` / ``float16``) keeps the fingerprint of the
+        float32 weights it was moved from: it is the same teacher computed in another precision, and
+        a library distilled with ``--dtype bfloat16`` serves a float32 search of it.
 
         Returns:
             The first 16 hex digits of a SHA-256.
         """
+        if self._float32_fingerprint is not None and self.dtype != torch.float32:
+            return self._float32_fingerprint
         h = hashlib.sha256()
         parts = (("unet", self.unet), ("context", self.context), ("vae", self.vae))
         for name, part in ((n, p) for n, p in parts if p is not None):
@@ -359,8 +366,14 @@ class Teacher:
         return self
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Teacher:
-        """Move every module (in place); returns ``self``."""
+        """Move every module (in place); returns ``self``.
+
+        The first move from float32 to another dtype records the float32 weights' fingerprint
+        (:meth:`fingerprint`), since the rounded weights would hash differently.
+        """
         kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+        if dtype is not None and dtype != torch.float32 and self.dtype == torch.float32:
+            self._float32_fingerprint = self.fingerprint()
         for m in self.modules().values():
             m.to(**kwargs)
         return self

@@ -3,6 +3,7 @@ precision that keeps float32 weights, and bfloat16 runs on the CPU giving finite
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -113,7 +114,7 @@ def test_mixed_precision_training_keeps_float32_weights(tmp_path):
     assert torch.isfinite(model.weight).all() and not torch.equal(model.weight, before)
 
 
-def test_distill_in_bfloat16_runs_and_saves_float32(tmp_path, capsys):
+def test_distill_in_bfloat16_runs_and_saves_float32(tmp_path, capsys, trained_tiny_teacher):
     """``distill --dtype bfloat16`` on a micro space: the capture runs the teacher in bfloat16, the pairs
     train in mixed precision; finite losses, float32 weights, the compute recorded in the manifest."""
     from safetensors import safe_open
@@ -133,6 +134,20 @@ def test_distill_in_bfloat16_runs_and_saves_float32(tmp_path, capsys):
     for p in pairs:
         with safe_open(out / p["file"], "pt") as fh:
             assert {fh.get_tensor(k).dtype for k in fh.keys()} <= {torch.float32}
+    # the library names the float32 teacher, so a float32 search accepts it (on a GPU, `run --dtype
+    # bfloat16` failed here: the fingerprint was taken of the bfloat16 copy)
+    assert manifest["teacher_fingerprint"] == trained_tiny_teacher.fingerprint()
+
+
+def test_a_teacher_in_lower_precision_keeps_its_fingerprint(tiny_teacher):
+    teacher = copy.deepcopy(tiny_teacher)
+    before = teacher.fingerprint()
+    assert teacher.to("cpu", torch.bfloat16).dtype == torch.bfloat16
+    assert teacher.fingerprint() == before
+    other = copy.deepcopy(tiny_teacher)  # the recorded fingerprint is the float32 weights', not a constant
+    with torch.no_grad():
+        next(other.unet.parameters()).add_(1.0)
+    assert other.fingerprint() != before and other.to(dtype=torch.bfloat16).fingerprint() != before
 
 
 def test_teacher_train_in_bfloat16_runs_and_saves_float32(tmp_path, capsys):
