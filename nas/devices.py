@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -48,6 +49,21 @@ __all__ = [
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: ``--dtype`` name -> torch dtype
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class _EmptyFp32ListFilter(logging.Filter):
+    """Drops diffusers' warning that a model has modules to keep in float32 when it names none.
+
+    diffusers 0.42 warns at every ``ModelMixin.to(dtype=...)``, listing ``[]`` when the model has no
+    such modules; a ``--dtype bfloat16`` run printed it once per surrogate. A warning that names
+    modules still shows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+logging.getLogger("diffusers.models.modeling_utils").addFilter(_EmptyFp32ListFilter())
 
 
 class DeviceError(UserInputError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 
 import pytest
@@ -166,3 +167,19 @@ def test_teacher_train_in_bfloat16_runs_and_saves_float32(tmp_path, capsys):
         for file in (out / part).glob("*.safetensors"):
             with safe_open(file, "pt") as fh:
                 assert {fh.get_tensor(k).dtype for k in fh.keys()} == {torch.float32}, file
+
+
+def test_moving_a_diffusers_model_to_bfloat16_prints_no_empty_float32_warning(capfd, caplog):
+    """diffusers 0.42 warns 'modules ... should be kept in float32: []' at every ``.to(dtype)``; a
+    bfloat16 distillation printed it once per pair. It is dropped when the list is empty."""
+    from diffusers import UNet2DModel
+
+    import tocsr_nas.devices  # noqa: F401  (installs the filter)
+
+    model = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8,), layers_per_block=1,
+                        down_block_types=("DownBlock2D",), up_block_types=("UpBlock2D",), norm_num_groups=4)
+    with caplog.at_level(logging.WARNING):
+        model.to(dtype=torch.bfloat16)
+    out = capfd.readouterr()
+    assert "should be kept in float32" not in out.err + out.out + caplog.text
+    assert model.dtype == torch.bfloat16
