@@ -1,4 +1,4 @@
-"""One ecbo search traced evaluation by evaluation on a stress landscape (where and why it stalls).
+"""One ecbo search traced evaluation by evaluation on a stress landscape or a real table (where and why it stalls).
 
 Per evaluation: the quality in units of epsilon, the cost as a fraction of the teacher's, the
 regret so far, the model the last fit chose (``strategy.last_selection``), and in how many blocks
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from landscapes import make_problem  # noqa: E402
 from stress_landscapes import STRESS, stress_landscape  # noqa: E402
+from table_landscapes import TABLES, table_landscape  # noqa: E402
 
 from tocsr_nas.commands.search import parse_strategy_option  # noqa: E402
 from tocsr_nas.strategies import Observation, make_strategy  # noqa: E402
@@ -29,13 +30,13 @@ from tocsr_nas.strategies import Observation, make_strategy  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--landscape", default="chain30", choices=STRESS)
+    p.add_argument("--landscape", default="chain30", help=f"one of {', '.join(STRESS)} or a table: {', '.join(TABLES)} (NAME@qQ)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=40)
     p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    land = stress_landscape(args.landscape)
+    land = stress_landscape(args.landscape) if args.landscape in STRESS else table_landscape(args.landscape)
     opt, opt_cfg = land.optimum()
     teacher = land.cost(land.space.default_config())
     optimum = np.array(land.space.encode(opt_cfg))

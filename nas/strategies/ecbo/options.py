@@ -49,7 +49,10 @@ class ECBOOptions:
             (``sign(r) log1p(|r|)``), ``"hinge"`` (linear up to twice the largest epsilon, then
             logarithmic), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`, or ``"auto"``
             (the default): per fit, ``linear`` or ``hinge``, whichever predicts the observations'
-            feasibility better when each is left out (:mod:`~tocsr_nas.strategies.ecbo.select`).
+            feasibility better when each is left out (:mod:`~tocsr_nas.strategies.ecbo.select`);
+            the reference that the other must beat is ``linear``, or ``hinge`` once an observed
+            quality lies beyond :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest
+            epsilon (:func:`~tocsr_nas.strategies.ecbo.select.reference_first`).
         use_pairs: include the neighbour-pair kernel term.
         use_rbf: include the residual RBF (Hamming) kernel term.
         use_prior: use ``problem.prior`` (as kernel features and as a damage table of the pool):

@@ -13,7 +13,15 @@ import torch
 from tocsr_nas.strategies import Problem, StrategyError, make_strategy
 from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
 from tocsr_nas.strategies.ecbo.gp import fit_quality_gp
-from tocsr_nas.strategies.ecbo.select import MARGIN, MIN_OBSERVATIONS, Candidate, feasibility_score, select_model
+from tocsr_nas.strategies.ecbo.select import (
+    FAR,
+    MARGIN,
+    MIN_OBSERVATIONS,
+    Candidate,
+    feasibility_score,
+    reference_first,
+    select_model,
+)
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
 
@@ -245,3 +253,55 @@ def test_a_block_scale_model_must_beat_the_same_model_without_it_by_the_margin(m
         chosen, gp, _, scores = select_model(cands, lambda c: (c.label, None), quality, [0.1])
         # linear+blocks beats its own base by more than the margin but not the best model so far
         assert chosen.label == expected and gp == expected and scores == table
+
+
+# -- the reference chosen by the data (reference_first: observations far beyond epsilon) -------------
+
+
+def test_an_observation_far_beyond_epsilon_makes_the_hinge_of_the_same_prior_setting_the_reference():
+    cands = [Candidate("linear", True), Candidate("hinge", True), Candidate("linear", False), Candidate("hinge", False)]
+    eps = 0.1
+    near = np.array([0.0, 0.05, FAR * eps])  # at most FAR epsilon: the default order
+    assert reference_first(cands, near, eps) == cands
+    far = np.array([0.0, 0.05, 1.01 * FAR * eps])
+    assert [c.label for c in reference_first(cands, far, eps)] == ["hinge+prior", "linear+prior", "linear", "hinge"]
+    # failed evaluations (inf / nan) are not far qualities; pinned warps have no hinge to promote
+    assert reference_first(cands, np.array([0.0, np.inf, np.nan]), eps) == cands
+    assert reference_first([Candidate("linear", False)], far, eps) == [Candidate("linear", False)]
+    no_prior = [Candidate("linear", False), Candidate("hinge", False), Candidate("linear", False, True)]
+    assert [c.label for c in reference_first(no_prior, far, eps)] == ["hinge", "linear", "linear+blocks"]
+
+
+def test_select_model_keeps_the_data_chosen_reference_unless_beaten_by_the_margin(monkeypatch):
+    import tocsr_nas.strategies.ecbo.select as select
+
+    eps = 0.1
+    far = np.r_[np.zeros(MIN_OBSERVATIONS - 1), 2 * FAR * eps]
+    cands = [Candidate("linear", False), Candidate("hinge", False)]
+    for linear, expected in ((-10.0 + MARGIN / 2, "hinge"), (-10.0 + 1.5 * MARGIN, "linear")):
+        table = {"linear": linear, "hinge": -10.0}
+        monkeypatch.setattr(select, "feasibility_score", lambda gp, warp, q, e: table[gp])
+        chosen, *_ = select_model(cands, lambda c: (c.label, None), far, [eps])
+        assert chosen.label == expected
+    # below MIN_OBSERVATIONS: the data-chosen reference without a comparison
+    chosen, _, _, scores = select_model(cands, lambda c: (c.label, None), far[-3:], [eps])
+    assert chosen.label == "hinge" and scores == {}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_failures_far_beyond_epsilon_use_the_hinge_warp_before_a_comparison_is_possible(seed):
+    base = chain(10, 4, seed)
+    land = Collapsing(base.cost_table, base.damage, base.pairs, base.epsilon)
+    strategy = _fitted(land, seed, n=MIN_OBSERVATIONS - 1)
+    assert max(o.quality for o in strategy.history) > FAR * land.epsilon  # a collapse was observed
+    assert strategy.last_selection == {"model": "hinge", "scores": {}} and strategy._warp.kind == "hinge"
+    # the same observations with the collapses scored just below FAR epsilon keep the linear reference
+    capped = _fitted(Capped(base.cost_table, base.damage, base.pairs, base.epsilon), seed, n=MIN_OBSERVATIONS - 1)
+    assert capped.last_selection == {"model": "linear", "scores": {}}
+
+
+class Capped(Landscape):
+    """:class:`Collapsing` with the collapses at ``FAR`` epsilon: bad, but not far beyond the threshold."""
+
+    def quality(self, cfg):
+        return FAR * self.epsilon if (self.idx(cfg) >= 2).sum() >= 4 else super().quality(cfg)
