@@ -20,8 +20,7 @@ scores :data:`MARGIN` nats better, and only from :data:`MIN_OBSERVATIONS` observ
 candidate with the per-block-scale term must also score :data:`MARGIN` nats better than the same
 model without it (on range100 the hinge model with the term scored 1 to 2 nats above the hinge
 model without it, having beaten the reference, and searched worse: 18.4% against 0% regret at 40
-evaluations). With the option ``rbf_free`` (off by default) the linear-warp models of a problem
-without a prior leave the residual RBF term out (:attr:`Candidate.rbf`).
+evaluations).
 """
 
 from __future__ import annotations
@@ -51,18 +50,16 @@ MIN_OBSERVATIONS = 8
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate quality model: an output warp, whether the prior terms are in the kernel,
-    whether the per-block-scale term is and whether the residual RBF term is
-    (:mod:`~tocsr_nas.strategies.ecbo.kernel`; ``rbf=False`` labels the model ``...-rbf``)."""
+    """One candidate quality model: an output warp, whether the prior terms are in the kernel and
+    whether the per-block-scale term is (:mod:`~tocsr_nas.strategies.ecbo.kernel`)."""
 
     warp: str
     use_prior: bool
     block_scale: bool = False
-    rbf: bool = True
 
     @property
     def label(self) -> str:
-        return f"{self.warp}{'+prior' if self.use_prior else ''}{'+blocks' if self.block_scale else ''}{'' if self.rbf else '-rbf'}"
+        return f"{self.warp}{'+prior' if self.use_prior else ''}{'+blocks' if self.block_scale else ''}"
 
 
 def feasibility_score(gp: QualityGP, warp: QualityWarp, quality: np.ndarray, epsilons: Sequence[float]) -> float:
