@@ -2,8 +2,10 @@
 
 Per evaluation: the quality in units of epsilon, the cost as a fraction of the teacher's, the
 regret so far, the model the last fit chose (``strategy.last_selection``), and in how many blocks
-the proposal differs from the optimum and from the incumbent. At the end: the blocks in which the
-best feasible configuration found differs from the optimum (choice indices).
+the proposal differs from the optimum and from the incumbent, and what that fit's model predicted
+for the optimum (posterior mean and sd of the warped quality, over the warped threshold: above 1
+means the model believed the optimum infeasible). At the end: the blocks in which the best
+feasible configuration found differs from the optimum (choice indices).
 
     .venv/bin/python benchmarks/ecbo_trace.py --landscape chain30 --seed 0 --budget 40 [--strategy-option cost_prior=true]
 """
@@ -51,9 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         if q <= land.epsilon and c < best:
             best, incumbent = c, idx
         infeasible += not q <= land.epsilon
+        at_opt = "-"
+        if getattr(strategy, "_last_gp", None) is not None:  # set by every fit (the first proposal is random)
+            mu, var = strategy._last_gp.predict(strategy._features(optimum[None]))
+            thr = float(strategy._warp(land.epsilon))
+            at_opt = f"{float(mu[0]) / thr:5.2f} +- {float(var[0]) ** 0.5 / thr:4.2f}"
         print(f"{t:3d}  q/eps {q / land.epsilon:7.2f}  cost/teacher {c / teacher:.3f}  regret {best / opt - 1:7.1%}  "
               f"model {strategy.last_selection.get('model', '-'):12s}  blocks from optimum {int((idx != optimum).sum()):2d}"
-              f"  from incumbent {to_inc:2d}")
+              f"  from incumbent {to_inc:2d}  model at optimum {at_opt}")
     print(f"infeasible proposals: {infeasible} of {args.budget}")
     print("optimum  ", optimum.tolist())
     print("incumbent", incumbent.tolist())
