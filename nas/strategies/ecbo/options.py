@@ -22,7 +22,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -89,6 +89,15 @@ class ECBOOptions:
             enter the pool's frontiers. On the chain30 stress landscape it cuts the median regret
             at 40 evaluations from 15.6% to 13.3%, no landscape of the suite worse at 40
             (docs/BENCHMARKS.md section 5).
+        rbf_free: without a prior and with ``block_scale`` (and ``use_rbf``), the linear-warp
+            candidate models leave the residual RBF term out (``linear-rbf``,
+            ``linear+blocks-rbf`` in ``last_selection``); the hinge model keeps it. On an
+            additive landscape the RBF term takes up damage the per-block weights should carry
+            and the model misjudges configurations far from the data (chain30, seed 0: the optimum
+            predicted at 1.6 to 2.0 epsilon after 40 evaluations). Off by default: it cuts chain30's
+            median regret at 40 evaluations from 6.4% to 1.4% (10 seeds), but range100's rises
+            from 0.0% to 15.8%, whose first evaluations need the RBF term before the hinge
+            warp wins (docs/BENCHMARKS.md section 5).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
@@ -144,6 +153,7 @@ class ECBOOptions:
     prior_rel_sd: float | None = 1.0
     cost_prior: bool = False
     block_scale: bool = True
+    rbf_free: bool = False
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0

@@ -29,6 +29,8 @@ the hinge warp (same prior setting) takes its place. The leave-one-out compariso
 80 epsilon) the linear reference held the search at 13% regret for the first 20 evaluations before
 the hinge won; the two warps agree up to twice epsilon, so the rule only matters where
 observations lie far beyond the threshold, which one observation shows.
+evaluations). With the option ``rbf_free`` (off by default) the linear-warp models of a problem
+without a prior leave the residual RBF term out (:attr:`Candidate.rbf`).
 """
 
 from __future__ import annotations
@@ -63,16 +65,18 @@ FAR = 10.0
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate quality model: an output warp, whether the prior terms are in the kernel and
-    whether the per-block-scale term is (:mod:`~tocsr_nas.strategies.ecbo.kernel`)."""
+    """One candidate quality model: an output warp, whether the prior terms are in the kernel,
+    whether the per-block-scale term is and whether the residual RBF term is
+    (:mod:`~tocsr_nas.strategies.ecbo.kernel`; ``rbf=False`` labels the model ``...-rbf``)."""
 
     warp: str
     use_prior: bool
     block_scale: bool = False
+    rbf: bool = True
 
     @property
     def label(self) -> str:
-        return f"{self.warp}{'+prior' if self.use_prior else ''}{'+blocks' if self.block_scale else ''}"
+        return f"{self.warp}{'+prior' if self.use_prior else ''}{'+blocks' if self.block_scale else ''}{'' if self.rbf else '-rbf'}"
 
 
 def feasibility_score(gp: QualityGP, warp: QualityWarp, quality: np.ndarray, epsilons: Sequence[float]) -> float:
@@ -122,7 +126,8 @@ def reference_first(candidates: Sequence[Candidate], quality: np.ndarray, e_ref:
     if not out or not len(finite) or finite.max() <= FAR * e_ref:
         return out
     first = out[0]
-    hinge = next((c for c in out if c == replace(first, warp="hinge")), None)
+    hinge = next((c for c in out if c.warp == "hinge" and c.use_prior == first.use_prior
+                  and c.block_scale == first.block_scale), None)
     if hinge is None or hinge == first:
         return out
     out.remove(hinge)
