@@ -94,10 +94,13 @@ class ECBOOptions:
             ``linear+blocks-rbf`` in ``last_selection``); the hinge model keeps it. On an
             additive landscape the RBF term takes up damage the per-block weights should carry
             and the model misjudges configurations far from the data (chain30, seed 0: the optimum
-            predicted at 1.6 to 2.0 epsilon after 40 evaluations). Off by default: it cuts chain30's
-            median regret at 40 evaluations from 6.4% to 1.4% (10 seeds), but range100's rises
-            from 0.0% to 15.8%, whose first evaluations need the RBF term before the hinge
-            warp wins (docs/BENCHMARKS.md section 5).
+            predicted at 1.6 to 2.0 epsilon after 40 evaluations). On by default: it cuts chain30's
+            median regret at 40 evaluations from 6.4% to 1.4% (10 seeds). Alone it made range100
+            worse (0.0% to 15.8% at 40), whose first evaluations need the RBF term; with the
+            reference chosen by the data (the hinge model, which keeps the term, once a failure
+            lies beyond ``FAR`` epsilon: :func:`~tocsr_nas.strategies.ecbo.select.reference_first`)
+            range100 and every other landscape of the suite are unchanged (docs/BENCHMARKS.md
+            section 5).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
@@ -153,7 +156,7 @@ class ECBOOptions:
     prior_rel_sd: float | None = 1.0
     cost_prior: bool = False
     block_scale: bool = True
-    rbf_free: bool = False
+    rbf_free: bool = True
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0

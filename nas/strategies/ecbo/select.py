@@ -29,8 +29,9 @@ the hinge warp (same prior setting) takes its place. The leave-one-out compariso
 80 epsilon) the linear reference held the search at 13% regret for the first 20 evaluations before
 the hinge won; the two warps agree up to twice epsilon, so the rule only matters where
 observations lie far beyond the threshold, which one observation shows.
-evaluations). With the option ``rbf_free`` (off by default) the linear-warp models of a problem
-without a prior leave the residual RBF term out (:attr:`Candidate.rbf`).
+evaluations). Without a prior the linear-warp models leave the residual RBF term out (option
+``rbf_free``, on by default; :attr:`Candidate.rbf`): on an additive landscape it takes up damage
+the per-block weights should carry.
 """
 
 from __future__ import annotations
@@ -126,8 +127,7 @@ def reference_first(candidates: Sequence[Candidate], quality: np.ndarray, e_ref:
     if not out or not len(finite) or finite.max() <= FAR * e_ref:
         return out
     first = out[0]
-    hinge = next((c for c in out if c.warp == "hinge" and c.use_prior == first.use_prior
-                  and c.block_scale == first.block_scale), None)
+    hinge = next((c for c in out if c.warp == "hinge" and c.use_prior == first.use_prior), None)
     if hinge is None or hinge == first:
         return out
     out.remove(hinge)

@@ -1,4 +1,4 @@
-"""ecbo's option ``rbf_free``: without a prior, the linear-warp candidate models leave the residual RBF term out."""
+"""ecbo's option ``rbf_free`` (on by default): without a prior, the linear-warp candidate models leave the residual RBF term out."""
 
 from __future__ import annotations
 
@@ -43,10 +43,10 @@ def _fitted(land, seed, n=25, **options):
 
 def test_rbf_free_drops_the_rbf_term_from_the_linear_warp_models_only_without_a_prior():
     land = chain(6, 4, 0)
-    default = [c.label for c in make_strategy("ecbo", land.problem(), seed=0, **FAST)._candidates]
-    assert default == ["linear", "hinge", "linear+blocks"]  # off by default
-    labels = [c.label for c in make_strategy("ecbo", land.problem(), seed=0, rbf_free=True, **FAST)._candidates]
-    assert labels == ["linear-rbf", "hinge", "linear+blocks-rbf"]  # the hinge model keeps the RBF term
+    off = [c.label for c in make_strategy("ecbo", land.problem(), seed=0, rbf_free=False, **FAST)._candidates]
+    assert off == ["linear", "hinge", "linear+blocks"]
+    labels = [c.label for c in make_strategy("ecbo", land.problem(), seed=0, **FAST)._candidates]
+    assert labels == ["linear-rbf", "hinge", "linear+blocks-rbf"]  # on by default; the hinge model keeps the RBF term
     assert Candidate("linear", False, block_scale=True, rbf=False).label == "linear+blocks-rbf"
     # with the RBF term off altogether, without the block term, or with a prior: nothing changes
     for options, problem in (({"use_rbf": False}, land.problem()), ({"block_scale": False}, land.problem()),
@@ -64,7 +64,7 @@ def test_where_damage_is_additive_a_linear_model_without_the_rbf_term_is_chosen_
     assert sel["model"] in ("linear-rbf", "linear+blocks-rbf"), sel
     assert "rbf" not in strategy._last_gp.kernel.active
     # the same observations with the option off: the chosen model has the RBF term
-    assert "rbf" in _fitted(_per_block_landscape(seed), seed)._last_gp.kernel.active
+    assert "rbf" in _fitted(_per_block_landscape(seed), seed, rbf_free=False)._last_gp.kernel.active
 
 
 @pytest.mark.parametrize("seed", [0, 2])
@@ -74,3 +74,14 @@ def test_where_failures_lie_far_beyond_epsilon_the_hinge_model_with_the_rbf_term
     sel = strategy.last_selection
     assert sel["model"] == "hinge" and sel["scores"]["hinge"] > sel["scores"]["linear-rbf"] + MARGIN, sel
     assert "rbf" in strategy._last_gp.kernel.active
+
+
+def test_a_far_failure_makes_the_hinge_model_the_reference_also_when_the_linear_ones_drop_the_rbf_term():
+    """``reference_first`` finds the hinge model by warp and prior setting: with ``rbf_free`` the linear
+    reference is ``linear-rbf`` and the hinge model keeps its RBF term, so an exact-match lookup missed it."""
+    from tocsr_nas.strategies.ecbo.select import FAR, reference_first
+
+    cands = make_strategy("ecbo", chain(6, 4, 0).problem(), seed=0, **FAST)._candidates
+    far = np.array([0.0, 2.0 * FAR])
+    assert [c.label for c in reference_first(cands, far, 1.0)] == ["hinge", "linear-rbf", "linear+blocks-rbf"]
+    assert reference_first(cands, np.array([0.0, 0.5 * FAR]), 1.0) == cands

@@ -62,14 +62,14 @@ def test_failures_far_beyond_epsilon_choose_the_hinge_warp(seed):
     strategy = _fitted(Collapsing(base.cost_table, base.damage, base.pairs, base.epsilon), seed)
     sel = strategy.last_selection
     assert sel["model"] == "hinge"
-    assert sel["scores"]["hinge"] > sel["scores"]["linear"] + MARGIN
+    assert sel["scores"]["hinge"] > sel["scores"]["linear-rbf"] + MARGIN
     assert strategy._warp.kind == "hinge"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_an_additive_landscape_keeps_the_linear_warp(seed):
     strategy = _fitted(chain(10, 4, seed), seed)
-    assert strategy.last_selection["model"] in ("linear", "linear+blocks") and strategy._warp.kind == "linear"
+    assert strategy.last_selection["model"] in ("linear-rbf", "linear+blocks-rbf") and strategy._warp.kind == "linear"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -88,7 +88,7 @@ def test_pinned_options_fit_one_model_and_old_values_still_work():
     prior = _prior(land, land.damage)
     pinned = _fitted(land, 0, prior=prior, warp="hinge", use_prior=True)
     assert pinned.last_selection == {"model": "hinge+prior", "scores": {}}
-    assert _fitted(land, 0, prior=prior, warp="linear", use_prior=False).last_selection["model"] == "linear"
+    assert _fitted(land, 0, prior=prior, warp="linear", use_prior=False).last_selection["model"] == "linear-rbf"  # prior withheld: rbf_free
     with pytest.raises(StrategyError, match="use_prior"):
         make_strategy("ecbo", land.problem(), use_prior="maybe")
 
@@ -96,7 +96,7 @@ def test_pinned_options_fit_one_model_and_old_values_still_work():
 def test_few_observations_use_the_reference_model_without_comparing():
     land = chain(10, 4, 0)
     strategy = _fitted(land, 0, n=MIN_OBSERVATIONS - 1)
-    assert strategy.last_selection == {"model": "linear", "scores": {}}
+    assert strategy.last_selection == {"model": "linear-rbf", "scores": {}}
 
 
 def test_feasibility_score_rewards_the_model_that_predicts_the_labels():
@@ -190,7 +190,7 @@ def _per_block_landscape(seed: int, blocks: int = 10) -> Landscape:
 def test_without_a_prior_the_block_scale_models_are_candidates_after_the_reference():
     land = chain(6, 4, 0)
     strategy = make_strategy("ecbo", land.problem(), seed=0, **FAST)
-    assert [c.label for c in strategy._candidates] == ["linear", "hinge", "linear+blocks"]  # linear warp only
+    assert [c.label for c in strategy._candidates] == ["linear-rbf", "hinge", "linear+blocks-rbf"]  # linear warp only, no RBF term (rbf_free)
     assert make_strategy("ecbo", land.problem(), seed=0, warp="hinge")._candidates == [Candidate("hinge", False)]
     feats = strategy._features
     saving = land.cost_table[:, :1] - land.cost_table
@@ -234,7 +234,7 @@ def test_the_block_scale_term_matches_its_botorch_twin_and_its_chain_tables():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_where_damage_is_a_per_block_scale_times_the_cost_removed_the_block_model_predicts_feasibility_better(seed):
     scores = _fitted(_per_block_landscape(seed), seed, n=25).last_selection["scores"]
-    assert scores["linear+blocks"] > scores["linear"]
+    assert scores["linear+blocks-rbf"] > scores["linear-rbf"]
 
 
 def test_where_damage_ignores_the_cost_the_block_model_is_not_chosen():
@@ -297,7 +297,7 @@ def test_failures_far_beyond_epsilon_use_the_hinge_warp_before_a_comparison_is_p
     assert strategy.last_selection == {"model": "hinge", "scores": {}} and strategy._warp.kind == "hinge"
     # the same observations with the collapses scored just below FAR epsilon keep the linear reference
     capped = _fitted(Capped(base.cost_table, base.damage, base.pairs, base.epsilon), seed, n=MIN_OBSERVATIONS - 1)
-    assert capped.last_selection == {"model": "linear", "scores": {}}
+    assert capped.last_selection == {"model": "linear-rbf", "scores": {}}
 
 
 class Capped(Landscape):
