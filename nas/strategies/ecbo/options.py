@@ -97,9 +97,10 @@ class ECBOOptions:
             predicted at 1.6 to 2.0 epsilon after 40 evaluations). On by default: it cuts chain30's
             median regret at 40 evaluations from 6.4% to 1.4% (10 seeds). Alone it made range100
             worse (0.0% to 15.8% at 40), whose first evaluations need the RBF term; with the
-            reference chosen by the data (the hinge model, which keeps the term, once a failure
-            lies beyond ``FAR`` epsilon: :func:`~tocsr_nas.strategies.ecbo.select.reference_first`)
-            range100 and every other landscape of the suite are unchanged (docs/BENCHMARKS.md
+            reference chosen by the data (the hinge model, which keeps the term, once an observed
+            quality lies beyond ``FAR`` times epsilon:
+            :func:`~tocsr_nas.strategies.ecbo.select.reference_first`) range100 is unchanged and
+            no landscape of the suite is worse at 10, 20 or 40 evaluations (docs/BENCHMARKS.md
             section 5).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.

@@ -29,9 +29,11 @@ the hinge warp (same prior setting) takes its place. The leave-one-out compariso
 80 epsilon) the linear reference held the search at 13% regret for the first 20 evaluations before
 the hinge won; the two warps agree up to twice epsilon, so the rule only matters where
 observations lie far beyond the threshold, which one observation shows.
-evaluations). Without a prior the linear-warp models leave the residual RBF term out (option
-``rbf_free``, on by default; :attr:`Candidate.rbf`): on an additive landscape it takes up damage
-the per-block weights should carry.
+
+Without a prior the linear-warp models leave the residual RBF term out (option ``rbf_free``, on by
+default; :attr:`Candidate.rbf`): on an additive landscape it takes up damage the per-block weights
+should carry. The hinge model keeps it, and :func:`reference_first` finds the hinge model by its
+warp and prior setting alone.
 """
 
 from __future__ import annotations
