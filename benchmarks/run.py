@@ -15,6 +15,10 @@ Landscapes (see ``benchmarks/landscapes.py``):
   model (per-block sensitivities + neighbour interactions + hash noise), optimum by dynamic
   programme (minutes; cached in ``results/landscape_b_optima.json``), checked by local search.
   One landscape (``--landscape-seed``, default 0) for all search seeds.
+* the stress landscapes (``stress_landscapes.py``) and the real tables (``table_landscapes.py``).
+  A stress landscape is one instance (``--landscape-seed``, default 0) for every search seed;
+  with ``--instances`` search seed ``s`` meets instance ``landscape-seed + s`` instead, named
+  ``NAME:inst`` in the outputs, so the summary is over instances a strategy was not tuned on.
 
 Every strategy gets the same :class:`~tocsr_nas.strategies.Problem` (known cost, the epsilon,
 the prior where the landscape has one) and proposes the teacher configuration first (the
@@ -110,8 +114,11 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
     if label == "toyB":
         return [_named(toy_chain_landscape(seed=seed), "toyB")]
-    if label in STRESS or label == "stress":  # one landscape (seed 0) for every search seed
-        return [stress_landscape(name) for name in (STRESS if label == "stress" else (label,))]
+    if label in STRESS or label == "stress":  # one instance for every search seed, or one per seed (--instances)
+        names = STRESS if label == "stress" else (label,)
+        if args.instances:
+            return [_named(stress_landscape(n, args.landscape_seed + seed), f"{n}:inst") for n in names]
+        return [stress_landscape(n, args.landscape_seed) for n in names]
     if label.partition("@")[0] in TABLES:  # real NAS benchmark tables (table_landscapes.py), e.g. macro@q0.05
         return [table_landscape(label)]
     raise SystemExit(
@@ -213,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="an option for every strategy run (VALUE read as JSON); the rows are labelled "
                         "strategy[KEY=VALUE,...] so they never replace the default runs")
     p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
-    p.add_argument("--landscape-seed", type=int, default=0, help="landscape B: the landscape's seed (one landscape for all search seeds; its exact optimum is cached)")
+    p.add_argument("--landscape-seed", type=int, default=0, help="landscape B and the stress landscapes: the landscape's seed "
+                   "(one landscape for all search seeds; B's exact optimum is cached)")
+    p.add_argument("--instances", action="store_true", help="the stress landscapes: search seed s meets instance "
+                   "landscape-seed + s (named NAME:inst), so medians are over landscape instances, not one instance")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
     p.add_argument("--b-prior-noise", type=float, default=0.5,
                    help="landscape B: sigma of the prior's log-normal error (default 0.5; 0 hands over the true damages)")
