@@ -95,6 +95,25 @@ def test_strategy_options_are_labelled(tmp_path):
         run.main([*argv, "--strategy-option", "bogus=1"])
 
 
+def test_instances_give_each_seed_its_own_landscape(tmp_path):
+    """``--instances``: search seed s meets stress instance landscape-seed + s, named NAME:inst; without it
+    every seed meets the one instance ``--landscape-seed`` picks."""
+    import json
+
+    import run
+
+    argv = ["--landscapes", "deadpath", "--budgets", "2", "--seeds", "2", "--strategies", "random"]
+    assert run.main([*argv, "--instances", "--landscape-seed", "3", "--out", str(tmp_path / "inst")]) == 0
+    assert run.main([*argv, "--landscape-seed", "3", "--out", str(tmp_path / "one")]) == 0
+    inst = json.loads((tmp_path / "inst" / "optima_deadpath.json").read_text())
+    one = json.loads((tmp_path / "one" / "optima_deadpath.json").read_text())
+    from stress_landscapes import stress_landscape
+
+    want = [stress_landscape("deadpath", s).optimum()[0] for s in (3, 4)]
+    assert [r["optimum"] for r in inst["deadpath:inst"]] == pytest.approx(want)
+    assert [r["optimum"] for r in one["deadpath"]] == pytest.approx([want[0], want[0]])
+
+
 def test_gpu_check_small_runs_on_the_cpu(tmp_path):
     """``benchmarks/gpu_check.py --small``: every section of the report, finite times, JSON and Markdown written."""
     import json
