@@ -18,7 +18,8 @@ Landscapes (see ``benchmarks/landscapes.py``):
 * the stress landscapes (``stress_landscapes.py``) and the real tables (``table_landscapes.py``).
   A stress landscape is one instance (``--landscape-seed``, default 0) for every search seed;
   with ``--instances`` search seed ``s`` meets instance ``landscape-seed + s`` instead, named
-  ``NAME:inst`` in the outputs, so the summary is over instances a strategy was not tuned on.
+  ``NAME@inst`` in the outputs (one instance N other than 0 is ``NAME@N``), so the summary is
+  over instances a strategy was not tuned on.
 
 Every strategy gets the same :class:`~tocsr_nas.strategies.Problem` (known cost, the epsilon,
 the prior where the landscape has one) and proposes the teacher configuration first (the
@@ -117,8 +118,10 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
     if label in STRESS or label == "stress":  # one instance for every search seed, or one per seed (--instances)
         names = STRESS if label == "stress" else (label,)
         if args.instances:
-            return [_named(stress_landscape(n, args.landscape_seed + seed), f"{n}:inst") for n in names]
-        return [stress_landscape(n, args.landscape_seed) for n in names]
+            return [_named(stress_landscape(n, args.landscape_seed + seed), f"{n}@inst") for n in names]
+        if args.landscape_seed:
+            return [_named(stress_landscape(n, args.landscape_seed), f"{n}@{args.landscape_seed}") for n in names]
+        return [stress_landscape(n) for n in names]
     if label.partition("@")[0] in TABLES:  # real NAS benchmark tables (table_landscapes.py), e.g. macro@q0.05
         return [table_landscape(label)]
     raise SystemExit(
@@ -223,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landscape-seed", type=int, default=0, help="landscape B and the stress landscapes: the landscape's seed "
                    "(one landscape for all search seeds; B's exact optimum is cached)")
     p.add_argument("--instances", action="store_true", help="the stress landscapes: search seed s meets instance "
-                   "landscape-seed + s (named NAME:inst), so medians are over landscape instances, not one instance")
+                   "landscape-seed + s (named NAME@inst; one instance N > 0 is named NAME@N), so medians are "
+                   "over landscape instances, not one instance")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")
     p.add_argument("--b-prior-noise", type=float, default=0.5,
                    help="landscape B: sigma of the prior's log-normal error (default 0.5; 0 hands over the true damages)")

@@ -96,8 +96,8 @@ def test_strategy_options_are_labelled(tmp_path):
 
 
 def test_instances_give_each_seed_its_own_landscape(tmp_path):
-    """``--instances``: search seed s meets stress instance landscape-seed + s, named NAME:inst; without it
-    every seed meets the one instance ``--landscape-seed`` picks."""
+    """``--instances``: search seed s meets stress instance landscape-seed + s, named NAME@inst; without it
+    every seed meets the one instance ``--landscape-seed`` picks (NAME@N)."""
     import json
 
     import run
@@ -110,8 +110,8 @@ def test_instances_give_each_seed_its_own_landscape(tmp_path):
     from stress_landscapes import stress_landscape
 
     want = [stress_landscape("deadpath", s).optimum()[0] for s in (3, 4)]
-    assert [r["optimum"] for r in inst["deadpath:inst"]] == pytest.approx(want)
-    assert [r["optimum"] for r in one["deadpath"]] == pytest.approx([want[0], want[0]])
+    assert [r["optimum"] for r in inst["deadpath@inst"]] == pytest.approx(want)
+    assert [r["optimum"] for r in one["deadpath@3"]] == pytest.approx([want[0], want[0]])
 
 
 def test_gpu_check_small_runs_on_the_cpu(tmp_path):
