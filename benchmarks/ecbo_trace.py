@@ -4,10 +4,13 @@ Per evaluation: the quality in units of epsilon, the cost as a fraction of the t
 regret so far, the model the last fit chose (``strategy.last_selection``), and in how many blocks
 the proposal differs from the optimum and from the incumbent, and what that fit's model predicted
 for the optimum (posterior mean and sd of the warped quality, over the warped threshold: above 1
-means the model believed the optimum infeasible). At the end: the blocks in which the best
-feasible configuration found differs from the optimum (choice indices).
+means the model believed the optimum infeasible) and the acquisition (``log((c* - c)^+ P^gamma)``,
+:meth:`ECBO._score`) that fit gave the proposal and the optimum: an optimum that scores above the
+proposal was missed by the pool, one that scores below it by the model. At the end: the blocks in
+which the best feasible configuration found differs from the optimum (choice indices).
 
     .venv/bin/python benchmarks/ecbo_trace.py --landscape chain30 --seed 0 --budget 40 [--strategy-option cost_prior=true]
+    .venv/bin/python benchmarks/ecbo_trace.py --landscape chain30 --landscape-seed 103 --seed 3   # run.py --instances' pairing
 """
 
 from __future__ import annotations
@@ -35,16 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landscape", default="chain30", help=f"one of {', '.join(STRESS)} or a table: {', '.join(TABLES)} (NAME@qQ)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=40)
+    p.add_argument("--landscape-seed", type=int, default=0, help="a stress landscape's instance (run.py --landscape-seed; "
+                   "with --instances search seed s meets instance landscape-seed + s)")
     p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    land = stress_landscape(args.landscape) if args.landscape in STRESS else table_landscape(args.landscape)
+    land = stress_landscape(args.landscape, args.landscape_seed) if args.landscape in STRESS else table_landscape(args.landscape)
     opt, opt_cfg = land.optimum()
     teacher = land.cost(land.space.default_config())
     optimum = np.array(land.space.encode(opt_cfg))
     strategy = make_strategy("ecbo", make_problem(land), seed=args.seed, **dict(args.strategy_option))
     best, incumbent, infeasible = math.inf, None, 0
     for t in range(args.budget):
+        c_star = best
         [cfg] = strategy.ask(1)
         q, c = land.quality(cfg), land.cost(cfg)
         strategy.tell([Observation(cfg, q, c)])
@@ -58,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             mu, var = strategy._last_gp.predict(strategy._features(optimum[None]))
             thr = float(strategy._warp(land.epsilon))
             at_opt = f"{float(mu[0]) / thr:5.2f} +- {float(var[0]) ** 0.5 / thr:4.2f}"
+            if math.isfinite(c_star):  # the acquisition of the fit behind this proposal: proposal vs optimum
+                t_eff = thr - strategy._threshold_margin(strategy._last_gp, thr)
+                acq, _ = strategy._score(strategy._last_gp, np.stack([idx, optimum]), c_star, t_eff)
+                at_opt += f"  acq prop {acq[0]:7.2f} opt {acq[1]:7.2f}"
         print(f"{t:3d}  q/eps {q / land.epsilon:7.2f}  cost/teacher {c / teacher:.3f}  regret {best / opt - 1:7.1%}  "
               f"model {strategy.last_selection.get('model', '-'):12s}  blocks from optimum {int((idx != optimum).sum()):2d}"
               f"  from incumbent {to_inc:2d}  model at optimum {at_opt}")

@@ -18,5 +18,16 @@ def test_the_trace_prints_the_models_prediction_at_the_optimum(capsys):
     assert len(lines) == 3
     assert lines[0].endswith("model at optimum -")  # the teacher comes first: no fit yet
     for line in lines[1:]:  # every later proposal follows a fit: mean +- sd over the threshold
-        mu, sd = re.search(r"model at optimum\s+(-?[\d.]+) \+- ([\d.]+)$", line).groups()
+        mu, sd = re.search(r"model at optimum\s+(-?[\d.]+) \+- ([\d.]+)", line).groups()
         assert float(sd) > 0
+        # the teacher is feasible: every later fit scores the proposal and the optimum by its acquisition
+        assert re.search(r"acq prop\s+(-?[\d.]+|-?inf) opt\s+(-?[\d.]+|-?inf)$", line)
+
+
+def test_the_landscape_seed_picks_the_instance(capsys):
+    """--landscape-seed N traces instance N (run.py --instances pairs search seed s with instance N + s)."""
+    optima = []
+    for inst in (0, 101):
+        assert ecbo_trace.main(["--landscape", "deadpath", "--landscape-seed", str(inst), "--budget", "1"]) == 0
+        optima.append(re.search(r"optimum\s+(\[.*\])", capsys.readouterr().out).group(1))
+    assert optima[0] != optima[1]
