@@ -8,6 +8,9 @@ means the model believed the optimum infeasible). At the end: the blocks in whic
 feasible configuration found differs from the optimum (choice indices).
 
     .venv/bin/python benchmarks/ecbo_trace.py --landscape chain30 --seed 0 --budget 40 [--strategy-option cost_prior=true]
+
+``--landscape-seed N`` traces a stress landscape's instance N (``run.py --instances`` gives search
+seed ``s`` instance ``landscape-seed + s``).
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--landscape", default="chain30", help=f"one of {', '.join(STRESS)} or a table: {', '.join(TABLES)} (NAME@qQ)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--landscape-seed", type=int, default=0, help="the stress landscape's instance (run.py --landscape-seed; default 0)")
     p.add_argument("--budget", type=int, default=40)
     p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    land = stress_landscape(args.landscape) if args.landscape in STRESS else table_landscape(args.landscape)
+    land = stress_landscape(args.landscape, args.landscape_seed) if args.landscape in STRESS else table_landscape(args.landscape)
     opt, opt_cfg = land.optimum()
     teacher = land.cost(land.space.default_config())
     optimum = np.array(land.space.encode(opt_cfg))

@@ -18,11 +18,11 @@ from tocsr_nas.strategies.base import StrategyError
 __all__ = ["AUTO_WARPS", "ECBOOptions", "WARPS"]
 
 #: the output warps of quality (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`), and ``auto``
-WARPS = ("log1p", "linear", "hinge", "auto")
+WARPS = ("log1p", "linear", "hinge", "capped", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "chain_in_tr", "calib_sd")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -102,6 +102,11 @@ class ECBOOptions:
             :func:`~tocsr_nas.strategies.ecbo.select.reference_first`) range100 is unchanged and
             no landscape of the suite is worse at 10, 20 or 40 evaluations (docs/BENCHMARKS.md
             section 5).
+        far_model: split the model at far failures (:mod:`~tocsr_nas.strategies.ecbo.far`): once
+            an observed quality lies beyond :data:`~tocsr_nas.strategies.ecbo.select.FAR` times
+            the largest epsilon, the quality model is fitted to the other observations only and a
+            second GP, fitted to every observation's far / not-far label, multiplies the
+            feasibility by ``P(not far)``. Off by default.
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
@@ -111,6 +116,9 @@ class ECBOOptions:
         calib_band: proposals aim at the threshold minus the model's mean leave-one-out
             optimism over the observations whose warped quality is within ``calib_band`` of it
             (at least 5 of them; 0 turns the correction off); nonnegative.
+        calib_sd: the acquisition narrows the model's predictive spread by the root mean square of
+            the standardised leave-one-out residuals of the observations within ``calib_band`` of
+            the threshold (at least 5; only narrows, at most tenfold).
         thompson_every: when > 0, every ``thompson_every``-th proposal is a Thompson sample: the
             cheapest configuration that one posterior sample of the chain model deems feasible.
         pool_random: random configurations in the pool (three quarters biased towards cheap
@@ -127,6 +135,7 @@ class ECBOOptions:
         trust_region: restrict the pool (but not the chain frontiers) to a Hamming ball around
             the incumbent whose radius is replayed from the history
             (:func:`~tocsr_nas.strategies.ecbo.local.trust_radius`).
+        chain_in_tr: the chain-frontier candidates obey the trust region too (by default they skip it).
         tr_init: the initial trust radius; positive.
         tr_fail_tolerance: evaluations in a row without a new incumbent that halve the radius;
             positive.
@@ -158,11 +167,13 @@ class ECBOOptions:
     cost_prior: bool = False
     block_scale: bool = True
     rbf_free: bool = True
+    far_model: bool = False
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0
     min_pof: float = 0.0
     calib_band: float = 0.25
+    calib_sd: bool = False
     thompson_every: int = 0
     # the candidate pool
     pool_random: int = 1000
@@ -174,6 +185,7 @@ class ECBOOptions:
     n_local_starts: int = 12
     local_steps: int = 8
     trust_region: bool = True
+    chain_in_tr: bool = False
     tr_init: int = 4
     tr_fail_tolerance: int = 3
     # running
