@@ -222,7 +222,7 @@ class ECBO(Strategy):
         Proposals aim at ``t - margin`` so that a model that keeps predicting feasible
         configurations which turn out infeasible asks for a safer damage budget.
         """
-        band = self.options.calib_band
+        band = self._calib_band()
         if band <= 0:
             return 0.0
         y = gp.y.numpy()
@@ -230,6 +230,15 @@ class ECBO(Strategy):
         if near.sum() < 5:
             return 0.0
         return max(0.0, float(gp.loo_residuals().numpy()[near].mean()))
+
+    def _calib_band(self) -> float:
+        """``calib_band``, or ``calib_band_far`` once an observed finite quality lies beyond ``FAR`` times the largest epsilon."""
+        far_band = self.options.calib_band_far
+        if far_band is None:
+            return self.options.calib_band
+        e_ref = max(self.problem.epsilons)
+        far = any(math.isfinite(o.quality) and o.quality > FAR * e_ref for o in self.history)
+        return far_band if far else self.options.calib_band
 
     def _sd_scale(self, gp: QualityGP, threshold: float) -> float:
         """How much narrower the model's predictive spread should be near the threshold (option ``calib_sd``).
@@ -240,7 +249,7 @@ class ECBO(Strategy):
         cheap unseen configurations a feasibility that its record does not support. 1 (no
         change) when off.
         """
-        band = self.options.calib_band
+        band = self._calib_band()
         if not self.options.calib_sd or band <= 0:
             return 1.0
         y = gp.y.numpy()
