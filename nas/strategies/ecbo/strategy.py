@@ -54,7 +54,7 @@ from tocsr_nas.strategies.ecbo.gp import QualityGP, fit_quality_gp
 from tocsr_nas.strategies.ecbo.local import hill_climb, trust_radius, trust_region
 from tocsr_nas.strategies.ecbo.options import AUTO_WARPS, ECBOOptions
 from tocsr_nas.strategies.ecbo.pool import CandidatePool, unseen_rows
-from tocsr_nas.strategies.ecbo.select import FAR, Candidate, select_model
+from tocsr_nas.strategies.ecbo.select import FAR, MIN_OBSERVATIONS, Candidate, select_model
 from tocsr_nas.strategies.ecbo.warp import QualityWarp
 
 __all__ = ["ECBO"]
@@ -159,7 +159,7 @@ class ECBO(Strategy):
         # far failures: a label model of their region, and the quality model for the others (far.py)
         far = far_mask(quality, FAR * max(self.problem.epsilons)) if self.options.far_model else np.zeros(len(quality), bool)
         self._far = None
-        if far.any() and (~far).sum() >= 2:
+        if far.any() and (~far).sum() >= MIN_OBSERVATIONS:  # until then the one model (the hinge reference) serves
             self._far = FarModel.fit(obs_idx, far, self._far_features, use_pairs=self.options.use_pairs, use_rbf=self.options.use_rbf)
         else:
             far[:] = False
