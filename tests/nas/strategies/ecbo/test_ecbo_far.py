@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 from tocsr_nas.strategies.testing import Landscape, chain
 
 from tocsr_nas.strategies import Problem, StrategyError, make_strategy
 from tocsr_nas.strategies.ecbo.far import far_mask
-from tocsr_nas.strategies.ecbo.select import FAR
+from tocsr_nas.strategies.ecbo.select import FAR, MIN_OBSERVATIONS
 from tocsr_nas.strategies.ecbo.warp import QualityWarp
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
@@ -29,9 +27,11 @@ def _collapsing(seed: int) -> _Collapsing:
 
 
 def _told(land, seed, n, **options):
+    """ecbo told the teacher and ``n - 1`` configurations, about half of them with few cheap blocks (working)."""
     strategy = make_strategy("ecbo", Problem(land.space, cost=land.cost, epsilons=(land.epsilon,)), seed=seed, **FAST, **options)
-    rng = random.Random(seed)
-    configs = dict.fromkeys([land.space.default_config()] + [land.space.sample(rng) for _ in range(n - 1)])
+    rng = np.random.default_rng(seed)
+    rows = [np.where(rng.random(10) < (0.15 if i % 2 else 0.6), rng.integers(0, 4, 10), 0) for i in range(n - 1)]
+    configs = dict.fromkeys([land.space.default_config()] + [land.space.decode(r.tolist()) for r in rows])
     strategy.tell([land.observe(c) for c in configs])
     return strategy
 
@@ -62,11 +62,15 @@ def test_far_model_fits_a_label_model_and_leaves_far_failures_out_of_the_quality
     strategy.ask(1)
     quality = np.array([o.quality for o in strategy.history])
     far = far_mask(quality, FAR * land.epsilon)
-    assert far.any() and strategy._far is not None
+    assert far.any() and (~far).sum() >= MIN_OBSERVATIONS and strategy._far is not None
     assert len(strategy._last_gp.y) == (~far).sum()
     rows = np.array([strategy.space.encode(o.config) for o in strategy.history])
     p_ok = strategy._far.log_p_ok(rows).exp().numpy()
     assert p_ok[far].mean() < p_ok[~far].mean()  # the label model separates what it was told
+    # too few working observations, or the option off: the one model of every observation
+    few = _told(land, 0, 6, far_model=True)
+    few.ask(1)
+    assert few._far is None and len(few._last_gp.y) == len(few.history)
     off = _told(land, 0, 30)
     off.ask(1)
     assert off._far is None and len(off._last_gp.y) == len(quality)
