@@ -8,17 +8,20 @@ lengthscale, and the search then believes feasible configurations next to the in
 infeasible while giving cheap unseen ones a feasibility that comes from that variance alone
 (range100, instance 104: 34 of 40 proposals infeasible, the optimum predicted at 4 thresholds).
 
-With ``far_model`` the observations beyond :data:`~tocsr_nas.strategies.ecbo.select.FAR` times
-the largest epsilon are taken out of the quality model, which then describes the working
+With ``far_model``, once :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` observations
+lie within :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest epsilon (before, the
+label model has too little to learn from: proposing from it at once made the first 10 evaluations
+twice as bad on range100), the observations beyond are taken out of the quality model, which then describes the working
 architectures only, and a second GP with the same kernel is fitted to the label "far" (1) /
-"not far" (0) of every observation (least-squares classification, mean anchored at 0: the
-teacher works). A candidate's feasibility is then::
+"not far" (0) of every observation (least-squares classification, the constant mean, i.e. the
+failure rate, fitted). A candidate's feasibility is then::
 
     P(feasible) = P(not far) * P(g(q) <= t | not far),   P(not far) = Phi((1/2 - m(x)) / s(x))
 
 with ``m``, ``s^2`` the label GP's posterior mean and predictive variance (noise included).
 Nothing here depends on why architectures fail: the label GP learns the failure region from the
-data (additively, per neighbour pair and locally), as the quality GP learns the damages.
+data (additively, per neighbour pair, by the counts of candidates named alike in several blocks
+and locally), as the quality GP learns the damages.
 """
 
 from __future__ import annotations
