@@ -8,8 +8,8 @@ lengthscale, and the search then believes feasible configurations next to the in
 infeasible while giving cheap unseen ones a feasibility that comes from that variance alone
 (range100, instance 104: 34 of 40 proposals infeasible, the optimum predicted at 4 thresholds).
 
-With ``far_model``, once :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` observations
-lie within :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest epsilon (before, the
+With ``far_model``, once :data:`MIN_FAR` observations lie beyond and
+:data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` observations lie within :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest epsilon (before, the
 label model has too little to learn from: proposing from it at once made the first 10 evaluations
 twice as bad on range100), the observations beyond are taken out of the quality model, which then describes the working
 architectures only, and a second GP with the same kernel is fitted to the label "far" (1) /
@@ -33,7 +33,10 @@ from torch import Tensor
 from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
 from tocsr_nas.strategies.ecbo.gp import QualityGP, fit_quality_gp
 
-__all__ = ["FarModel", "far_mask"]
+__all__ = ["MIN_FAR", "FarModel", "far_mask"]
+
+#: far observations needed before the split (one far label gives the label GP nothing to learn)
+MIN_FAR = 2
 
 
 def far_mask(quality: np.ndarray, far_at: float) -> np.ndarray:

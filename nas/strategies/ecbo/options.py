@@ -47,7 +47,7 @@ class ECBOOptions:
     Attributes:
         warp: output warp of quality before the GP: ``"linear"`` (``q / e_ref``), ``"log1p"``
             (``sign(r) log1p(|r|)``), ``"hinge"`` (linear up to twice the largest epsilon, then
-            logarithmic), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`, or ``"auto"``
+            logarithmic), ``"capped"`` (the hinge, saturating at 3: tried on range100, worse), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`, or ``"auto"``
             (the default): per fit, ``linear`` or ``hinge``, whichever predicts the observations'
             feasibility better when each is left out (:mod:`~tocsr_nas.strategies.ecbo.select`);
             the reference that the other must beat is ``linear``, or ``hinge`` once an observed
@@ -104,12 +104,13 @@ class ECBOOptions:
             section 5).
         far_model: split the model at far failures (:mod:`~tocsr_nas.strategies.ecbo.far`): once
             an observed quality lies beyond :data:`~tocsr_nas.strategies.ecbo.select.FAR` times
-            the largest epsilon and at least
-            :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` others are told, the
+            the largest epsilon for :data:`~tocsr_nas.strategies.ecbo.far.MIN_FAR` observations and
+            at least :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` others are told, the
             quality model is fitted to the others only and a second GP, fitted to every
             observation's far / not-far label, multiplies the feasibility by ``P(not far)``. On
             range100's instances 100-109 it cuts the median regret at 40 evaluations from 3.5% to
-            0.1% (docs/BENCHMARKS.md section 5).
+            0.1% and deadpath's from 4.3% to 0%, but range100's instance 0 is worse at 20
+            (0% to 27.6%): off by default (docs/BENCHMARKS.md section 5).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;

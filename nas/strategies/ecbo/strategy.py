@@ -48,7 +48,7 @@ from tocsr_nas.searchspace import Configuration
 from tocsr_nas.strategies.base import Problem, Strategy, register_strategy
 from tocsr_nas.strategies.ecbo.acquisition import log_feasible_improvement, probability_of_feasibility
 from tocsr_nas.strategies.ecbo.costs import KnownCost
-from tocsr_nas.strategies.ecbo.far import FarModel, far_mask
+from tocsr_nas.strategies.ecbo.far import MIN_FAR, FarModel, far_mask
 from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
 from tocsr_nas.strategies.ecbo.gp import QualityGP, fit_quality_gp
 from tocsr_nas.strategies.ecbo.local import hill_climb, trust_radius, trust_region
@@ -159,7 +159,7 @@ class ECBO(Strategy):
         # far failures: a label model of their region, and the quality model for the others (far.py)
         far = far_mask(quality, FAR * max(self.problem.epsilons)) if self.options.far_model else np.zeros(len(quality), bool)
         self._far = None
-        if far.any() and (~far).sum() >= MIN_OBSERVATIONS:  # until then the one model (the hinge reference) serves
+        if far.sum() >= MIN_FAR and (~far).sum() >= MIN_OBSERVATIONS:  # until then the one model (the hinge reference) serves
             self._far = FarModel.fit(obs_idx, far, self._far_features, use_pairs=self.options.use_pairs, use_rbf=self.options.use_rbf)
         else:
             far[:] = False

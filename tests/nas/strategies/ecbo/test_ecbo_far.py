@@ -82,3 +82,16 @@ def test_the_capped_warp_saturates_and_agrees_with_the_hinge_below_the_cap():
     assert np.allclose(hinge(q), capped(q))
     assert float(capped(8.0)) == QualityWarp.CAP < float(hinge(8.0))
     assert capped.inverse(float(capped(0.3))) == pytest.approx(0.3)
+
+
+def test_far_model_waits_for_two_far_observations():
+    """One far label gives the label GP nothing to learn (macro: the all-Identity network alone)."""
+    land = _collapsing(2)
+    strategy = make_strategy("ecbo", Problem(land.space, cost=land.cost, epsilons=(land.epsilon,)), seed=2, far_model=True, **FAST)
+    working = [land.space.default_config()] + [land.space.decode([0] * b + [1] + [0] * (9 - b)) for b in range(10)]
+    strategy.tell([land.observe(c) for c in working] + [land.observe(land.space.decode([3] * 10))])
+    strategy.ask(1)
+    assert strategy._far is None and len(strategy._last_gp.y) == len(strategy.history)
+    strategy.tell([land.observe(land.space.decode([2] * 10))])
+    strategy.ask(1)
+    assert strategy._far is not None and len(strategy._last_gp.y) == len(strategy.history) - 2
