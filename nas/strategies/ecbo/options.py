@@ -160,7 +160,7 @@ class ECBOOptions:
         >>> ECBOOptions(warp="log")
         Traceback (most recent call last):
         ...
-        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge', 'auto'], got 'log'
+        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge', 'capped', 'auto'], got 'log'
     """
 
     # the model
