@@ -48,12 +48,13 @@ from tocsr_nas.searchspace import Configuration
 from tocsr_nas.strategies.base import Problem, Strategy, register_strategy
 from tocsr_nas.strategies.ecbo.acquisition import log_feasible_improvement, probability_of_feasibility
 from tocsr_nas.strategies.ecbo.costs import KnownCost
+from tocsr_nas.strategies.ecbo.far import MIN_FAR, FarModel, far_mask
 from tocsr_nas.strategies.ecbo.features import DTYPE, ConfigFeatures
 from tocsr_nas.strategies.ecbo.gp import QualityGP, fit_quality_gp
 from tocsr_nas.strategies.ecbo.local import hill_climb, trust_radius, trust_region
 from tocsr_nas.strategies.ecbo.options import AUTO_WARPS, ECBOOptions
 from tocsr_nas.strategies.ecbo.pool import CandidatePool, unseen_rows
-from tocsr_nas.strategies.ecbo.select import Candidate, select_model
+from tocsr_nas.strategies.ecbo.select import FAR, MIN_OBSERVATIONS, Candidate, select_model
 from tocsr_nas.strategies.ecbo.warp import QualityWarp
 
 __all__ = ["ECBO"]
@@ -125,6 +126,10 @@ class ECBO(Strategy):
         self.last_timing: dict[str, float] = {}
         #: the model of the last fit: ``{"model": label, "scores": {label: score}}`` (diagnostics)
         self.last_selection: dict[str, object] = {}
+        #: the far-failure model of the last fit (option ``far_model``; ``None``: not used)
+        self._far: FarModel | None = None
+        self._far_features = ConfigFeatures(self.space, None, shared=True)
+        self._spread = 1.0  # the predictive spread's calibration factor of the current proposal (calib_sd)
 
     # -- the proposal -----------------------------------------------------------------------------
     def _propose(self, n: int, rng: random.Random) -> Sequence[Configuration]:
@@ -150,12 +155,21 @@ class ECBO(Strategy):
         gen = torch.Generator().manual_seed(rng.getrandbits(62))
         obs_idx = np.array([self.space.encode(o.config) for o in self.history], dtype=np.int64)  # (n, B)
         quality = np.array([o.quality for o in self.history], dtype=np.float64)
-        finite = np.isfinite(quality)
-        X = self._features(obs_idx)
+        X_all = self._features(obs_idx)
+        # far failures: a label model of their region, and the quality model for the others (far.py)
+        far = far_mask(quality, FAR * max(self.problem.epsilons)) if self.options.far_model else np.zeros(len(quality), bool)
+        self._far = None
+        if far.sum() >= MIN_FAR and (~far).sum() >= MIN_OBSERVATIONS:  # until then the one model (the hinge reference) serves
+            self._far = FarModel.fit(obs_idx, far, self._far_features, use_pairs=self.options.use_pairs, use_rbf=self.options.use_rbf)
+        else:
+            far[:] = False
+        # the quality model describes the others
+        fit_quality, X = quality[~far], X_all[torch.as_tensor(~far)]
+        finite = np.isfinite(fit_quality)
 
         def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:
             warp = self._warps[candidate.warp]
-            y = warp(np.where(finite, quality, 0.0))
+            y = warp(np.where(finite, fit_quality, 0.0))
             fail_y = max(float(warp(self.options.fail_quality * warp.e_ref)), float(y[finite].max()) if finite.any() else 0.0)
             y = np.where(finite, y, fail_y)
             gp = fit_quality_gp(
@@ -173,7 +187,7 @@ class ECBO(Strategy):
             )
             return gp, warp
 
-        chosen, model, self._warp, scores = select_model(self._candidates, fit, quality, self.problem.epsilons)
+        chosen, model, self._warp, scores = select_model(self._candidates, fit, fit_quality, self.problem.epsilons)
         self.last_selection = {"model": chosen.label, "scores": scores}
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
@@ -181,7 +195,7 @@ class ECBO(Strategy):
         costs = self._cost(obs_idx)
         # believed incumbents per epsilon: (cost, idx) of the cheapest configuration feasible at e
         believed: list[tuple[np.ndarray, float, float]] = [
-            (obs_idx[i], float(costs[i]), float(quality[i])) for i in range(len(quality)) if finite[i]
+            (obs_idx[i], float(costs[i]), float(quality[i])) for i in range(len(quality)) if np.isfinite(quality[i])
         ]
         out: list[Configuration] = []
         for j in range(n):
@@ -208,7 +222,7 @@ class ECBO(Strategy):
         Proposals aim at ``t - margin`` so that a model that keeps predicting feasible
         configurations which turn out infeasible asks for a safer damage budget.
         """
-        band = self.options.calib_band
+        band = self._calib_band()
         if band <= 0:
             return 0.0
         y = gp.y.numpy()
@@ -216,6 +230,35 @@ class ECBO(Strategy):
         if near.sum() < 5:
             return 0.0
         return max(0.0, float(gp.loo_residuals().numpy()[near].mean()))
+
+    def _calib_band(self) -> float:
+        """``calib_band``, or ``calib_band_far`` once an observed finite quality lies beyond ``FAR`` times the largest epsilon."""
+        far_band = self.options.calib_band_far
+        if far_band is None:
+            return self.options.calib_band
+        e_ref = max(self.problem.epsilons)
+        far = any(math.isfinite(o.quality) and o.quality > FAR * e_ref for o in self.history)
+        return far_band if far else self.options.calib_band
+
+    def _sd_scale(self, gp: QualityGP, threshold: float) -> float:
+        """How much narrower the model's predictive spread should be near the threshold (option ``calib_sd``).
+
+        The root mean square of the standardised leave-one-out residuals ``(y_i - mean_{-i}) / sd_{-i}``
+        of the observations whose warped quality is within ``calib_band`` of the threshold (at
+        least 5 of them), capped at 1: a model whose spread there is wider than its errors gives
+        cheap unseen configurations a feasibility that its record does not support. 1 (no
+        change) when off.
+        """
+        band = self._calib_band()
+        if not self.options.calib_sd or band <= 0:
+            return 1.0
+        y = gp.y.numpy()
+        near = np.abs(y - threshold) <= band
+        if near.sum() < 5:
+            return 1.0
+        mean, var = gp.loo_predictive()
+        z = (y - mean.numpy()) / np.sqrt(var.numpy())
+        return float(min(1.0, max(0.1, np.sqrt(np.mean(z[near] ** 2)))))
 
     def _reference_y(self, warp: QualityWarp) -> float | None:
         """The warped quality of the default (teacher) configuration, when it was told and finite."""
@@ -226,6 +269,7 @@ class ECBO(Strategy):
 
     def _propose_one(self, gp, eps, believed, seen, np_rng, gen, thompson=False):
         threshold = float(self._warp(eps)) - self._threshold_margin(gp, float(self._warp(eps)))
+        self._spread = self._sd_scale(gp, float(self._warp(eps)))
         feasible = sorted((c, i) for i, (_, c, q) in enumerate(believed) if q <= eps)
         best_cost = feasible[0][0] if feasible else None
         if thompson and best_cost is not None and self._cost.additive:
@@ -245,6 +289,8 @@ class ECBO(Strategy):
         pool = unseen_rows(self._pool.build(gp, elites, np_rng, gen), seen)
         dp = unseen_rows(self._pool.chain_candidates(gp, threshold, gen), seen) if self.options.chain_dp else None
         outside = None
+        if dp is not None and self.options.chain_in_tr:  # the chain frontiers obey the trust region too
+            pool, dp = np.unique(np.concatenate([pool, dp]), axis=0), None
         if self.options.trust_region and feasible:
             o = self.options
             radius = trust_radius(self.history, eps, self._nb, o.tr_init, o.tr_fail_tolerance)
@@ -302,8 +348,12 @@ class ECBO(Strategy):
         scores, mus = [], []
         for s in range(0, len(idx), chunk):
             rows = idx[s : s + chunk]
-            mean, var = gp.predict(self._features(rows))  # (N,), (N,)
+            feats = self._features(rows)
+            mean, var = gp.predict(feats)  # (N,), (N,)
             cost = torch.as_tensor(self._cost(rows), dtype=DTYPE)
-            scores.append(log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold, self.options.pof_power).numpy())
+            score = log_feasible_improvement(mean, var.sqrt() * self._spread, cost, best_cost, threshold, self.options.pof_power)
+            if self._far is not None:  # P(feasible) = P(not far) P(feasible | not far)
+                score = score + self.options.pof_power * self._far.log_p_ok(rows)
+            scores.append(score.numpy())
             mus.append(mean.numpy())
         return np.concatenate(scores), np.concatenate(mus)

@@ -1,0 +1,97 @@
+"""ecbo's options for landscapes with far failures: ``calib_band_far``, ``far_model``, ``calib_sd`` and the ``capped`` warp."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tocsr_nas.strategies.testing import Landscape, chain
+
+from tocsr_nas.strategies import Problem, StrategyError, make_strategy
+from tocsr_nas.strategies.ecbo.far import far_mask
+from tocsr_nas.strategies.ecbo.select import FAR, MIN_OBSERVATIONS
+from tocsr_nas.strategies.ecbo.warp import QualityWarp
+
+FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
+
+
+class _Collapsing(Landscape):
+    """Configurations with four or more cheap blocks fail at 80 epsilon: far from additive."""
+
+    def quality(self, cfg):
+        return 80.0 * self.epsilon if (self.idx(cfg) >= 2).sum() >= 4 else super().quality(cfg)
+
+
+def _collapsing(seed: int) -> _Collapsing:
+    base = chain(10, 4, seed)
+    return _Collapsing(base.cost_table, base.damage, base.pairs, base.epsilon)
+
+
+def _told(land, seed, n, **options):
+    """ecbo told the teacher and ``n - 1`` configurations, about half of them with few cheap blocks (working)."""
+    strategy = make_strategy("ecbo", Problem(land.space, cost=land.cost, epsilons=(land.epsilon,)), seed=seed, **FAST, **options)
+    rng = np.random.default_rng(seed)
+    rows = [np.where(rng.random(10) < (0.15 if i % 2 else 0.6), rng.integers(0, 4, 10), 0) for i in range(n - 1)]
+    configs = dict.fromkeys([land.space.default_config()] + [land.space.decode(r.tolist()) for r in rows])
+    strategy.tell([land.observe(c) for c in configs])
+    return strategy
+
+
+def test_calib_band_far_takes_over_once_a_quality_lies_beyond_far_times_epsilon():
+    land = _collapsing(0)
+    strategy = _told(land, 0, 1, calib_band_far=1.0)
+    assert strategy._calib_band() == strategy.options.calib_band == 0.25  # only the teacher: nothing far
+    cheapest = land.space.decode([3] * 10)
+    strategy.tell([land.observe(cheapest)])
+    assert land.quality(cheapest) > FAR * land.epsilon
+    assert strategy._calib_band() == 1.0
+    # off by default: the band never changes
+    default = _told(land, 0, 1)
+    default.tell([land.observe(cheapest)])
+    assert default.options.calib_band_far is None and default._calib_band() == 0.25
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan"), "wide"])
+def test_calib_band_far_rejects_invalid_values(value):
+    with pytest.raises(StrategyError, match="calib_band_far"):
+        make_strategy("ecbo", chain(4, 3, 0).problem(), calib_band_far=value)
+
+
+def test_far_model_fits_a_label_model_and_leaves_far_failures_out_of_the_quality_model():
+    land = _collapsing(0)
+    strategy = _told(land, 0, 30, far_model=True)
+    strategy.ask(1)
+    quality = np.array([o.quality for o in strategy.history])
+    far = far_mask(quality, FAR * land.epsilon)
+    assert far.any() and (~far).sum() >= MIN_OBSERVATIONS and strategy._far is not None
+    assert len(strategy._last_gp.y) == (~far).sum()
+    rows = np.array([strategy.space.encode(o.config) for o in strategy.history])
+    p_ok = strategy._far.log_p_ok(rows).exp().numpy()
+    assert p_ok[far].mean() < p_ok[~far].mean()  # the label model separates what it was told
+    # too few working observations, or the option off: the one model of every observation
+    few = _told(land, 0, 6, far_model=True)
+    few.ask(1)
+    assert few._far is None and len(few._last_gp.y) == len(few.history)
+    off = _told(land, 0, 30)
+    off.ask(1)
+    assert off._far is None and len(off._last_gp.y) == len(quality)
+
+
+def test_the_capped_warp_saturates_and_agrees_with_the_hinge_below_the_cap():
+    hinge, capped = QualityWarp("hinge", 0.1), QualityWarp("capped", 0.1)
+    q = np.array([0.0, 0.05, 0.1, 0.2, 0.3])
+    assert np.allclose(hinge(q), capped(q))
+    assert float(capped(8.0)) == QualityWarp.CAP < float(hinge(8.0))
+    assert capped.inverse(float(capped(0.3))) == pytest.approx(0.3)
+
+
+def test_far_model_waits_for_two_far_observations():
+    """One far label gives the label GP nothing to learn (macro: the all-Identity network alone)."""
+    land = _collapsing(2)
+    strategy = make_strategy("ecbo", Problem(land.space, cost=land.cost, epsilons=(land.epsilon,)), seed=2, far_model=True, **FAST)
+    working = [land.space.default_config()] + [land.space.decode([0] * b + [1] + [0] * (9 - b)) for b in range(10)]
+    strategy.tell([land.observe(c) for c in working] + [land.observe(land.space.decode([3] * 10))])
+    strategy.ask(1)
+    assert strategy._far is None and len(strategy._last_gp.y) == len(strategy.history)
+    strategy.tell([land.observe(land.space.decode([2] * 10))])
+    strategy.ask(1)
+    assert strategy._far is not None and len(strategy._last_gp.y) == len(strategy.history) - 2
