@@ -18,11 +18,11 @@ from tocsr_nas.strategies.base import StrategyError
 __all__ = ["AUTO_WARPS", "ECBOOptions", "WARPS"]
 
 #: the output warps of quality (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`), and ``auto``
-WARPS = ("log1p", "linear", "hinge", "capped", "auto")
+WARPS = ("log1p", "linear", "hinge", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "chain_in_tr", "calib_sd")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -47,7 +47,7 @@ class ECBOOptions:
     Attributes:
         warp: output warp of quality before the GP: ``"linear"`` (``q / e_ref``), ``"log1p"``
             (``sign(r) log1p(|r|)``), ``"hinge"`` (linear up to twice the largest epsilon, then
-            logarithmic), ``"capped"`` (the hinge, saturating at 3: tried on range100, worse), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`, or ``"auto"``
+            logarithmic), see :class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`, or ``"auto"``
             (the default): per fit, ``linear`` or ``hinge``, whichever predicts the observations'
             feasibility better when each is left out (:mod:`~tocsr_nas.strategies.ecbo.select`);
             the reference that the other must beat is ``linear``, or ``hinge`` once an observed
@@ -124,9 +124,6 @@ class ECBOOptions:
             :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest epsilon (the rule that
             makes the hinge warp the reference); ``None`` (the default): ``calib_band`` always;
             nonnegative.
-        calib_sd: the acquisition narrows the model's predictive spread by the root mean square of
-            the standardised leave-one-out residuals of the observations within ``calib_band`` of
-            the threshold (at least 5; only narrows, at most tenfold).
         thompson_every: when > 0, every ``thompson_every``-th proposal is a Thompson sample: the
             cheapest configuration that one posterior sample of the chain model deems feasible.
         pool_random: random configurations in the pool (three quarters biased towards cheap
@@ -143,7 +140,6 @@ class ECBOOptions:
         trust_region: restrict the pool (but not the chain frontiers) to a Hamming ball around
             the incumbent whose radius is replayed from the history
             (:func:`~tocsr_nas.strategies.ecbo.local.trust_radius`).
-        chain_in_tr: the chain-frontier candidates obey the trust region too (by default they skip it).
         tr_init: the initial trust radius; positive.
         tr_fail_tolerance: evaluations in a row without a new incumbent that halve the radius;
             positive.
@@ -160,7 +156,7 @@ class ECBOOptions:
         >>> ECBOOptions(warp="log")
         Traceback (most recent call last):
         ...
-        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge', 'capped', 'auto'], got 'log'
+        tocsr_nas.strategies.base.StrategyError: ecbo: warp must be one of ['log1p', 'linear', 'hinge', 'auto'], got 'log'
     """
 
     # the model
@@ -182,7 +178,6 @@ class ECBOOptions:
     min_pof: float = 0.0
     calib_band: float = 0.25
     calib_band_far: float | None = None
-    calib_sd: bool = False
     thompson_every: int = 0
     # the candidate pool
     pool_random: int = 1000
@@ -194,7 +189,6 @@ class ECBOOptions:
     n_local_starts: int = 12
     local_steps: int = 8
     trust_region: bool = True
-    chain_in_tr: bool = False
     tr_init: int = 4
     tr_fail_tolerance: int = 3
     # running

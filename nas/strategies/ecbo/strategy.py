@@ -129,7 +129,6 @@ class ECBO(Strategy):
         #: the far-failure model of the last fit (option ``far_model``; ``None``: not used)
         self._far: FarModel | None = None
         self._far_features = ConfigFeatures(self.space, None, shared=True)
-        self._spread = 1.0  # the predictive spread's calibration factor of the current proposal (calib_sd)
 
     # -- the proposal -----------------------------------------------------------------------------
     def _propose(self, n: int, rng: random.Random) -> Sequence[Configuration]:
@@ -240,26 +239,6 @@ class ECBO(Strategy):
         far = any(math.isfinite(o.quality) and o.quality > FAR * e_ref for o in self.history)
         return far_band if far else self.options.calib_band
 
-    def _sd_scale(self, gp: QualityGP, threshold: float) -> float:
-        """How much narrower the model's predictive spread should be near the threshold (option ``calib_sd``).
-
-        The root mean square of the standardised leave-one-out residuals ``(y_i - mean_{-i}) / sd_{-i}``
-        of the observations whose warped quality is within ``calib_band`` of the threshold (at
-        least 5 of them), capped at 1: a model whose spread there is wider than its errors gives
-        cheap unseen configurations a feasibility that its record does not support. 1 (no
-        change) when off.
-        """
-        band = self._calib_band()
-        if not self.options.calib_sd or band <= 0:
-            return 1.0
-        y = gp.y.numpy()
-        near = np.abs(y - threshold) <= band
-        if near.sum() < 5:
-            return 1.0
-        mean, var = gp.loo_predictive()
-        z = (y - mean.numpy()) / np.sqrt(var.numpy())
-        return float(min(1.0, max(0.1, np.sqrt(np.mean(z[near] ** 2)))))
-
     def _reference_y(self, warp: QualityWarp) -> float | None:
         """The warped quality of the default (teacher) configuration, when it was told and finite."""
         obs = self._told.get(self.space.default_config())
@@ -269,7 +248,6 @@ class ECBO(Strategy):
 
     def _propose_one(self, gp, eps, believed, seen, np_rng, gen, thompson=False):
         threshold = float(self._warp(eps)) - self._threshold_margin(gp, float(self._warp(eps)))
-        self._spread = self._sd_scale(gp, float(self._warp(eps)))
         feasible = sorted((c, i) for i, (_, c, q) in enumerate(believed) if q <= eps)
         best_cost = feasible[0][0] if feasible else None
         if thompson and best_cost is not None and self._cost.additive:
@@ -289,8 +267,6 @@ class ECBO(Strategy):
         pool = unseen_rows(self._pool.build(gp, elites, np_rng, gen), seen)
         dp = unseen_rows(self._pool.chain_candidates(gp, threshold, gen), seen) if self.options.chain_dp else None
         outside = None
-        if dp is not None and self.options.chain_in_tr:  # the chain frontiers obey the trust region too
-            pool, dp = np.unique(np.concatenate([pool, dp]), axis=0), None
         if self.options.trust_region and feasible:
             o = self.options
             radius = trust_radius(self.history, eps, self._nb, o.tr_init, o.tr_fail_tolerance)
@@ -351,7 +327,7 @@ class ECBO(Strategy):
             feats = self._features(rows)
             mean, var = gp.predict(feats)  # (N,), (N,)
             cost = torch.as_tensor(self._cost(rows), dtype=DTYPE)
-            score = log_feasible_improvement(mean, var.sqrt() * self._spread, cost, best_cost, threshold, self.options.pof_power)
+            score = log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold, self.options.pof_power)
             if self._far is not None:  # P(feasible) = P(not far) P(feasible | not far)
                 score = score + self.options.pof_power * self._far.log_p_ok(rows)
             scores.append(score.numpy())

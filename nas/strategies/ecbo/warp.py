@@ -24,7 +24,6 @@ class QualityWarp:
     """
 
     R0 = 2.0
-    CAP = 3.0
 
     def __init__(self, kind: str, e_ref: float) -> None:
         self.kind = kind
@@ -34,16 +33,14 @@ class QualityWarp:
         r = np.asarray(q, dtype=np.float64) / self.e_ref
         if self.kind == "linear":
             return r
-        if self.kind in ("hinge", "capped"):
-            y = np.where(r <= self.R0, r, self.R0 + np.log1p(np.maximum(r - self.R0, 0.0)))
-            return np.minimum(y, self.CAP) if self.kind == "capped" else y
+        if self.kind == "hinge":
+            return np.where(r <= self.R0, r, self.R0 + np.log1p(np.maximum(r - self.R0, 0.0)))
         return np.sign(r) * np.log1p(np.abs(r))
 
     def inverse(self, y: float) -> float:
         """``g^{-1}(y)``: the quality whose warp is ``y``."""
         if self.kind == "linear":
             return y * self.e_ref
-        if self.kind in ("hinge", "capped"):
-            y = min(y, self.CAP) if self.kind == "capped" else y
+        if self.kind == "hinge":
             return (y if y <= self.R0 else self.R0 + math.expm1(y - self.R0)) * self.e_ref
         return math.copysign(math.expm1(abs(y)), y) * self.e_ref

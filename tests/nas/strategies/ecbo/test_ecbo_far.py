@@ -1,4 +1,4 @@
-"""ecbo's options for landscapes with far failures: ``calib_band_far``, ``far_model``, ``calib_sd`` and the ``capped`` warp."""
+"""ecbo's options for landscapes with far failures: ``far_model`` and ``calib_band_far``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from tocsr_nas.strategies.testing import Landscape, chain
 from tocsr_nas.strategies import Problem, StrategyError, make_strategy
 from tocsr_nas.strategies.ecbo.far import far_mask
 from tocsr_nas.strategies.ecbo.select import FAR, MIN_OBSERVATIONS
-from tocsr_nas.strategies.ecbo.warp import QualityWarp
 
 FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
 
@@ -71,17 +70,9 @@ def test_far_model_fits_a_label_model_and_leaves_far_failures_out_of_the_quality
     few = _told(land, 0, 6, far_model=True)
     few.ask(1)
     assert few._far is None and len(few._last_gp.y) == len(few.history)
-    off = _told(land, 0, 30)
+    off = _told(land, 0, 30, far_model=False)
     off.ask(1)
     assert off._far is None and len(off._last_gp.y) == len(quality)
-
-
-def test_the_capped_warp_saturates_and_agrees_with_the_hinge_below_the_cap():
-    hinge, capped = QualityWarp("hinge", 0.1), QualityWarp("capped", 0.1)
-    q = np.array([0.0, 0.05, 0.1, 0.2, 0.3])
-    assert np.allclose(hinge(q), capped(q))
-    assert float(capped(8.0)) == QualityWarp.CAP < float(hinge(8.0))
-    assert capped.inverse(float(capped(0.3))) == pytest.approx(0.3)
 
 
 def test_far_model_waits_for_two_far_observations():
