@@ -13,7 +13,9 @@ discrete space. One proposal:
    (:mod:`~tocsr_nas.strategies.ecbo.select`). Without a prior and with ``cost_prior``, the
    cost-derived one is a candidate too, kept only when it earns its place by the margin; without
    a prior the per-block-scale model (``block_scale``) is a candidate too, and (``rbf_free``, on by
-   default) the linear-warp models leave the residual RBF term out.
+   default) the linear-warp models leave the residual RBF term out. Once several observations are
+   far failures (``far_model``, on by default; :mod:`~tocsr_nas.strategies.ecbo.far`), they leave
+   the quality model, and a label GP's ``P(not far)`` multiplies the feasibility.
 2. Build a candidate pool biased towards where the optimum must be, cheap and feasible
    (:mod:`~tocsr_nas.strategies.ecbo.pool`: Lagrangian model frontiers, local moves, crossover
    and biased random rows), restricted to a trust region around the incumbent
