@@ -57,7 +57,7 @@ def test_calib_band_far_rejects_invalid_values(value):
 
 def test_far_model_fits_a_label_model_and_leaves_far_failures_out_of_the_quality_model():
     land = _collapsing(0)
-    strategy = _told(land, 0, 30, far_model=True)
+    strategy = _told(land, 0, 30)  # on by default
     strategy.ask(1)
     quality = np.array([o.quality for o in strategy.history])
     far = far_mask(quality, FAR * land.epsilon)
