@@ -38,7 +38,10 @@ DEFAULT_SOURCES = [
     RESULTS / "stress_peers",  # the stress landscapes: cheap peers to 160
     RESULTS / "stress_slow",  # the stress landscapes: optuna-gp to 80
     RESULTS / "stress_ax",  # the stress landscapes: Ax to 40
-    RESULTS / "suite_ecbo",  # ecbo, final defaults, every landscape, 10 seeds to 160
+    RESULTS / "suite_ecbo",  # ecbo, every landscape, 10 seeds to 160 (A, B, chain30, failing, misleading: final)
+    RESULTS / "suite_ecbo_far",  # ecbo with far_model on: where it can fire (deadpath, range100, the tables), 10 seeds to 160
+    RESULTS / "stress_instances",  # the stress landscapes over instances 0-9 (NAME@inst): ecbo, random, optuna-tpe to 40
+    RESULTS / "tables_eps",  # the tables at other epsilons: ecbo, random, optuna-tpe, 5 seeds to 40
 ]
 BUDGETS = (10, 20, 40, 80, 160)
 
