@@ -237,9 +237,8 @@ class ECBO(Strategy):
         far_band = self.options.calib_band_far
         if far_band is None:
             return self.options.calib_band
-        e_ref = max(self.problem.epsilons)
-        far = any(math.isfinite(o.quality) and o.quality > FAR * e_ref for o in self.history)
-        return far_band if far else self.options.calib_band
+        far = far_mask(np.array([o.quality for o in self.history], dtype=np.float64), FAR * max(self.problem.epsilons))
+        return far_band if far.any() else self.options.calib_band
 
     def _reference_y(self, warp: QualityWarp) -> float | None:
         """The warped quality of the default (teacher) configuration, when it was told and finite."""
@@ -326,8 +325,7 @@ class ECBO(Strategy):
         scores, mus = [], []
         for s in range(0, len(idx), chunk):
             rows = idx[s : s + chunk]
-            feats = self._features(rows)
-            mean, var = gp.predict(feats)  # (N,), (N,)
+            mean, var = gp.predict(self._features(rows))  # (N,), (N,)
             cost = torch.as_tensor(self._cost(rows), dtype=DTYPE)
             score = log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold, self.options.pof_power)
             if self._far is not None:  # P(feasible) = P(not far) P(feasible | not far)
