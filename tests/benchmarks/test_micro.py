@@ -126,6 +126,27 @@ def test_ecbo_proposal(benchmark, observations):
     assert len(proposals) == 1 and proposals[0] not in history
 
 
+def test_ecbo_proposal_with_far_failures(benchmark):
+    """One ``ask(1)`` of ecbo after 200 tells on range100 (failed cells at ~80 epsilon): the far-failure
+    model's label GP is fitted beside the quality model (``far_model``, on by default)."""
+    from stress_landscapes import stress_landscape
+
+    land = stress_landscape("range100")
+    space = land.space
+    history = list(dict.fromkeys([space.default_config()] + [space.sample(random.Random(i)) for i in range(260)]))[:200]
+    told = [Observation(c, land.quality(c), land.cost(c)) for c in history]
+
+    def setup():
+        strategy = make_strategy("ecbo", make_problem(land), seed=0)
+        strategy.tell(told)
+        return (strategy,), {}
+
+    strategies = []
+    proposals = benchmark.pedantic(lambda s: strategies.append(s) or s.ask(1), setup=setup, rounds=3, iterations=1)
+    assert len(proposals) == 1 and proposals[0] not in history
+    assert strategies[-1]._far is not None  # the split happened: it is what this benchmark times
+
+
 # -- sd21-vae16 cost table ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sd21():
