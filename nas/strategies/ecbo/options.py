@@ -111,8 +111,8 @@ class ECBOOptions:
             default: over range100's instances 0-9 (one search seed each) it cuts the median
             regret at 20 / 40 evaluations from 16.4 / 5.0% to 9.7 / 0.0% (the worst instance at
             40 from 39.7% to 12.9%), deadpath's from 11.8 / 1.1% to 3.1 / 0.0%; A, B, chain30,
-            failing and misleading are unchanged (no far failures), and so is NAS-Bench-Macro up
-            to 40. A few range100 instances are worse at one budget (instance 0, the one the
+            failing and misleading are unchanged (no far failures), and so are the real tables
+            (10 seeds to 160 evaluations). A few range100 instances are worse at one budget (instance 0, the one the
             earlier defaults were tuned on, 0.0% to 27.6% at 20 evaluations; docs/BENCHMARKS.md
             sections 5 and 9).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
