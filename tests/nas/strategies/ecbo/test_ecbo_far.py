@@ -86,3 +86,25 @@ def test_far_model_waits_for_two_far_observations():
     strategy.tell([land.observe(land.space.decode([2] * 10))])
     strategy.ask(1)
     assert strategy._far is not None and len(strategy._last_gp.y) == len(strategy.history) - 2
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), "3"])
+def test_far_weight_rejects_invalid_values(value):
+    with pytest.raises(StrategyError, match="far_weight"):
+        make_strategy("ecbo", chain(4, 3, 0).problem(), far_weight=value)
+
+
+def test_far_weight_is_the_power_of_p_not_far_in_the_acquisition():
+    """The score of a configuration moves by ``(w2 - w1) * pof_power * log P(not far)`` between two weights."""
+    land = _collapsing(0)
+    scores = {}
+    for weight in (1.0, 3.0):
+        strategy = _told(land, 0, 30, far_weight=weight)
+        strategy.ask(1)
+        rows = np.array([strategy.space.encode(o.config) for o in strategy.history])
+        gp, threshold = strategy._last_gp, float(strategy._warp(land.epsilon))
+        scores[weight] = strategy._score(gp, rows, land.cost(land.space.default_config()), threshold)[0]
+        log_ok = strategy._far.log_p_ok(rows).numpy()
+    expected = 2.0 * strategy.options.pof_power * log_ok
+    finite = np.isfinite(scores[1.0])
+    assert finite.any() and np.allclose(scores[3.0][finite] - scores[1.0][finite], expected[finite])
