@@ -16,9 +16,11 @@ architectures only, and a second GP with the same kernel is fitted to the label 
 "not far" (0) of every observation (least-squares classification, the constant mean, i.e. the
 failure rate, fitted). A candidate's feasibility is then::
 
-    P(feasible) = P(not far) * P(g(q) <= t | not far),   P(not far) = Phi((1/2 - m(x)) / s(x))
+    P(feasible) = P(not far)^w * P(g(q) <= t | not far),   P(not far) = Phi((1/2 - m(x)) / s(x))
 
-with ``m``, ``s^2`` the label GP's posterior mean and predictive variance (noise included).
+with ``m``, ``s^2`` the label GP's posterior mean and predictive variance (noise included) and
+``w`` the option ``far_weight`` (3: a far failure costs an evaluation and teaches the quality
+model nothing, so the acquisition shuns it more than a near miss).
 Nothing here depends on why architectures fail: the label GP learns the failure region from the
 data (additively, per neighbour pair, by the counts of candidates named alike in several blocks
 and locally), as the quality GP learns the damages.

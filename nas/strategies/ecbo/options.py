@@ -107,14 +107,14 @@ class ECBOOptions:
             :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest epsilon and at least
             :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` others are told, the
             quality model is fitted to the others only and a second GP, fitted to every
-            observation's far / not-far label, multiplies the feasibility by ``P(not far)``. On by
-            default: over range100's instances 0-9 (one search seed each) it cuts the median
-            regret at 20 / 40 evaluations from 16.4 / 5.0% to 9.7 / 0.0% (the worst instance at
-            40 from 39.7% to 12.9%), deadpath's from 11.8 / 1.1% to 3.1 / 0.0%; A, B, chain30,
-            failing and misleading are unchanged (no far failures), and so are the real tables
-            (10 seeds to 160 evaluations). A few range100 instances are worse at one budget (instance 0, the one the
-            earlier defaults were tuned on, 0.0% to 27.6% at 20 evaluations; docs/BENCHMARKS.md
-            sections 5 and 9).
+            observation's far / not-far label, multiplies the feasibility by ``P(not far)``
+            (to the power ``far_weight``). On by default: over range100's instances 0-9 (one
+            search seed each) it cuts the median regret at 20 / 40 evaluations from 16.4 / 5.0% to
+            4.6 / 0.0% (the worst instance at 40 from 39.7% to 11.6%), deadpath's from 11.8 / 1.1%
+            to 1.5 / 0.0%; A, B, chain30, failing and misleading are unchanged (no far failures),
+            and so are the real tables (10 seeds to 160 evaluations). Three range100 instances are
+            worse at one budget (two at 20 evaluations, one at 40: 0.0% to 2.3%;
+            docs/BENCHMARKS.md sections 5 and 9).
         far_weight: with ``far_model``, the power of ``P(not far)`` in the feasibility
             (``P(not far)^far_weight * P(feasible | not far)``, before ``pof_power``); positive. A
             far failure costs an evaluation and, left out of the quality model, teaches it
