@@ -132,10 +132,6 @@ class ECBOOptions:
         calib_band: proposals aim at the threshold minus the model's mean leave-one-out
             optimism over the observations whose warped quality is within ``calib_band`` of it
             (at least 5 of them; 0 turns the correction off); nonnegative.
-        calib_band_far: the ``calib_band`` used once an observed quality lies beyond
-            :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest epsilon (the rule that
-            makes the hinge warp the reference); ``None`` (the default): ``calib_band`` always;
-            nonnegative.
         thompson_every: when > 0, every ``thompson_every``-th proposal is a Thompson sample: the
             cheapest configuration that one posterior sample of the chain model deems feasible.
         pool_random: random configurations in the pool (three quarters biased towards cheap
@@ -190,7 +186,6 @@ class ECBOOptions:
     pof_power: float = 2.0
     min_pof: float = 0.0
     calib_band: float = 0.25
-    calib_band_far: float | None = None
     thompson_every: int = 0
     # the candidate pool
     pool_random: int = 1000
@@ -235,7 +230,5 @@ class ECBOOptions:
             raise StrategyError(f"ecbo: pof_power must be a positive number, got {self.pof_power!r}")
         if not (_is_number(self.min_pof) and 0 <= self.min_pof < 1):
             raise StrategyError(f"ecbo: min_pof must be a number in [0, 1), got {self.min_pof!r}")
-        if self.calib_band_far is not None and not (_is_number(self.calib_band_far) and self.calib_band_far >= 0):
-            raise StrategyError(f"ecbo: calib_band_far must be a nonnegative number or None, got {self.calib_band_far!r}")
         if not (_is_number(self.calib_band) and self.calib_band >= 0):
             raise StrategyError(f"ecbo: calib_band must be a nonnegative number, got {self.calib_band!r}")

@@ -223,7 +223,7 @@ class ECBO(Strategy):
         Proposals aim at ``t - margin`` so that a model that keeps predicting feasible
         configurations which turn out infeasible asks for a safer damage budget.
         """
-        band = self._calib_band()
+        band = self.options.calib_band
         if band <= 0:
             return 0.0
         y = gp.y.numpy()
@@ -231,14 +231,6 @@ class ECBO(Strategy):
         if near.sum() < 5:
             return 0.0
         return max(0.0, float(gp.loo_residuals().numpy()[near].mean()))
-
-    def _calib_band(self) -> float:
-        """``calib_band``, or ``calib_band_far`` once an observed finite quality lies beyond ``FAR`` times the largest epsilon."""
-        far_band = self.options.calib_band_far
-        if far_band is None:
-            return self.options.calib_band
-        far = far_mask(np.array([o.quality for o in self.history], dtype=np.float64), FAR * max(self.problem.epsilons))
-        return far_band if far.any() else self.options.calib_band
 
     def _reference_y(self, warp: QualityWarp) -> float | None:
         """The warped quality of the default (teacher) configuration, when it was told and finite."""

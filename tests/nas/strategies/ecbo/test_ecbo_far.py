@@ -1,4 +1,4 @@
-"""ecbo's options for landscapes with far failures: ``far_model`` and ``calib_band_far``."""
+"""ecbo's options for landscapes with far failures: ``far_model`` and ``far_weight``."""
 
 from __future__ import annotations
 
@@ -33,26 +33,6 @@ def _told(land, seed, n, **options):
     configs = dict.fromkeys([land.space.default_config()] + [land.space.decode(r.tolist()) for r in rows])
     strategy.tell([land.observe(c) for c in configs])
     return strategy
-
-
-def test_calib_band_far_takes_over_once_a_quality_lies_beyond_far_times_epsilon():
-    land = _collapsing(0)
-    strategy = _told(land, 0, 1, calib_band_far=1.0)
-    assert strategy._calib_band() == strategy.options.calib_band == 0.25  # only the teacher: nothing far
-    cheapest = land.space.decode([3] * 10)
-    strategy.tell([land.observe(cheapest)])
-    assert land.quality(cheapest) > FAR * land.epsilon
-    assert strategy._calib_band() == 1.0
-    # off by default: the band never changes
-    default = _told(land, 0, 1)
-    default.tell([land.observe(cheapest)])
-    assert default.options.calib_band_far is None and default._calib_band() == 0.25
-
-
-@pytest.mark.parametrize("value", [-0.5, float("nan"), "wide"])
-def test_calib_band_far_rejects_invalid_values(value):
-    with pytest.raises(StrategyError, match="calib_band_far"):
-        make_strategy("ecbo", chain(4, 3, 0).problem(), calib_band_far=value)
 
 
 def test_far_model_fits_a_label_model_and_leaves_far_failures_out_of_the_quality_model():
