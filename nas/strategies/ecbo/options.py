@@ -122,7 +122,9 @@ class ECBOOptions:
             shuns the first more. 3 by default: over range100's instances 0-9 the median regret
             at 20 evaluations drops from 9.7% (``far_weight=1``) to 4.6% and the worst instance
             from 27.6% to 20.9%, deadpath's median from 3.1% to 1.5%; NAS-Bench-Macro, the Graph
-            tables and deadpath's fixed instance are unchanged (docs/BENCHMARKS.md section 9).
+            tables and deadpath's fixed instance are unchanged. Swept over 1, 2, 3 and 5 on the
+            development instances 100-109, 3 is the best or tied at every budget on range100 and
+            deadpath (docs/BENCHMARKS.md section 9).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
