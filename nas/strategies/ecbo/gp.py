@@ -48,7 +48,6 @@ _PRIORS = {
 }
 _INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "block_scale": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
-ARD_RANGE = 1e4  # EXPERIMENT block_ard: multipliers in [1 / ARD_RANGE, ARD_RANGE] (8 for the bounded runs)
 
 
 class ChainTables:
@@ -166,8 +165,6 @@ class QualityGP:
         for term, cols in f.column_terms().items():
             if term == "additive" or term in self.kernel.active:
                 hvec[cols] = self.hypers[term]
-                if term == "block_scale" and self.kernel.block_weights is not None:
-                    hvec[cols] = hvec[cols] * self.kernel.block_weights
         r = (self.y - self.mean_const)[:, None]  # (n, 1)
         W = hvec[:, None] * (X.T @ self.alpha)  # (D, 1), eq. (1)
         if samples:
@@ -271,7 +268,6 @@ def fit_quality_gp(
     use_block_scale: bool = False,
     mean: float | None = None,
     prior_rel_sd: float | None = None,
-    block_ard: float = 0.0,
     maxiter: int = 100,
 ) -> QualityGP:
     """Fit the GP of :mod:`~tocsr_nas.strategies.ecbo.gp` by MAP; deterministic given the data.
@@ -320,24 +316,17 @@ def fit_quality_gp(
     eye = torch.eye(n, dtype=DTYPE)
     y = y.to(DTYPE)
 
-    n_ard = features.d5 if block_ard > 0 and "block_scale" in active else 0
-    R = X[:, features.slice_r[0] : features.dim] if n_ard else None  # (n, B)
-
-    def unpack(theta: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor | None]:
+    def unpack(theta: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         h = {name: torch.exp(theta[i]) for i, name in enumerate(names)}
         h["noise"] = h["noise"] + _MIN_NOISE
         if tied:  # var(u) = rel^2 var(s), in the scaled columns' units (phi_p = p * scaled_norm)
             h["scaled"] = h["prior"] * (prior_rel_sd / features.scaled_norm) ** 2
-        m = torch.exp(theta[len(names) : len(names) + n_ard]) if n_ard else None
-        return h, (theta[-1] if mean is None else torch.tensor(float(mean), dtype=DTYPE)), m
+        return h, (theta[-1] if mean is None else torch.tensor(float(mean), dtype=DTYPE))
 
     def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.tensor(theta_np, dtype=DTYPE, requires_grad=True)
-        h, c, m = unpack(theta)
-        if m is not None:
-            K = StructuredKernel.combine({**parts, "block_scale": (R * m) @ R.T}, h) + h["noise"] * eye
-        else:
-            K = StructuredKernel.combine(parts, h) + h["noise"] * eye
+        h, c = unpack(theta)
+        K = StructuredKernel.combine(parts, h) + h["noise"] * eye
         L, info = torch.linalg.cholesky_ex(K)
         if int(info) != 0:
             return 1e10, np.zeros_like(theta_np)
@@ -346,16 +335,13 @@ def fit_quality_gp(
         nll = 0.5 * (r * a).sum() + torch.log(torch.diagonal(L)).sum() + 0.5 * n * math.log(2 * math.pi)
         for name in names:
             nll = nll - _gamma_logpdf(h[name], *_PRIORS[name])
-        if m is not None:
-            nll = nll - _gamma_logpdf(m, block_ard, block_ard).sum()
         nll.backward()
         return float(nll.detach()), theta.grad.numpy().copy()
 
-    theta0 = np.array([math.log(_INIT[name]) for name in names] + [0.0] * n_ard + [float(y.mean()) if n and mean is None else 0.0])
+    theta0 = np.array([math.log(_INIT[name]) for name in names] + [float(y.mean()) if n and mean is None else 0.0])
     theta = theta0
     if n >= 2:
-        lo, hi = (math.log(1e-4), math.log(1e3)) if ARD_RANGE >= 1e4 else (-math.log(ARD_RANGE), math.log(ARD_RANGE))
-        bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(lo, hi)] * n_ard + [(None, None) if mean is None else (0.0, 0.0)]
+        bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(None, None) if mean is None else (0.0, 0.0)]
         bounds[names.index("noise")] = (math.log(1e-7), math.log(10.0))
         try:
             res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
@@ -364,7 +350,5 @@ def fit_quality_gp(
         except (RuntimeError, ValueError, np.linalg.LinAlgError):  # keep the prior-mode start
             logger.debug("GP hyperparameter fit failed; keeping the initial values", exc_info=True)
     with torch.no_grad():
-        h, c, m = unpack(torch.tensor(theta, dtype=DTYPE))
-    if m is not None:
-        kernel = StructuredKernel(features, active, block_weights=m.detach().clone())
+        h, c = unpack(torch.tensor(theta, dtype=DTYPE))
     return QualityGP(kernel, X, y, {k: float(v) for k, v in h.items()}, float(c))

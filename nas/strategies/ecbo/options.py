@@ -23,7 +23,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 AUTO_WARPS = ("linear", "hinge")
 
 _BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model")
-_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window", "design_evals")
+_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
 
@@ -181,14 +181,12 @@ class ECBOOptions:
     rbf_free: bool = True
     far_model: bool = True
     far_weight: float = 3.0
-    block_ard: float = 0.0  # EXPERIMENT (docs/BENCHMARKS.md section 5, h14chain)
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0
     min_pof: float = 0.0
     calib_band: float = 0.25
     thompson_every: int = 0
-    design_evals: int = 0  # EXPERIMENT (docs/BENCHMARKS.md section 5, h14chain)
     # the candidate pool
     pool_random: int = 1000
     pool_local: int = 400
@@ -226,8 +224,6 @@ class ECBOOptions:
             raise StrategyError(f"ecbo: prior_rel_sd must be a positive number or None, got {self.prior_rel_sd!r}")
         if not (_is_number(self.fail_quality) and self.fail_quality > 1):
             raise StrategyError(f"ecbo: fail_quality must be a number > 1, got {self.fail_quality!r}")
-        if not (_is_number(self.block_ard) and self.block_ard >= 0):
-            raise StrategyError(f"ecbo: block_ard must be a nonnegative number, got {self.block_ard!r}")
         if not (_is_number(self.far_weight) and self.far_weight > 0):
             raise StrategyError(f"ecbo: far_weight must be a positive number, got {self.far_weight!r}")
         if not (_is_number(self.pof_power) and self.pof_power > 0):

@@ -180,14 +180,6 @@ class CandidatePool:
             out[np.arange(len(out)), b] = np.floor(np_rng.random(len(out)) * self._card[b]).astype(np.int64)
         return out
 
-    def group_cuts(self, base: np.ndarray, np_rng: np.random.Generator, m: int) -> np.ndarray:
-        """``m`` rows that each change a random subset of the blocks of ``base`` ``(B,)`` (EXPERIMENT, option ``design_evals``)."""
-        p = np_rng.uniform(0.1, 0.6, size=(m, 1))
-        cut = (np_rng.random((m, self._nb)) < p) & (self._card[None, :] > 1)
-        shift = 1 + np.floor(np_rng.random((m, self._nb)) * np.maximum(self._card - 1, 1)[None, :]).astype(np.int64)
-        other = (base[None, :] + shift) % self._card[None, :]
-        return np.where(cut, other, base[None, :]).astype(np.int64)
-
     def uniform(self, np_rng: np.random.Generator, m: int) -> np.ndarray:
         """``m`` uniformly random rows."""
         return np.floor(np_rng.random((m, self._nb)) * self._card[None, :]).astype(np.int64)

@@ -63,9 +63,6 @@ __all__ = ["ECBO"]
 
 logger = logging.getLogger(__name__)
 
-DESIGN_BAND = 0.25  # EXPERIMENT design_evals
-DESIGN_CANDIDATES = 2000
-
 @register_strategy("ecbo")
 class ECBO(Strategy):
     """Epsilon-constrained BO: GP on quality, known cost, feasibility-weighted improvement.
@@ -185,7 +182,6 @@ class ECBO(Strategy):
                 use_prior_pairs=self.options.use_prior_pairs,
                 use_prior=candidate.use_prior,
                 use_block_scale=candidate.block_scale,
-                block_ard=self.options.block_ard if candidate.block_scale else 0.0,
                 mean=self._reference_y(warp) if self.options.anchor_mean else None,
                 # a guess from the cost has no per-cell error proportional to it: fit its variance freely
                 prior_rel_sd=None if self.cost_prior else self.options.prior_rel_sd,
@@ -194,12 +190,6 @@ class ECBO(Strategy):
 
         chosen, model, self._warp, scores = select_model(self._candidates, fit, fit_quality, self.problem.epsilons)
         self.last_selection = {"model": chosen.label, "scores": scores}
-        import os
-        _mix = float(os.environ.get("H14_MIX", "0"))
-        if _mix > 0 and chosen.block_scale:  # EXPERIMENT: per-block variance multipliers drawn from Gamma(k, k)
-            from tocsr_nas.strategies.ecbo.kernel import StructuredKernel
-            m = torch.as_tensor(np_rng.gamma(_mix, 1.0 / _mix, size=self._features.d5), dtype=DTYPE)
-            model = QualityGP(StructuredKernel(self._features, model.kernel.active, block_weights=m), model.X, model.y, model.hypers, model.mean_const)
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
         seen = {tuple(r) for r in obs_idx.tolist()} | {tuple(self.space.encode(c)) for c in self._pending}
@@ -213,10 +203,7 @@ class ECBO(Strategy):
             eps = self.target_epsilon(j)
             every = self.options.thompson_every
             thompson = every > 0 and (len(self.history) + j) % every == every - 1
-            design = 2 <= len(self.history) + j <= self.options.design_evals + 1
-            choice = self._design_one(model, eps, seen, np_rng) if design else None
-            if choice is None:
-                choice = self._propose_one(model, eps, believed, seen, np_rng, gen, thompson)
+            choice = self._propose_one(model, eps, believed, seen, np_rng, gen, thompson)
             if choice is None:
                 break
             idx, cfg, mu = choice
@@ -310,24 +297,6 @@ class ECBO(Strategy):
         cfg = rand[0]
         row = np.array(self.space.encode(cfg), dtype=np.int64)
         return row, cfg, self._mean_at(gp, row)
-
-    def _design_one(self, gp: QualityGP, eps: float, seen: set, np_rng: np.random.Generator):
-        """EXPERIMENT (design_evals): among random group cuts of the teacher predicted near the threshold, the most uncertain."""
-        threshold = float(self._warp(eps)) - self._threshold_margin(gp, float(self._warp(eps)))
-        teacher = np.array(self.space.encode(self.space.default_config()), dtype=np.int64)
-        rows = unseen_rows(np.unique(self._pool.group_cuts(teacher, np_rng, DESIGN_CANDIDATES), axis=0), seen)
-        if len(rows) == 0:
-            return None
-        mean, var = gp.predict(self._features(rows))
-        mean, var = mean.numpy(), var.numpy()
-        gap = np.abs(mean - threshold)
-        near = gap <= max(DESIGN_BAND, float(np.sort(gap)[min(19, len(gap) - 1)]))
-        order = np.flatnonzero(near)[np.argsort(-var[near], kind="stable")]
-        i = self._first_admissible(rows[order], seen)
-        if i is None:
-            return None
-        row = rows[order[i]]
-        return row, self.space.decode(row.tolist()), float(mean[order[i]])
 
     def _first_admissible(self, rows: np.ndarray, seen: set) -> int | None:
         """The position of the first row ``(B,)`` of ``rows`` that is unseen and admissible."""
