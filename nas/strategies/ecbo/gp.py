@@ -165,8 +165,6 @@ class QualityGP:
         for term, cols in f.column_terms().items():
             if term == "additive" or term in self.kernel.active:
                 hvec[cols] = self.hypers[term]
-                if term == "block_scale" and self.kernel.block_weights is not None:
-                    hvec[cols] = hvec[cols] * self.kernel.block_weights
         r = (self.y - self.mean_const)[:, None]  # (n, 1)
         W = hvec[:, None] * (X.T @ self.alpha)  # (D, 1), eq. (1)
         if samples:
@@ -182,13 +180,6 @@ class QualityGP:
             W = torch.cat([W, w], dim=1)
         U, V = f.decompose(W)
         return ChainTables(U, V, self.mean_const)
-
-    def with_block_weights(self, weights: Tensor) -> "QualityGP":
-        """The same data and hyperparameters with per-block variance multipliers ``(B,)`` on the
-        per-block-scale term (:class:`~tocsr_nas.strategies.ecbo.kernel.StructuredKernel`'s
-        ``block_weights``): one member of a scale mixture (option ``block_mix``)."""
-        kernel = StructuredKernel(self.kernel.features, self.kernel.active, block_weights=torch.as_tensor(weights, dtype=DTYPE))
-        return QualityGP(kernel, self.X, self.y, self.hypers, self.mean_const)
 
     def condition(self, Xn: Tensor, yn: Tensor) -> "QualityGP":
         """The same GP with observations ``(Xn, yn)`` appended (kriging-believer fantasies)."""

@@ -46,15 +46,12 @@ class StructuredKernel:
     """The kernel of :mod:`~tocsr_nas.strategies.ecbo.kernel`; the RBF term is ``exp(-|phi1 - phi1'|^2 / (2 l^2))``.
 
     ``|phi1|^2 = 1`` for every configuration, so ``|phi1 - phi1'|^2 = 2 - 2 <phi1, phi1'>`` (twice
-    the fraction of blocks that differ). Terms not in ``active`` are left out. ``block_weights``
-    ``(B,)``, when given, multiply the per-block-scale term's variance block by block
-    (``a8 <r(x), diag(m) r(x')>``; option ``block_mix``).
+    the fraction of blocks that differ). Terms not in ``active`` are left out.
     """
 
-    def __init__(self, features: ConfigFeatures, active: Sequence[str], block_weights: Tensor | None = None) -> None:
+    def __init__(self, features: ConfigFeatures, active: Sequence[str]) -> None:
         self.features = features
         self.active = tuple(active)
-        self.block_weights = block_weights
 
     def parts(self, X1: Tensor, X2: Tensor) -> dict[str, Tensor]:
         f = self.features
@@ -74,8 +71,7 @@ class StructuredKernel:
             out["prior_pairs"] = X1[:, z2 : z2 + 1] @ X2[:, z2 : z2 + 1].T
         if "block_scale" in self.active:
             r = f.slice_r[0]
-            R1 = X1[:, r : f.dim] if self.block_weights is None else X1[:, r : f.dim] * self.block_weights
-            out["block_scale"] = R1 @ X2[:, r : f.dim].T
+            out["block_scale"] = X1[:, r : f.dim] @ X2[:, r : f.dim].T
         if "rbf" in self.active:
             out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
         return out
@@ -107,8 +103,7 @@ class StructuredKernel:
         if "prior_pairs" in self.active:
             d = d + h["prior_pairs"] * X[:, f.slice_z2[0]] ** 2
         if "block_scale" in self.active:
-            R2 = X[:, f.slice_r[0] : f.dim] ** 2
-            d = d + h["block_scale"] * (R2 if self.block_weights is None else R2 * self.block_weights).sum(1)
+            d = d + h["block_scale"] * (X[:, f.slice_r[0] : f.dim] ** 2).sum(1)
         if "rbf" in self.active:
             d = d + h["rbf"]
         return d

@@ -23,7 +23,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 AUTO_WARPS = ("linear", "hinge")
 
 _BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model")
-_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window", "block_mix")
+_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
 
@@ -134,15 +134,6 @@ class ECBOOptions:
             (at least 5 of them; 0 turns the correction off); nonnegative.
         thompson_every: when > 0, every ``thompson_every``-th proposal is a Thompson sample: the
             cheapest configuration that one posterior sample of the chain model deems feasible.
-        block_mix: when positive and the chosen model has the per-block-scale term
-            (``block_scale``), the acquisition averages ``P(feasible)^pof_power`` over
-            ``block_mix`` members of a scale mixture: the chosen model refitted (same
-            hyperparameters) with each block's variance multiplied by a draw from
-            ``Gamma(1, 1)`` (:meth:`~tocsr_nas.strategies.ecbo.gp.QualityGP.with_block_weights`),
-            drawn afresh per proposal. A block that was only ever changed together with others is
-            then harmless in some members and damaging in others, so a step that changes one such
-            block keeps a fair chance of feasibility while a jump that changes many at once does
-            not. 0 (the default) scores with the chosen model alone.
         pool_random: random configurations in the pool (three quarters biased towards cheap
             candidates, one quarter uniform).
         pool_local: random double swaps of the incumbents in the pool (and half as many triple
@@ -196,7 +187,6 @@ class ECBOOptions:
     min_pof: float = 0.0
     calib_band: float = 0.25
     thompson_every: int = 0
-    block_mix: int = 0
     # the candidate pool
     pool_random: int = 1000
     pool_local: int = 400

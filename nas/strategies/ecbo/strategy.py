@@ -63,11 +63,6 @@ __all__ = ["ECBO"]
 
 logger = logging.getLogger(__name__)
 
-def _mean_sd(prediction: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, var = prediction
-    return mean, var.sqrt()
-
-
 @register_strategy("ecbo")
 class ECBO(Strategy):
     """Epsilon-constrained BO: GP on quality, known cost, feasibility-weighted improvement.
@@ -135,8 +130,6 @@ class ECBO(Strategy):
         self.last_selection: dict[str, object] = {}
         #: the far-failure model of the last fit (option ``far_model``; ``None``: not used)
         self._far: FarModel | None = None
-        #: option ``block_mix``: the scale-mixture members of the last fit (empty: not used)
-        self._mixture: list[QualityGP] = []
         self._far_features = ConfigFeatures(self.space, None, shared=True)
 
     # -- the proposal -----------------------------------------------------------------------------
@@ -197,11 +190,6 @@ class ECBO(Strategy):
 
         chosen, model, self._warp, scores = select_model(self._candidates, fit, fit_quality, self.problem.epsilons)
         self.last_selection = {"model": chosen.label, "scores": scores}
-        # option block_mix: a scale mixture over the per-block variances, for the acquisition
-        self._mixture: list[QualityGP] = []
-        if self.options.block_mix and chosen.block_scale:
-            draws = np_rng.gamma(1.0, 1.0, size=(self.options.block_mix, self._features.d5))
-            self._mixture = [model.with_block_weights(torch.as_tensor(m, dtype=DTYPE)) for m in draws]
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()
         seen = {tuple(r) for r in obs_idx.tolist()} | {tuple(self.space.encode(c)) for c in self._pending}
@@ -224,9 +212,7 @@ class ECBO(Strategy):
             if j + 1 < n:  # kriging believer: pretend we observed the posterior mean
                 q_believed = float(self._warp.inverse(mu))
                 believed.append((idx, float(self._cost(idx[None])[0]), q_believed))
-                x_new, y_new = self._features(idx[None]), torch.tensor([mu], dtype=DTYPE)
-                model = model.condition(x_new, y_new)
-                self._mixture = [g.condition(x_new, y_new) for g in self._mixture]
+                model = model.condition(self._features(idx[None]), torch.tensor([mu], dtype=DTYPE))
         self.last_timing = {"fit_s": t_fit - t_start, "total_s": time.perf_counter() - t_start, "n_obs": len(self.history)}
         return out
 
@@ -331,14 +317,9 @@ class ECBO(Strategy):
         scores, mus = [], []
         for s in range(0, len(idx), chunk):
             rows = idx[s : s + chunk]
-            feats = self._features(rows)
-            mean, var = gp.predict(feats)  # (N,), (N,)
+            mean, var = gp.predict(self._features(rows))  # (N,), (N,)
             cost = torch.as_tensor(self._cost(rows), dtype=DTYPE)
             score = log_feasible_improvement(mean, var.sqrt(), cost, best_cost, threshold, self.options.pof_power)
-            if self._mixture:  # option block_mix: P^gamma averaged over the members
-                members = [log_feasible_improvement(*_mean_sd(g.predict(feats)), cost, best_cost, threshold, self.options.pof_power)
-                           for g in self._mixture]
-                score = torch.logsumexp(torch.stack(members), dim=0) - math.log(len(members))
             if self._far is not None:  # P(feasible) = P(not far)^far_weight P(feasible | not far)
                 score = score + self.options.far_weight * self.options.pof_power * self._far.log_p_ok(rows)
             scores.append(score.numpy())
