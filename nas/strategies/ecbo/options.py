@@ -22,7 +22,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "saturating_warp")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -123,6 +123,17 @@ class ECBOOptions:
             at 20 evaluations drops from 9.7% (``far_weight=1``) to 4.6% and the worst instance
             from 27.6% to 20.9%, deadpath's median from 3.1% to 1.5%; NAS-Bench-Macro, the Graph
             tables and deadpath's fixed instance are unchanged (docs/BENCHMARKS.md section 9).
+        saturating_warp: with ``warp="auto"``, offer each fit candidate models with the
+            saturating warp too (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`,
+            ``-u log(1 - r / u)``, ``u`` :data:`~tocsr_nas.strategies.ecbo.warp.QualityWarp.HEADROOM`
+            times the worst finite quality observed, in units of the largest epsilon), once an
+            observed quality lies beyond the largest epsilon; chosen like the other warps
+            (:mod:`~tocsr_nas.strategies.ecbo.select`: only :data:`~tocsr_nas.strategies.ecbo.select.MARGIN`
+            nats better than the reference). For a quality that compounds towards a ceiling (an
+            accuracy that is a product of per-block retentions: the ``product`` probe landscape,
+            ``benchmarks/probe_landscapes.py``), where a linear model, told that the cheapest
+            configuration is only 1.2 epsilon away, believes most of the space feasible. Off by
+            default (docs/BENCHMARKS.md section 10).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
@@ -181,6 +192,7 @@ class ECBOOptions:
     rbf_free: bool = True
     far_model: bool = True
     far_weight: float = 3.0
+    saturating_warp: bool = False
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0
