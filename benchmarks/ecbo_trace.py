@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=40)
     p.add_argument("--landscape-seed", type=int, default=0, help="a stress or probe landscape's instance (run.py --landscape-seed; "
                    "with --instances search seed s meets instance landscape-seed + s)")
+    p.add_argument("--no-prior", action="store_true", help="withhold the landscape's prior (run.py's 'ecbo-noprior')")
     p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     opt, opt_cfg = land.optimum()
     teacher = land.cost(land.space.default_config())
     optimum = np.array(land.space.encode(opt_cfg))
-    strategy = make_strategy("ecbo", make_problem(land), seed=args.seed, **dict(args.strategy_option))
+    strategy = make_strategy("ecbo", make_problem(land, with_prior=not args.no_prior), seed=args.seed, **dict(args.strategy_option))
     best, incumbent, infeasible = math.inf, None, 0
     for t in range(args.budget):
         c_star = best
