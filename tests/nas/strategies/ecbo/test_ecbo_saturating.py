@@ -1,4 +1,4 @@
-"""ecbo's option ``saturating_warp`` (off by default): a warp for a quality that compounds towards a ceiling."""
+"""ecbo's option ``saturating_warp`` (on by default): a warp for a quality that compounds towards a ceiling."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_saturating_warp_makes_a_product_of_retentions_additive():
 @pytest.mark.parametrize("prior", [False, True])
 def test_saturating_warp_is_chosen_where_the_quality_saturates(prior):
     """On a product of retentions the saturating model predicts feasibility better by leave-one-out and is chosen;
-    with the option off (the default) it is never offered."""
+    with the option off it is never offered (on by default)."""
     land = _Product(seed=1)
     problem = land.problem(prior=prior)
     rng = random.Random(0)
