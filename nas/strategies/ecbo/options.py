@@ -127,7 +127,9 @@ class ECBOOptions:
             saturating warp too (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`,
             ``-u log(1 - r / u)``, ``u`` :data:`~tocsr_nas.strategies.ecbo.warp.QualityWarp.HEADROOM`
             times the worst finite quality observed, in units of the largest epsilon), once an
-            observed quality lies beyond the largest epsilon; chosen like the other warps
+            observed quality lies beyond the largest epsilon and while none lies beyond
+            :data:`~tocsr_nas.strategies.ecbo.select.FAR` times it (far failures are the hinge
+            warp's and ``far_model``'s case); chosen like the other warps
             (:mod:`~tocsr_nas.strategies.ecbo.select`: only :data:`~tocsr_nas.strategies.ecbo.select.MARGIN`
             nats better than the reference). For a quality that compounds towards a ceiling (an
             accuracy that is a product of per-block retentions: the ``product`` probe landscape,

@@ -174,6 +174,8 @@ class ECBO(Strategy):
 
         e_ref = max(self.problem.epsilons)
         ceiling = QualityWarp.ceiling_from(fit_quality, e_ref)
+        if np.any(np.isfinite(quality) & (quality > FAR * e_ref)):
+            ceiling = None  # failures far beyond epsilon: no ceiling near it (the hinge's and the far model's case)
         candidates = [c for c in self._candidates if c.warp != "saturating" or ceiling is not None]
 
         def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:

@@ -73,3 +73,19 @@ def test_saturating_warp_option_is_validated():
     land = _Product(seed=0)
     with pytest.raises(StrategyError, match="saturating_warp"):
         make_strategy("ecbo", Problem(land.space, cost=land.cost, epsilons=(land.epsilon,)), saturating_warp="yes")
+
+
+def test_saturating_warp_is_not_offered_once_a_failure_lies_far_beyond_epsilon():
+    """A quality beyond FAR times epsilon says the qualities do not pile up under a ceiling near the threshold."""
+    from tocsr_nas.strategies import Observation
+    from tocsr_nas.strategies.ecbo.select import FAR
+
+    land = _Product(seed=1)
+    rng = random.Random(0)
+    configs = list(dict.fromkeys([land.space.default_config()] + [land.space.sample(rng) for _ in range(24)]))
+    strategy = make_strategy("ecbo", land.problem(), seed=0, saturating_warp=True, **FAST)
+    observations = [land.observe(c) for c in configs]
+    far = observations[-1]
+    strategy.tell([*observations[:-1], Observation(far.config, 2.0 * FAR * land.epsilon, far.cost)])
+    strategy.ask(1)
+    assert strategy.last_selection["scores"] and not any("saturating" in k for k in strategy.last_selection["scores"])
