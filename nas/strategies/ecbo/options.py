@@ -52,7 +52,8 @@ class ECBOOptions:
             feasibility better when each is left out (:mod:`~tocsr_nas.strategies.ecbo.select`);
             the reference that the other must beat is ``linear``, or ``hinge`` once an observed
             quality lies beyond :data:`~tocsr_nas.strategies.ecbo.select.FAR` times the largest
-            epsilon (:func:`~tocsr_nas.strategies.ecbo.select.reference_first`).
+            epsilon (:func:`~tocsr_nas.strategies.ecbo.select.reference_first`); with
+            ``saturating_warp`` the saturating warp competes too.
         use_pairs: include the neighbour-pair kernel term.
         use_rbf: include the residual RBF (Hamming) kernel term.
         use_prior: use ``problem.prior`` (as kernel features and as a damage table of the pool):
