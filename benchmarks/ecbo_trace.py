@@ -1,4 +1,4 @@
-"""One ecbo search traced evaluation by evaluation on a stress landscape or a real table (where and why it stalls).
+"""One ecbo search traced evaluation by evaluation on a stress or probe landscape or a real table (where and why it stalls).
 
 Per evaluation: the quality in units of epsilon, the cost as a fraction of the teacher's, the
 regret so far, the model the last fit chose (``strategy.last_selection``), and in how many blocks
@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from landscapes import make_problem  # noqa: E402
+from probe_landscapes import PROBE, probe_landscape  # noqa: E402
 from stress_landscapes import STRESS, stress_landscape  # noqa: E402
 from table_landscapes import TABLES, table_landscape  # noqa: E402
 
@@ -35,19 +36,26 @@ from tocsr_nas.strategies import Observation, make_strategy  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--landscape", default="chain30", help=f"one of {', '.join(STRESS)} or a table: {', '.join(TABLES)} (NAME@qQ)")
+    p.add_argument("--landscape", default="chain30", help=f"one of {', '.join(STRESS)}, a probe landscape "
+                   f"({', '.join(PROBE)}) or a table: {', '.join(TABLES)} (NAME@qQ)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=40)
-    p.add_argument("--landscape-seed", type=int, default=0, help="a stress landscape's instance (run.py --landscape-seed; "
+    p.add_argument("--landscape-seed", type=int, default=0, help="a stress or probe landscape's instance (run.py --landscape-seed; "
                    "with --instances search seed s meets instance landscape-seed + s)")
+    p.add_argument("--no-prior", action="store_true", help="withhold the landscape's prior (run.py's 'ecbo-noprior')")
     p.add_argument("--strategy-option", type=parse_strategy_option, action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    land = stress_landscape(args.landscape, args.landscape_seed) if args.landscape in STRESS else table_landscape(args.landscape)
+    if args.landscape in STRESS:
+        land = stress_landscape(args.landscape, args.landscape_seed)
+    elif args.landscape in PROBE:
+        land = probe_landscape(args.landscape, args.landscape_seed)
+    else:
+        land = table_landscape(args.landscape)
     opt, opt_cfg = land.optimum()
     teacher = land.cost(land.space.default_config())
     optimum = np.array(land.space.encode(opt_cfg))
-    strategy = make_strategy("ecbo", make_problem(land), seed=args.seed, **dict(args.strategy_option))
+    strategy = make_strategy("ecbo", make_problem(land, with_prior=not args.no_prior), seed=args.seed, **dict(args.strategy_option))
     best, incumbent, infeasible = math.inf, None, 0
     for t in range(args.budget):
         c_star = best

@@ -15,8 +15,9 @@ Landscapes (see ``benchmarks/landscapes.py``):
   model (per-block sensitivities + neighbour interactions + hash noise), optimum by dynamic
   programme (minutes; cached in ``results/landscape_b_optima.json``), checked by local search.
   One landscape (``--landscape-seed``, default 0) for all search seeds.
-* the stress landscapes (``stress_landscapes.py``) and the real tables (``table_landscapes.py``).
-  A stress landscape is one instance (``--landscape-seed``, default 0) for every search seed;
+* the stress landscapes (``stress_landscapes.py``), the probe landscapes (``probe_landscapes.py``:
+  classes the stress suite does not have) and the real tables (``table_landscapes.py``).
+  A stress or probe landscape is one instance (``--landscape-seed``, default 0) for every search seed;
   with ``--instances`` search seed ``s`` meets instance ``landscape-seed + s`` instead, named
   ``NAME@inst`` in the outputs (one instance N other than 0 is ``NAME@N``), so the summary is
   over instances a strategy was not tuned on.
@@ -55,6 +56,7 @@ from landscapes import (  # noqa: E402
     toy_chain_landscape,
     toy_enumerated_landscape,
 )
+from probe_landscapes import PROBE, probe_landscape  # noqa: E402
 from stress_landscapes import STRESS, stress_landscape  # noqa: E402
 
 from table_landscapes import TABLES, table_landscape  # noqa: E402
@@ -72,6 +74,10 @@ PEERS = ["ecbo", "random", "evolution", "nni-tpe", "nni-evolution", "optuna-tpe"
 #: 80-evaluation run on landscape A took over 10 minutes. After 3 repeats it now falls back to a
 #: random unseen configuration, as the adapter does for every tuner.
 STRATEGY_OPTIONS: dict[str, dict] = {"optuna-gp": {"max_retries": 3}}
+
+
+#: the synthetic families drawn per instance: ``--landscapes FAMILY`` runs every member, a member's name runs it alone
+FAMILIES = {"stress": (STRESS, stress_landscape), "probe": (PROBE, probe_landscape)}
 
 
 def run_search(land, name: str, seed: int, budget: int, *, with_prior: bool = True, problem=None,
@@ -115,17 +121,18 @@ def landscapes_for(label: str, seed: int, args: argparse.Namespace) -> list:
         return [_named(toy_enumerated_landscape(seed=seed), "toyA")]
     if label == "toyB":
         return [_named(toy_chain_landscape(seed=seed), "toyB")]
-    if label in STRESS or label == "stress":  # one instance for every search seed, or one per seed (--instances)
-        names = STRESS if label == "stress" else (label,)
-        if args.instances:
-            return [_named(stress_landscape(n, args.landscape_seed + seed), f"{n}@inst") for n in names]
-        if args.landscape_seed:
-            return [_named(stress_landscape(n, args.landscape_seed), f"{n}@{args.landscape_seed}") for n in names]
-        return [stress_landscape(n) for n in names]
+    for family, (members, build) in FAMILIES.items():  # one instance for every search seed, or one per seed (--instances)
+        if label in members or label == family:
+            names = members if label == family else (label,)
+            if args.instances:
+                return [_named(build(n, args.landscape_seed + seed), f"{n}@inst") for n in names]
+            if args.landscape_seed:
+                return [_named(build(n, args.landscape_seed), f"{n}@{args.landscape_seed}") for n in names]
+            return [build(n) for n in names]
     if label.partition("@")[0] in TABLES:  # real NAS benchmark tables (table_landscapes.py), e.g. macro@q0.05
         return [table_landscape(label)]
     raise SystemExit(
-        f"unknown landscape {label!r}; choose from A, B, toyA, toyB, stress, {', '.join(STRESS)}, "
+        f"unknown landscape {label!r}; choose from A, B, toyA, toyB, stress, {', '.join(STRESS)}, probe, {', '.join(PROBE)}, "
         f"{', '.join(TABLES)} (NAME@qQ: epsilon at quantile Q)"
     )
 
@@ -214,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="toy landscapes, 2 seeds, budgets 5,10, three strategies (seconds)")
     p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB, the stress landscapes of "
-                   "stress_landscapes.py (deadpath, range100, chain30, failing, misleading; 'stress' = all five) and "
+                   "stress_landscapes.py (deadpath, range100, chain30, failing, misleading; 'stress' = all five), the probe "
+                   "landscapes of probe_landscapes.py (unordered, plateau, product, wide, binary, tight, loose; 'probe' = all) and "
                    "the real tables of table_landscapes.py (macro, graph-arxiv, graph-cora; NAME@qQ) (default A,B)")
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
     p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
@@ -223,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="an option for every strategy run (VALUE read as JSON); the rows are labelled "
                         "strategy[KEY=VALUE,...] so they never replace the default runs")
     p.add_argument("--budgets", default=None, help="comma list (default 20,40,80,160; --quick: 5,10)")
-    p.add_argument("--landscape-seed", type=int, default=0, help="landscape B and the stress landscapes: the landscape's seed "
+    p.add_argument("--landscape-seed", type=int, default=0, help="landscape B and the stress / probe landscapes: the landscape's seed "
                    "(one landscape for all search seeds; B's exact optimum is cached)")
-    p.add_argument("--instances", action="store_true", help="the stress landscapes: search seed s meets instance "
+    p.add_argument("--instances", action="store_true", help="the stress / probe landscapes: search seed s meets instance "
                    "landscape-seed + s (named NAME@inst; one instance N > 0 is named NAME@N), so medians are "
                    "over landscape instances, not one instance")
     p.add_argument("--b-epsilon", type=float, default=0.05, help="landscape B: epsilon (default 0.05)")

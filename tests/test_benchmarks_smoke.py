@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -186,3 +187,65 @@ def test_run_on_the_tables(tmp_path):
         assert 0.0 <= float(r["median@6"]) <= float(r["median@3"]) < math.inf  # the teacher is feasible
     with pytest.raises(SystemExit, match="unknown landscape"):
         run.main([*argv, "--landscapes", "graph-nosuch", "--out", str(tmp_path)])
+
+
+# -- the probe landscapes (benchmarks/probe_landscapes.py): classes the stress suite does not have --------
+def _probe_arrays(land):
+    rows = list(land.table.values())
+    return np.array([r[0] for r in rows]), np.array([r[2] for r in rows])
+
+
+def test_probe_landscapes_have_their_class_and_an_exact_optimum():
+    """Each probe landscape: teacher first with quality 0 and feasible, the optimum a feasible cheaper configuration
+    equal to an independent scan, and the property its class is built to have."""
+    from probe_landscapes import PROBE, probe_landscape
+
+    for name in PROBE:
+        land = probe_landscape(name, 7)
+        cost, quality = _probe_arrays(land)
+        teacher = land.space.default_config()
+        assert land.quality(teacher) == 0.0 and land.name == name
+        opt, cfg = land.optimum()
+        assert opt == pytest.approx(cost[quality <= land.epsilon].min()) and opt < land.cost(teacher)
+        assert land.quality(cfg) <= land.epsilon and land.cost(cfg) == opt
+        feasible = np.mean(quality <= land.epsilon)
+        if name == "unordered":  # some option dearer than the teacher, some cell better than the teacher
+            assert (cost > land.cost(teacher)).any() and (quality < 0).any()
+        elif name == "plateau":  # quantised: few distinct qualities, epsilon on a step
+            assert len(np.unique(quality)) < 40 and (quality == land.epsilon).any()
+        elif name == "product":  # bounded by 1, the prior is each cell's single-swap quality
+            assert quality.max() < 1.0 and feasible == pytest.approx(0.25, abs=0.01)
+            block = land.space.blocks[3]
+            single = land.quality({**teacher, block.path: block.names[2]})
+            assert land.prior()[block.path][block.names[2]] == pytest.approx(single)
+        elif name == "wide":
+            assert [len(b.names) for b in land.space.blocks] == [10] * 4 and land.prior() is None
+        elif name == "binary":  # the prior is the square of each block's single-drop damage
+            assert [len(b.names) for b in land.space.blocks] == [2] * 16
+            block = land.space.blocks[5]
+            single = land.quality({**teacher, block.path: "drop"})
+            assert land.prior()[block.path]["drop"] == pytest.approx(single**2)
+        elif name == "tight":
+            assert int((quality <= land.epsilon).sum()) == 8
+        elif name == "loose":
+            assert feasible == pytest.approx(0.8, abs=0.01)
+
+
+def test_run_on_probe_instances(tmp_path):
+    """``--landscapes probe`` names every probe landscape; a member alone with ``--instances`` meets instance
+    landscape-seed + s (NAME@inst), like the stress family."""
+    import argparse
+    import json
+
+    import run
+    from probe_landscapes import PROBE, probe_landscape
+
+    ns = argparse.Namespace(instances=False, landscape_seed=0)
+    assert [land.name for land in run.landscapes_for("probe", 0, ns)] == list(PROBE)
+    argv = ["--landscapes", "wide,tight", "--budgets", "2", "--seeds", "2", "--strategies", "random", "--instances",
+            "--landscape-seed", "4", "--out", str(tmp_path)]
+    assert run.main(argv) == 0
+    optima = json.loads((tmp_path / "optima_wide_tight.json").read_text())
+    for name in ("wide", "tight"):
+        want = [probe_landscape(name, s).optimum()[0] for s in (4, 5)]
+        assert [r["optimum"] for r in optima[f"{name}@inst"]] == pytest.approx(want)

@@ -31,3 +31,11 @@ def test_the_landscape_seed_picks_the_instance(capsys):
         assert ecbo_trace.main(["--landscape", "deadpath", "--landscape-seed", str(inst), "--budget", "1"]) == 0
         optima.append(re.search(r"optimum\s+(\[.*\])", capsys.readouterr().out).group(1))
     assert optima[0] != optima[1]
+
+
+def test_the_trace_runs_on_a_probe_landscape_without_its_prior(capsys):
+    """A probe landscape (benchmarks/probe_landscapes.py) by name; --no-prior withholds its prior."""
+    assert ecbo_trace.main(["--landscape", "product", "--landscape-seed", "3", "--seed", "0", "--budget", "3", "--no-prior"]) == 0
+    out = capsys.readouterr().out
+    assert len([line for line in out.splitlines() if "model at optimum" in line]) == 3
+    assert "+prior" not in out  # no model with the prior terms: the prior was withheld

@@ -123,6 +123,10 @@ class ECBO(Strategy):
             # without a prior, the linear-warp models leave the residual RBF term out (the hinge keeps it):
             # on the additive chain30 it took up damage the per-block weights should carry
             self._candidates = [replace(c, rbf=False) if c.warp == "linear" else c for c in self._candidates]
+        if self.options.saturating_warp and self.options.warp == "auto":
+            # its ceiling comes from the data: one warp per fit (_fit_warp), offered once a quality exceeds epsilon
+            rbf = not (self.options.rbf_free and self.options.use_rbf and self._features.d5)
+            self._candidates += [Candidate("saturating", p, rbf=rbf) for p in priors]
         self._warp = self._warps[warps[0]]  # the chosen model's warp (set per fit)
         self._pool = CandidatePool(self._cost, self._features, self.options)
         self.last_timing: dict[str, float] = {}
@@ -168,8 +172,14 @@ class ECBO(Strategy):
         fit_quality, X = quality[~far], X_all[torch.as_tensor(~far)]
         finite = np.isfinite(fit_quality)
 
+        e_ref = max(self.problem.epsilons)
+        ceiling = QualityWarp.ceiling_from(fit_quality, e_ref)
+        if np.any(np.isfinite(quality) & (quality > FAR * e_ref)):
+            ceiling = None  # failures far beyond epsilon: no ceiling near it (the hinge's and the far model's case)
+        candidates = [c for c in self._candidates if c.warp != "saturating" or ceiling is not None]
+
         def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:
-            warp = self._warps[candidate.warp]
+            warp = QualityWarp("saturating", e_ref, ceiling) if candidate.warp == "saturating" else self._warps[candidate.warp]
             y = warp(np.where(finite, fit_quality, 0.0))
             fail_y = max(float(warp(self.options.fail_quality * warp.e_ref)), float(y[finite].max()) if finite.any() else 0.0)
             y = np.where(finite, y, fail_y)
@@ -188,7 +198,7 @@ class ECBO(Strategy):
             )
             return gp, warp
 
-        chosen, model, self._warp, scores = select_model(self._candidates, fit, fit_quality, self.problem.epsilons)
+        chosen, model, self._warp, scores = select_model(candidates, fit, fit_quality, self.problem.epsilons)
         self.last_selection = {"model": chosen.label, "scores": scores}
         self._last_gp, self._last_h = model, model.hypers  # for diagnostics
         t_fit = time.perf_counter()

@@ -44,9 +44,9 @@ def _fitted(land, seed, n=25, **options):
 def test_rbf_free_drops_the_rbf_term_from_the_linear_warp_models_only_without_a_prior():
     land = chain(6, 4, 0)
     off = [c.label for c in make_strategy("ecbo", land.problem(), seed=0, rbf_free=False, **FAST)._candidates]
-    assert off == ["linear", "hinge", "linear+blocks"]
+    assert off == ["linear", "hinge", "linear+blocks", "saturating"]
     labels = [c.label for c in make_strategy("ecbo", land.problem(), seed=0, **FAST)._candidates]
-    assert labels == ["linear-rbf", "hinge", "linear+blocks-rbf"]  # on by default; the hinge model keeps the RBF term
+    assert labels == ["linear-rbf", "hinge", "linear+blocks-rbf", "saturating-rbf"]  # on by default; the hinge model keeps the RBF term
     assert Candidate("linear", False, block_scale=True, rbf=False).label == "linear+blocks-rbf"
     # with the RBF term off altogether, without the block term, or with a prior: nothing changes
     for options, problem in (({"use_rbf": False}, land.problem()), ({"block_scale": False}, land.problem()),
@@ -84,5 +84,5 @@ def test_a_far_failure_makes_the_hinge_model_the_reference_also_when_the_linear_
 
     cands = make_strategy("ecbo", chain(6, 4, 0).problem(), seed=0, **FAST)._candidates
     far = np.array([0.0, 2.0 * FAR])
-    assert [c.label for c in reference_first(cands, far, 1.0)] == ["hinge", "linear-rbf", "linear+blocks-rbf"]
+    assert [c.label for c in reference_first(cands, far, 1.0)] == ["hinge", "linear-rbf", "linear+blocks-rbf", "saturating-rbf"]
     assert reference_first(cands, np.array([0.0, 0.5 * FAR]), 1.0) == cands

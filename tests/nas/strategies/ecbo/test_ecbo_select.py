@@ -135,7 +135,7 @@ def test_the_cost_prior_is_each_cells_fraction_of_its_block_cost_removed():
     # ConfigFeatures scales a prior so that its worst configuration sums to 1
     np.testing.assert_allclose(strategy._features.prior_table, expected / expected.max(axis=1).sum(), rtol=1e-9)
     # the models without it come first: the reference is the model without a prior
-    assert [c.label for c in strategy._candidates] == ["linear", "hinge", "linear+prior", "hinge+prior"]
+    assert [c.label for c in strategy._candidates] == ["linear", "hinge", "linear+prior", "hinge+prior", "saturating", "saturating+prior"]
 
 
 def test_a_given_prior_or_the_option_off_leaves_no_cost_prior():
@@ -143,7 +143,7 @@ def test_a_given_prior_or_the_option_off_leaves_no_cost_prior():
     given = Problem(land.space, cost=land.cost, epsilons=(land.epsilon,), prior=_prior(land, land.damage))
     assert not make_strategy("ecbo", given, seed=0, cost_prior=True).cost_prior
     for options in ({"cost_prior": False}, {"cost_prior": True, "use_prior": False}):
-        off = make_strategy("ecbo", land.problem(), seed=0, block_scale=False, **options)
+        off = make_strategy("ecbo", land.problem(), seed=0, block_scale=False, saturating_warp=False, **options)
         assert not off.cost_prior and not off._features.has_prior
         assert [c.label for c in off._candidates] == ["linear", "hinge"]
     with pytest.raises(StrategyError, match="cost_prior"):
@@ -191,7 +191,8 @@ def _per_block_landscape(seed: int, blocks: int = 10) -> Landscape:
 def test_without_a_prior_the_block_scale_models_are_candidates_after_the_reference():
     land = chain(6, 4, 0)
     strategy = make_strategy("ecbo", land.problem(), seed=0, **FAST)
-    assert [c.label for c in strategy._candidates] == ["linear-rbf", "hinge", "linear+blocks-rbf"]  # linear warp only, no RBF term (rbf_free)
+    # linear warp only, no RBF term (rbf_free); the saturating model (saturating_warp) leaves it out too
+    assert [c.label for c in strategy._candidates] == ["linear-rbf", "hinge", "linear+blocks-rbf", "saturating-rbf"]
     assert make_strategy("ecbo", land.problem(), seed=0, warp="hinge")._candidates == [Candidate("hinge", False)]
     feats = strategy._features
     saving = land.cost_table[:, :1] - land.cost_table
@@ -204,7 +205,7 @@ def test_without_a_prior_the_block_scale_models_are_candidates_after_the_referen
     with_prior = make_strategy("ecbo", land.problem(prior=True), seed=0)
     assert not with_prior._features.d5 and not any(c.block_scale for c in with_prior._candidates)
     assert not make_strategy("ecbo", land.problem(), seed=0, cost_prior=True)._features.d5
-    off = make_strategy("ecbo", land.problem(), seed=0, block_scale=False)
+    off = make_strategy("ecbo", land.problem(), seed=0, block_scale=False, saturating_warp=False)
     assert not off._features.d5 and [c.label for c in off._candidates] == ["linear", "hinge"]
     with pytest.raises(StrategyError, match="block_scale"):
         make_strategy("ecbo", land.problem(), block_scale="yes")

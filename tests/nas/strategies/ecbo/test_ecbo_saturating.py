@@ -1,0 +1,91 @@
+"""ecbo's option ``saturating_warp`` (on by default): a warp for a quality that compounds towards a ceiling."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from tocsr_nas.strategies.testing import Landscape, chain
+
+from tocsr_nas.strategies import Problem, StrategyError, make_strategy
+from tocsr_nas.strategies.ecbo.select import MARGIN
+from tocsr_nas.strategies.ecbo.warp import QualityWarp
+
+FAST = {"pool_random": 300, "pool_local": 150, "posterior_tables": 6}
+
+
+class _Product(Landscape):
+    """Quality ``1 - prod_b exp(-d_b[x_b])``: per-block retentions that compound (every block at its cheapest: 2%)."""
+
+    def __init__(self, seed: int, blocks: int = 8) -> None:
+        base = chain(blocks, 4, seed)
+        damage = base.damage / base.damage[:, -1].sum() * 4.0
+        super().__init__(base.cost_table, damage, np.zeros(blocks - 1), 1.0 - np.exp(-1.2))
+
+    def quality(self, cfg):
+        i = self.idx(cfg)
+        return float(1.0 - np.exp(-self.damage[np.arange(len(i)), i].sum()))
+
+
+def test_saturating_warp_makes_a_product_of_retentions_additive():
+    """With the ceiling at the quality's true bound the warp turns ``1 - exp(-s)`` into ``s / e_ref`` exactly;
+    it is monotone, its inverse round-trips, and it is the identity to first order."""
+    e_ref = 0.7
+    warp = QualityWarp("saturating", e_ref, ceiling=1.0 / e_ref)
+    s = np.linspace(0.0, 5.0, 11)
+    assert warp(1.0 - np.exp(-s)) == pytest.approx(s / e_ref)
+    q = np.array([-0.1, 0.0, 0.1, 0.5, 0.9, 0.99])
+    y = warp(q)
+    assert np.all(np.diff(y) > 0)
+    assert [warp.inverse(float(v)) for v in y] == pytest.approx(q.tolist())
+    assert float(warp(1e-6)) == pytest.approx(1e-6 / e_ref, rel=1e-4)
+    assert np.isfinite(warp(np.array([2.0, 50.0]))).all()  # beyond the ceiling: clipped, finite
+    assert QualityWarp.ceiling_from(np.array([0.0, 0.3, np.inf, np.nan]), 0.7) is None  # nothing beyond epsilon yet
+    assert QualityWarp.ceiling_from(np.array([0.0, 0.98, np.nan]), 0.7) == pytest.approx(1.05 * 0.98 / 0.7)
+    with pytest.raises(ValueError, match="ceiling"):
+        QualityWarp("saturating", e_ref)
+
+
+@pytest.mark.parametrize("prior", [False, True])
+def test_saturating_warp_is_chosen_where_the_quality_saturates(prior):
+    """On a product of retentions the saturating model predicts feasibility better by leave-one-out and is chosen;
+    with the option off it is never offered (on by default)."""
+    land = _Product(seed=1)
+    problem = land.problem(prior=prior)
+    rng = random.Random(0)
+    configs = list(dict.fromkeys([land.space.default_config()] + [land.space.sample(rng) for _ in range(24)]))
+    labels = {}
+    for on in (False, True):
+        strategy = make_strategy("ecbo", problem, seed=0, saturating_warp=on, **FAST)
+        strategy.tell([land.observe(c) for c in configs])
+        strategy.ask(1)
+        labels[on] = strategy.last_selection
+    assert not any("saturating" in label for label in labels[False]["scores"])
+    scores = labels[True]["scores"]
+    assert labels[True]["model"].startswith("saturating")
+    reference = next(iter(scores))  # select_model scores the reference first
+    assert not reference.startswith("saturating")
+    assert scores[labels[True]["model"]] > scores[reference] + MARGIN
+
+
+def test_saturating_warp_option_is_validated():
+    land = _Product(seed=0)
+    with pytest.raises(StrategyError, match="saturating_warp"):
+        make_strategy("ecbo", Problem(land.space, cost=land.cost, epsilons=(land.epsilon,)), saturating_warp="yes")
+
+
+def test_saturating_warp_is_not_offered_once_a_failure_lies_far_beyond_epsilon():
+    """A quality beyond FAR times epsilon says the qualities do not pile up under a ceiling near the threshold."""
+    from tocsr_nas.strategies import Observation
+    from tocsr_nas.strategies.ecbo.select import FAR
+
+    land = _Product(seed=1)
+    rng = random.Random(0)
+    configs = list(dict.fromkeys([land.space.default_config()] + [land.space.sample(rng) for _ in range(24)]))
+    strategy = make_strategy("ecbo", land.problem(), seed=0, saturating_warp=True, **FAST)
+    observations = [land.observe(c) for c in configs]
+    far = observations[-1]
+    strategy.tell([*observations[:-1], Observation(far.config, 2.0 * FAR * land.epsilon, far.cost)])
+    strategy.ask(1)
+    assert strategy.last_selection["scores"] and not any("saturating" in k for k in strategy.last_selection["scores"])
