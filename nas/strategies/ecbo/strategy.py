@@ -119,14 +119,13 @@ class ECBO(Strategy):
             # with the linear warp only: on range100 the hinge model with the term beat the hinge model
             # without it by leave-one-out and searched worse (18.4% against 0% regret at 40 evaluations)
             self._candidates += [Candidate("linear", False, block_scale=True)] if "linear" in warps else []
-        if self.options.rbf_free and self.options.use_rbf and self._features.d5:
-            # without a prior, the linear-warp models leave the residual RBF term out (the hinge keeps it):
-            # on the additive chain30 it took up damage the per-block weights should carry
-            self._candidates = [replace(c, rbf=False) if c.warp == "linear" else c for c in self._candidates]
         if self.options.saturating_warp and self.options.warp == "auto":
-            # its ceiling comes from the data: one warp per fit (_fit_warp), offered once a quality exceeds epsilon
-            rbf = not (self.options.rbf_free and self.options.use_rbf and self._features.d5)
-            self._candidates += [Candidate("saturating", p, rbf=rbf) for p in priors]
+            # its ceiling comes from the data, so its warp is built per fit (_propose), offered once a quality exceeds epsilon
+            self._candidates += [Candidate("saturating", p) for p in priors]
+        if self.options.rbf_free and self.options.use_rbf and self._features.d5:
+            # without a prior, the linear-warp (and saturating, linear near the threshold) models leave the residual
+            # RBF term out (the hinge keeps it): on the additive chain30 it took up damage the per-block weights should carry
+            self._candidates = [replace(c, rbf=False) if c.warp in ("linear", "saturating") else c for c in self._candidates]
         self._warp = self._warps[warps[0]]  # the chosen model's warp (set per fit)
         self._pool = CandidatePool(self._cost, self._features, self.options)
         self.last_timing: dict[str, float] = {}
@@ -162,7 +161,9 @@ class ECBO(Strategy):
         quality = np.array([o.quality for o in self.history], dtype=np.float64)
         X_all = self._features(obs_idx)
         # far failures: a label model of their region, and the quality model for the others (far.py)
-        far = far_mask(quality, FAR * max(self.problem.epsilons)) if self.options.far_model else np.zeros(len(quality), bool)
+        e_ref = max(self.problem.epsilons)
+        beyond = far_mask(quality, FAR * e_ref)
+        far = beyond.copy() if self.options.far_model else np.zeros(len(quality), bool)
         self._far = None
         if far.sum() >= MIN_FAR and (~far).sum() >= MIN_OBSERVATIONS:  # until then the one model (the hinge reference) serves
             self._far = FarModel.fit(obs_idx, far, self._far_features, use_pairs=self.options.use_pairs, use_rbf=self.options.use_rbf)
@@ -172,10 +173,8 @@ class ECBO(Strategy):
         fit_quality, X = quality[~far], X_all[torch.as_tensor(~far)]
         finite = np.isfinite(fit_quality)
 
-        e_ref = max(self.problem.epsilons)
-        ceiling = QualityWarp.ceiling_from(fit_quality, e_ref)
-        if np.any(np.isfinite(quality) & (quality > FAR * e_ref)):
-            ceiling = None  # failures far beyond epsilon: no ceiling near it (the hinge's and the far model's case)
+        # failures far beyond epsilon: no ceiling near it (the hinge's and the far model's case)
+        ceiling = None if beyond.any() else QualityWarp.ceiling_from(fit_quality, e_ref)
         candidates = [c for c in self._candidates if c.warp != "saturating" or ceiling is not None]
 
         def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:
