@@ -128,8 +128,10 @@ class ECBOOptions:
             deadpath (docs/BENCHMARKS.md section 9).
         saturating_warp: with ``warp="auto"``, offer each fit candidate models with the
             saturating warp too (:class:`~tocsr_nas.strategies.ecbo.warp.QualityWarp`,
-            ``-u log(1 - r / u)``, ``u`` :data:`~tocsr_nas.strategies.ecbo.warp.QualityWarp.HEADROOM`
-            times the worst finite quality observed, in units of the largest epsilon), once an
+            ``-u log(1 - r / u)``, the ceiling ``u`` fitted to the observations by
+            :meth:`~tocsr_nas.strategies.ecbo.warp.QualityWarp.fit_ceiling`: the one that makes them
+            most additive, and no saturating model where no ceiling beats the linear warp by
+            :data:`~tocsr_nas.strategies.ecbo.select.MARGIN` nats), once an
             observed quality lies beyond the largest epsilon and while none lies beyond
             :data:`~tocsr_nas.strategies.ecbo.select.FAR` times it (far failures are the hinge
             warp's and ``far_model``'s case); chosen like the other warps
@@ -139,10 +141,11 @@ class ECBOOptions:
             ``benchmarks/probe_landscapes.py``), where a linear model, told that the cheapest
             configuration is only 1.2 epsilon away, believes most of the space feasible. On by
             default: over the ``product`` probe's instances 100-109 it cuts the median regret at
-            10 / 20 / 40 evaluations from 36.7 / 10.8 / 2.1% to 0.0 / 0.0 / 0.0% (instances 0-9:
-            13.1 / 1.1 / 0.0% to 0.0 / 0.0 / 0.0%), and the guard (the suite's fixed instances and
-            the stress landscapes' instances 100-109) is unchanged but for two misleading instances,
-            both better; one proposal at 200 observations takes about 0.7 s instead of 0.5 s
+            10 / 20 / 40 evaluations from 36.7 / 10.8 / 2.1% to 1.6 / 0.0 / 0.0% (instances 0-9:
+            13.1 / 1.1 / 0.0% to 6.3 / 0.0 / 0.0%), and without the prior from 212.7 / 49.9 /
+            15.0% to 70.4 / 5.1 / 0.0%; on every other landscape measured (A, B, the suite's
+            fixed instances, the stress and the other probe landscapes' instances 100-109) the
+            searches are those of the option off, instance by instance
             (docs/BENCHMARKS.md section 10).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.

@@ -56,7 +56,7 @@ from tocsr_nas.strategies.ecbo.gp import QualityGP, fit_quality_gp
 from tocsr_nas.strategies.ecbo.local import hill_climb, trust_radius, trust_region
 from tocsr_nas.strategies.ecbo.options import AUTO_WARPS, ECBOOptions
 from tocsr_nas.strategies.ecbo.pool import CandidatePool, unseen_rows
-from tocsr_nas.strategies.ecbo.select import FAR, MIN_OBSERVATIONS, Candidate, select_model
+from tocsr_nas.strategies.ecbo.select import FAR, MARGIN, MIN_OBSERVATIONS, Candidate, select_model
 from tocsr_nas.strategies.ecbo.warp import QualityWarp
 
 __all__ = ["ECBO"]
@@ -173,8 +173,11 @@ class ECBO(Strategy):
         fit_quality, X = quality[~far], X_all[torch.as_tensor(~far)]
         finite = np.isfinite(fit_quality)
 
-        # failures far beyond epsilon: no ceiling near it (the hinge's and the far model's case)
-        ceiling = None if beyond.any() else QualityWarp.ceiling_from(fit_quality, e_ref)
+        # the saturating warp's ceiling, fitted (None: not offered); failures far beyond epsilon: no ceiling near it
+        # (the hinge's and the far model's case)
+        ceiling = None
+        if not beyond.any() and any(c.warp == "saturating" for c in self._candidates):
+            ceiling = QualityWarp.fit_ceiling(fit_quality, obs_idx[~far], e_ref, margin=MARGIN)
         candidates = [c for c in self._candidates if c.warp != "saturating" or ceiling is not None]
 
         def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:

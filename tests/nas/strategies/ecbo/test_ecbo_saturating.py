@@ -41,10 +41,49 @@ def test_saturating_warp_makes_a_product_of_retentions_additive():
     assert [warp.inverse(float(v)) for v in y] == pytest.approx(q.tolist())
     assert float(warp(1e-6)) == pytest.approx(1e-6 / e_ref, rel=1e-4)
     assert np.isfinite(warp(np.array([2.0, 50.0]))).all()  # beyond the ceiling: clipped, finite
-    assert QualityWarp.ceiling_from(np.array([0.0, 0.3, np.inf, np.nan]), 0.7) is None  # nothing beyond epsilon yet
-    assert QualityWarp.ceiling_from(np.array([0.0, 0.98, np.nan]), 0.7) == pytest.approx(1.05 * 0.98 / 0.7)
     with pytest.raises(ValueError, match="ceiling"):
         QualityWarp("saturating", e_ref)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_ceiling_is_fitted_to_the_data(seed):
+    """The fitted ceiling finds a product of retentions' bound (within 10%) from 30 observations, and no
+    ceiling is fitted to an additive quality or to one that grows faster than additive (the ``B`` case)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, 4, size=(30, 8))
+    s = rng.uniform(0.0, 0.5, size=(8, 4))[np.arange(8), idx].sum(1)
+    e_ref = 0.3
+    u = QualityWarp.fit_ceiling(1.0 - np.exp(-s), idx, e_ref)
+    assert u is not None and u == pytest.approx(1.0 / e_ref, rel=0.1)
+    assert u > (1.0 - np.exp(-s)).max() / e_ref
+    assert QualityWarp.fit_ceiling(s, idx, e_ref) is None
+    assert QualityWarp.fit_ceiling(s**2, idx, e_ref) is None
+    assert QualityWarp.fit_ceiling(np.expm1(s), idx, e_ref) is None
+    # nothing beyond epsilon yet: nothing to stretch; failed evaluations are left out
+    small = np.where(np.arange(30) % 5 == 0, np.inf, 0.9 * e_ref * s / s.max())
+    assert QualityWarp.fit_ceiling(small, idx, e_ref) is None
+    assert QualityWarp.fit_ceiling(np.where(np.arange(30) == 3, np.nan, 1.0 - np.exp(-s)), idx, e_ref) == pytest.approx(u, rel=0.1)
+
+
+def test_no_saturating_model_where_the_quality_grows_faster_than_additive():
+    """On a superadditive quality (damages that compound upwards) no ceiling is fitted, so the saturating
+    model is not among the candidates the fit compares."""
+    from tocsr_nas.strategies import Observation
+
+    land = _Product(seed=1)
+    rng = random.Random(0)
+    configs = list(dict.fromkeys([land.space.default_config()] + [land.space.sample(rng) for _ in range(24)]))
+    strategy = make_strategy("ecbo", land.problem(), seed=0, **FAST)
+    superadditive = []
+    for c in configs:
+        i = land.idx(c)
+        s = float(land.damage[np.arange(len(i)), i].sum())  # up to 4 at the cheapest corner
+        superadditive.append(Observation(c, land.epsilon * (s / 2.0) ** 2, land.cost(c)))  # up to 4 epsilon, within FAR
+    assert max(o.quality for o in superadditive) > 1.5 * land.epsilon
+    strategy.tell(superadditive)
+    strategy.ask(1)
+    scores = strategy.last_selection["scores"]
+    assert scores and not any("saturating" in k for k in scores)
 
 
 @pytest.mark.parametrize("prior", [False, True])
