@@ -35,6 +35,7 @@ DEFAULT_SOURCES = [
     RESULTS / "tables_40",  # the tables: every peer to 40 (optuna-gp's runs are kept from here)
     RESULTS / "tables_ax20",  # the tables: Ax to 20
     RESULTS / "tables_ax_macro",  # macro: Ax, 10 seeds to 20 (seeds 0-2 from tables_ax20)
+    RESULTS / "tables_ax_graph",  # the Graph tables: Ax, 5 seeds to 40
     RESULTS,  # A, B (every peer, 10 seeds to 160), the tables' cheap peers to 160
     RESULTS / "stress_peers",  # the stress landscapes: cheap peers to 160
     RESULTS / "stress_slow",  # the stress landscapes: optuna-gp to 80
