@@ -22,7 +22,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "saturating_warp")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "saturating_warp", "early_saturating")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -147,6 +147,10 @@ class ECBOOptions:
             fixed instances, the stress and the other probe landscapes' instances 100-109) the
             searches are those of the option off, instance by instance
             (docs/BENCHMARKS.md section 10).
+        early_saturating: with ``saturating_warp``, below
+            :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` observations (where no model
+            comparison is made and the reference alone is fitted) a fitted ceiling makes the
+            saturating model the one fitted (same prior setting as the reference). Off by default.
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
@@ -206,6 +210,7 @@ class ECBOOptions:
     far_model: bool = True
     far_weight: float = 3.0
     saturating_warp: bool = True
+    early_saturating: bool = False
     fail_quality: float = 3.0
     # the acquisition
     pof_power: float = 2.0

@@ -179,6 +179,12 @@ class ECBO(Strategy):
         if not beyond.any() and any(c.warp == "saturating" for c in self._candidates):
             ceiling = QualityWarp.fit_ceiling(fit_quality, obs_idx[~far], e_ref, margin=MARGIN)
         candidates = [c for c in self._candidates if c.warp != "saturating" or ceiling is not None]
+        if self.options.early_saturating and ceiling is not None and len(fit_quality) < MIN_OBSERVATIONS:
+            # no comparison yet: the data's evidence for a ceiling (MARGIN nats) picks the saturating model
+            first = candidates[0]
+            early = next((c for c in candidates if c.warp == "saturating" and c.use_prior == first.use_prior), None)
+            if early is not None:
+                candidates = [early, *[c for c in candidates if c != early]]
 
         def fit(candidate: Candidate) -> tuple[QualityGP, QualityWarp]:
             warp = QualityWarp("saturating", e_ref, ceiling) if candidate.warp == "saturating" else self._warps[candidate.warp]

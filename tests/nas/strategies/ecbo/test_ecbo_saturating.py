@@ -128,3 +128,25 @@ def test_saturating_warp_is_not_offered_once_a_failure_lies_far_beyond_epsilon()
     strategy.tell([*observations[:-1], Observation(far.config, 2.0 * FAR * land.epsilon, far.cost)])
     strategy.ask(1)
     assert strategy.last_selection["scores"] and not any("saturating" in k for k in strategy.last_selection["scores"])
+
+
+def test_early_saturating_fits_the_saturating_model_before_the_comparison_starts():
+    """Below MIN_OBSERVATIONS only one model is fitted: the reference, or with ``early_saturating`` the
+    saturating model once a ceiling is fitted (on a product of retentions); without a ceiling it changes nothing."""
+    from tocsr_nas.strategies.ecbo.select import MIN_OBSERVATIONS
+
+    land = _Product(seed=1)
+    rng = random.Random(3)
+    cheap = land.space.decode([land.cost_table.shape[1] - 1] * land.cost_table.shape[0])
+    configs = list(dict.fromkeys([land.space.default_config(), cheap] + [land.space.sample(rng) for _ in range(12)]))
+    observations = [land.observe(c) for c in configs][: MIN_OBSERVATIONS - 1]
+    assert QualityWarp.fit_ceiling(np.array([o.quality for o in observations]), np.array([land.idx(o.config) for o in observations]), land.epsilon) is not None
+    models = {}
+    for early in (False, True):
+        strategy = make_strategy("ecbo", land.problem(), seed=0, early_saturating=early, **FAST)
+        strategy.tell(observations)
+        strategy.ask(1)
+        models[early] = strategy.last_selection["model"]
+    assert not models[False].startswith("saturating") and models[True].startswith("saturating")
+    with pytest.raises(StrategyError, match="early_saturating"):
+        make_strategy("ecbo", land.problem(), early_saturating="yes")
