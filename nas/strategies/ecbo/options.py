@@ -150,7 +150,10 @@ class ECBOOptions:
         early_saturating: with ``saturating_warp``, below
             :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS` observations (where no model
             comparison is made and the reference alone is fitted) a fitted ceiling makes the
-            saturating model the one fitted (same prior setting as the reference). Off by default.
+            saturating model the one fitted (same prior setting as the reference). Off by default:
+            it helps ``product`` with its prior at 10 evaluations (1.6 -> 0.0%) but with 3 to 7
+            observations a ceiling wins by chance on landscapes that do not saturate (``unordered``,
+            ``loose``, ``wide``, ``misleading`` instances worse; docs/BENCHMARKS.md section 10).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
             epsilon (at least the worst finite quality observed is used); greater than 1.
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
