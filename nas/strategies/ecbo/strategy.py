@@ -120,7 +120,7 @@ class ECBO(Strategy):
             # without it by leave-one-out and searched worse (18.4% against 0% regret at 40 evaluations)
             self._candidates += [Candidate("linear", False, block_scale=True)] if "linear" in warps else []
         if self.options.saturating_warp and self.options.warp == "auto":
-            # its ceiling comes from the data, so its warp is built per fit (_propose), offered once a quality exceeds epsilon
+            # its ceiling is fitted to the data (QualityWarp.fit_ceiling), so its warp is built per fit (_propose_batch)
             self._candidates += [Candidate("saturating", p) for p in priors]
         if self.options.rbf_free and self.options.use_rbf and self._features.d5:
             # without a prior, the linear-warp (and saturating, linear near the threshold) models leave the residual
@@ -174,9 +174,10 @@ class ECBO(Strategy):
         finite = np.isfinite(fit_quality)
 
         # the saturating warp's ceiling, fitted (None: not offered); failures far beyond epsilon: no ceiling near it
-        # (the hinge's and the far model's case)
+        # (the hinge's and the far model's case); below MIN_OBSERVATIONS only the reference is fitted, so none is needed
         ceiling = None
-        if not beyond.any() and any(c.warp == "saturating" for c in self._candidates):
+        compared = len(fit_quality) >= MIN_OBSERVATIONS or self.options.early_saturating
+        if compared and not beyond.any() and any(c.warp == "saturating" for c in self._candidates):
             ceiling = QualityWarp.fit_ceiling(fit_quality, obs_idx[~far], e_ref, margin=MARGIN)
         candidates = [c for c in self._candidates if c.warp != "saturating" or ceiling is not None]
         if self.options.early_saturating and ceiling is not None and len(fit_quality) < MIN_OBSERVATIONS:
