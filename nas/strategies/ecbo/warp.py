@@ -60,7 +60,7 @@ class QualityWarp:
         (the linear warp's Jacobian is 1). A quality that compounds towards a bound (``1 - prod_b
         r_b``) is additive after the warp at that bound; one that is additive or grows faster than
         additive keeps the linear warp (no ceiling): the best ceiling must beat it by ``margin``
-        nats, since on additive data some ceiling scores a fraction of a nat above it by chance.
+        nats, since on additive data some ceiling can score a little above it by chance.
 
         Args:
             quality: the observed qualities ``(n,)`` (non-finite values are left out).
