@@ -1,4 +1,4 @@
-"""Model-free toy landscapes for the search-loop tests (also run as a script by the kill -9 test).
+"""Model-free toy landscapes for the search-loop tests (also run as a script by the kill -9 test), and a small space YAML.
 
 The toy: 4 blocks x 3 options (81 configurations). Cost is additive; quality loss grows as the
 model shrinks, with one interaction term, so the feasible set is not a box.
@@ -15,6 +15,20 @@ from tocsr_nas.searchspace import Configuration, SearchSpace
 OPTIONS = {"full": 4.0, "half": 2.0, "tiny": 1.0}
 DAMAGE = {"full": 0.0, "half": 0.01, "tiny": 0.035}
 BLOCKS = ("b0", "b1", "b2", "b3")
+
+#: a search space of the tiny teacher's samplers only (a library distilled for it takes seconds)
+SAMPLERS_SPACE = """\
+name: samplers
+rules:
+  - name: downsamplers
+    match: "*downsamplers.*"
+    type: Downsample2D
+    candidates: [pool_down]
+  - name: upsamplers
+    match: "*upsamplers.*"
+    type: Upsample2D
+    candidates: [light_up]
+"""
 
 
 def toy_space() -> SearchSpace:

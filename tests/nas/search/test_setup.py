@@ -18,18 +18,7 @@ from tocsr_nas.search import setup
 from tocsr_nas.surrogates.library import LibraryMismatchError
 from tocsr_nas.teacher import Teacher, build_teacher
 
-SAMPLERS_SPACE = """\
-name: samplers
-rules:
-  - name: downsamplers
-    match: "*downsamplers.*"
-    type: Downsample2D
-    candidates: [pool_down]
-  - name: upsamplers
-    match: "*upsamplers.*"
-    type: Upsample2D
-    candidates: [light_up]
-"""
+from search_toys import SAMPLERS_SPACE
 
 FAST = {"val_samples": 2, "progress": False}
 
