@@ -70,12 +70,13 @@ def trace_seed(seed: int, out: Path, args: argparse.Namespace) -> tuple[pd.DataF
                    strategy_options=dict(args.strategy_option), budget=args.budget, seed=seed, sweep=args.sweep,
                    val_samples=args.val_samples, progress=False, threads=1)
     trials = pd.read_csv(out / "trials.csv", dtype={"hash": str})
-    quality = dict(zip(trials["hash"], trials["quality"], strict=True))
-    rows = pd.DataFrame(records, columns=["hash", "n_told", "epsilon", "model", "aimed_q", "predicted_q", "p_feasible"])
-    rows["quality"] = [quality.get(h, math.nan) for h in rows["hash"]]
-    rows["feasible"] = rows["quality"] <= rows["epsilon"]
-    rows = rows.drop(columns="hash").assign(seed=seed)
     teacher = float(result.teacher["gmacs"])
+    by_hash = trials.set_index("hash")
+    rows = pd.DataFrame(records, columns=["hash", "n_told", "epsilon", "model", "aimed_q", "predicted_q", "p_feasible"])
+    rows["quality"] = [by_hash["quality"].get(h, math.nan) for h in rows["hash"]]
+    rows["feasible"] = rows["quality"] <= rows["epsilon"]
+    rows["reduction"] = [teacher / by_hash["gmacs"].get(h, math.nan) for h in rows["hash"]]
+    rows = rows.drop(columns="hash").assign(seed=seed)
     best = {e: teacher / float(trials.loc[trials["quality"] <= e, "gmacs"].min()) for e in args.epsilon}
     return rows, best
 
