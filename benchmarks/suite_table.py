@@ -44,7 +44,7 @@ DEFAULT_SOURCES = [
     RESULTS / "suite_ecbo_far",  # ecbo with far_model on: where it can fire (deadpath, range100, the tables), 10 seeds to 160
     RESULTS / "stress_instances",  # the stress landscapes over instances 0-9 (NAME@inst): ecbo, random, optuna-tpe to 40
     RESULTS / "tables_eps",  # the tables at other epsilons: ecbo, random, optuna-tpe, 5 seeds to 40
-    RESULTS / "saturating_AB",  # A and B: ecbo with the saturating warp's ceiling fitted (today's defaults), 10 seeds to 40
+    RESULTS / "saturating_AB",  # A and B: ecbo with the saturating warp's ceiling fitted (today's defaults), 10 seeds to 160
     RESULTS / "ax_AB",  # A and B: Ax, 5 seeds to 40
     RESULTS / "probe_instances",  # the probe landscapes over instances 100-109: ecbo (with and without the prior), random, optuna-tpe to 40
 ]
