@@ -3,7 +3,8 @@
 Runs the search of ``tocsr-nas search --strategy ecbo`` for several seeds and records, for every
 proposal, what the fit behind it predicted: the warped threshold it aimed at (after the
 ``calib_band`` margin), the posterior mean and sd of the warped quality, and so the probability of
-feasibility the acquisition used. Against the evaluated quality that gives, per epsilon of the
+feasibility the acquisition used (the quality model's; with far failures observed, the far model's
+``P(not far)`` also weighs the acquisition and is not included). Against the evaluated quality that gives, per epsilon of the
 sweep, the calibration of the model on the configurations it chooses (the mean predicted
 probability against the fraction feasible, the mean predicted quality against the observed), and
 the best configuration's GMACs reduction per seed (teacher / best, the figure ``tocsr-nas search``
@@ -64,11 +65,13 @@ def recording() -> Iterator[list[dict]]:
 
 def trace_seed(seed: int, out: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, dict[float, float]]:
     """One traced search: its proposals ``(DataFrame)`` joined with the evaluated qualities, and the best
-    reduction per epsilon (``nan`` where nothing cheaper than the teacher is feasible)."""
+    reduction per epsilon (1.0 where nothing cheaper than the teacher is feasible)."""
     with recording() as records:
-        result = run_search(teacher=args.teacher, surrogates=args.surrogates, out=out, epsilon=args.epsilon, strategy="ecbo",
-                   strategy_options=dict(args.strategy_option), budget=args.budget, seed=seed, sweep=args.sweep,
-                   val_samples=args.val_samples, progress=False, threads=1)
+        result = run_search(
+            teacher=args.teacher, surrogates=args.surrogates, out=out, epsilon=args.epsilon, strategy="ecbo",
+            strategy_options=dict(args.strategy_option), budget=args.budget, seed=seed, sweep=args.sweep,
+            val_samples=args.val_samples, progress=False, threads=1,
+        )
     trials = pd.read_csv(out / "trials.csv", dtype={"hash": str})
     teacher = float(result.teacher["gmacs"])
     by_hash = trials.set_index("hash")
