@@ -42,11 +42,12 @@ DEFAULT_SOURCES = [
     RESULTS / "stress_ax",  # the stress landscapes: Ax to 40
     RESULTS / "suite_ecbo",  # ecbo, every landscape, 10 seeds to 160 (A, B, chain30, failing, misleading: final)
     RESULTS / "suite_ecbo_far",  # ecbo with far_model on: where it can fire (deadpath, range100, the tables), 10 seeds to 160
-    RESULTS / "stress_instances",  # the stress landscapes over instances 0-9 (NAME@inst): ecbo, random, optuna-tpe to 40
+    RESULTS / "stress_instances",  # the stress landscapes over instances 0-9 (NAME@inst): ecbo, random, optuna-tpe to 80
     RESULTS / "tables_eps",  # the tables at other epsilons: ecbo, random, optuna-tpe, 5 seeds to 40
     RESULTS / "saturating_AB",  # A and B: ecbo with the saturating warp's ceiling fitted (today's defaults), 10 seeds to 160
     RESULTS / "ax_AB",  # A and B: Ax, 5 seeds to 40
     RESULTS / "probe_instances",  # the probe landscapes over instances 100-109: ecbo (with and without the prior), random, optuna-tpe to 40
+    RESULTS / "probe_instances_80",  # the same four strategies rerun to 80 with today's defaults (identical to 40)
 ]
 BUDGETS = (10, 20, 40, 80, 160)
 
