@@ -14,7 +14,9 @@ label model has too little to learn from: proposing from it at once made the fir
 twice as bad on range100), the observations beyond are taken out of the quality model, which then describes the working
 architectures only, and a second GP with the same kernel is fitted to the label "far" (1) /
 "not far" (0) of every observation (least-squares classification, the constant mean, i.e. the
-failure rate, fitted). A candidate's feasibility is then::
+failure rate, fitted). With the option ``failures_far`` (on by default) failed evaluations (``nan`` /
+``inf``) are far failures too: a network that does not evaluate is broken like one that scores
+tens of epsilon. A candidate's feasibility is then::
 
     P(feasible) = P(not far)^w * P(g(q) <= t | not far),   P(not far) = Phi((1/2 - m(x)) / s(x))
 
@@ -44,7 +46,8 @@ MIN_FAR = 2
 def far_mask(quality: np.ndarray, far_at: float) -> np.ndarray:
     """Which observations are far failures: finite qualities above ``far_at`` ``(n,)`` -> bool ``(n,)``.
 
-    Failed evaluations (``inf`` / ``nan``) are not: the quality model imputes them as before.
+    Failed evaluations (``inf`` / ``nan``) are not counted here (``ecbo`` adds them with its option
+    ``failures_far``; the reference warp's rule ignores them).
 
     Example:
         >>> far_mask(np.array([0.1, 5.0, np.inf, 0.9]), 1.0).tolist()

@@ -15,7 +15,8 @@ discrete space. One proposal:
    a prior the per-block-scale model (``block_scale``) is a candidate too, and (``rbf_free``, on by
    default) the linear-warp models leave the residual RBF term out. Once several observations are
    far failures (``far_model``, on by default; :mod:`~tocsr_nas.strategies.ecbo.far`), they leave
-   the quality model, and a label GP's ``P(not far)`` multiplies the feasibility.
+   the quality model, and a label GP's ``P(not far)`` multiplies the feasibility (failed
+   evaluations count as far failures: ``failures_far``).
 2. Build a candidate pool biased towards where the optimum must be, cheap and feasible
    (:mod:`~tocsr_nas.strategies.ecbo.pool`: Lagrangian model frontiers, local moves, crossover
    and biased random rows), restricted to a trust region around the incumbent
@@ -164,6 +165,8 @@ class ECBO(Strategy):
         e_ref = max(self.problem.epsilons)
         beyond = far_mask(quality, FAR * e_ref)
         far = beyond.copy() if self.options.far_model else np.zeros(len(quality), bool)
+        if self.options.far_model and self.options.failures_far:  # failed evaluations (nan / inf): the same broken region
+            far |= ~np.isfinite(quality)
         self._far = None
         if far.sum() >= MIN_FAR and (~far).sum() >= MIN_OBSERVATIONS:  # until then the one model (the hinge reference) serves
             self._far = FarModel.fit(obs_idx, far, self._far_features, use_pairs=self.options.use_pairs, use_rbf=self.options.use_rbf)

@@ -88,3 +88,33 @@ def test_far_weight_is_the_power_of_p_not_far_in_the_acquisition():
     expected = 2.0 * strategy.options.pof_power * log_ok
     finite = np.isfinite(scores[1.0])
     assert finite.any() and np.allclose(scores[3.0][finite] - scores[1.0][finite], expected[finite])
+
+
+class _Failing(Landscape):
+    """Configurations with four or more cheap blocks fail to evaluate (NaN): a region where the network breaks."""
+
+    def quality(self, cfg):
+        return float("nan") if (self.idx(cfg) >= 2).sum() >= 4 else super().quality(cfg)
+
+
+def test_failures_far_puts_failed_evaluations_in_the_label_model():
+    """With ``failures_far`` failed evaluations are far failures: the label model learns their region and the
+    quality model describes the working configurations only; off, they are imputed inside the quality model."""
+    base = chain(10, 4, 0)
+    land = _Failing(base.cost_table, base.damage, base.pairs, base.epsilon)
+    strategy = _told(land, 0, 30, failures_far=True)
+    strategy.ask(1)
+    quality = np.array([o.quality for o in strategy.history])
+    failed = ~np.isfinite(quality)
+    assert failed.sum() >= 2 and (~failed).sum() >= MIN_OBSERVATIONS and strategy._far is not None
+    assert len(strategy._last_gp.y) == (~failed).sum() and np.isfinite(strategy._last_gp.y.numpy()).all()
+    rows = np.array([strategy.space.encode(o.config) for o in strategy.history])
+    p_ok = strategy._far.log_p_ok(rows).exp().numpy()
+    assert p_ok[failed].mean() < p_ok[~failed].mean()
+    off = _told(land, 0, 30, failures_far=False)
+    off.ask(1)
+    assert off._far is None and len(off._last_gp.y) == len(quality)
+    # the far model off: nothing to put them in
+    no_far = _told(land, 0, 30, failures_far=True, far_model=False)
+    no_far.ask(1)
+    assert no_far._far is None and len(no_far._last_gp.y) == len(quality)
