@@ -164,7 +164,9 @@ class ECBOOptions:
             observations a ceiling wins by chance on landscapes that do not saturate (``unordered``,
             ``loose``, ``wide``, ``misleading`` instances worse; docs/BENCHMARKS.md section 10).
         fail_quality: the quality imputed for failed evaluations, in units of the largest
-            epsilon (at least the worst finite quality observed is used); greater than 1.
+            epsilon (at least the worst finite quality observed is used); greater than 1. With
+            ``far_model`` and ``failures_far`` only until the far split starts (they leave the
+            quality model then).
         pof_power: ``gamma`` in ``(c* - c)^+ * P(feasible)^gamma`` (1 = the exact expectation;
             larger prefers likely-feasible steps to long, unlikely jumps); positive.
         min_pof: when > 0, only candidates feasible with at least this probability compete

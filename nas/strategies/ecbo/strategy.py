@@ -7,8 +7,9 @@ per-block, neighbour-pair, prior and residual terms); proposals maximise
 discrete space. One proposal:
 
 1. Fit the GP to the warped qualities (:mod:`~tocsr_nas.strategies.ecbo.warp`) of every told
-   configuration (failed evaluations are imputed as clearly infeasible); with ``warp="auto"`` /
-   ``use_prior="auto"`` (the defaults) fit each candidate warp, with and without the prior, and
+   configuration (failed evaluations are imputed as clearly infeasible until the far split below
+   takes them); with ``warp="auto"`` / ``use_prior="auto"`` (the defaults) fit each candidate
+   warp, with and without the prior, and
    keep the one that best predicts the observations' feasibility when each is left out
    (:mod:`~tocsr_nas.strategies.ecbo.select`). Without a prior and with ``cost_prior``, the
    cost-derived one is a candidate too, kept only when it earns its place by the margin; without

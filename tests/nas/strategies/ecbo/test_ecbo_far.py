@@ -1,4 +1,4 @@
-"""ecbo's options for landscapes with far failures: ``far_model`` and ``far_weight``."""
+"""ecbo's options for landscapes with far failures: ``far_model``, ``far_weight`` and ``failures_far``."""
 
 from __future__ import annotations
 
