@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,15 +32,16 @@ class ConfigFeatures:
 
     The per-block-shape columns ``r_b(x) = shape[b, x_b] * block_norm`` carry one weight per
     block: block ``b``'s damage is ``s_b * shape[b, x_b]``, one learned scale times a fixed
-    monotone shape (e.g. the fraction of the block's cost an option removes), ``B`` weights
-    instead of the one-hot's ``sum_b K_b`` independent cells.
+    shape (the fraction of the block's cost an option removes, or the prior itself), ``B``
+    weights instead of the one-hot's ``sum_b K_b`` independent cells.
 
     Args:
         space: the search space (block order = model order).
         prior: optional ``path -> candidate -> damage``; missing entries take the block's mean.
         shared: include the counts of candidate names shared by several blocks.
         block_shape: optional ``path -> candidate -> shape`` (missing entries 0) for the
-            per-block-scale columns; ``None`` leaves them out.
+            per-block-scale columns, or ``"prior"``: the (normalised) prior table, so that each
+            block's prior gets its own scale (:attr:`shape_is_prior`); ``None`` leaves them out.
     """
 
     def __init__(
@@ -48,7 +50,7 @@ class ConfigFeatures:
         prior: Mapping[str, Mapping[str, float]] | None = None,
         *,
         shared: bool = True,
-        block_shape: Mapping[str, Mapping[str, float]] | None = None,
+        block_shape: Mapping[str, Mapping[str, float]] | Literal["prior"] | None = None,
     ) -> None:
         self.card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
         self.n_blocks = len(self.card)
@@ -84,7 +86,13 @@ class ConfigFeatures:
         self.d4 = 1 if self.has_prior and self.n_blocks > 1 else 0
         # r: per-block scale times a fixed shape (B columns, with a block shape)
         self.shape_table = np.zeros((self.n_blocks, int(self.card.max())))  # (B, Kmax)
-        if block_shape is not None:
+        #: whether the per-block shape is the prior table (``block_shape="prior"``)
+        self.shape_is_prior = isinstance(block_shape, str)
+        if self.shape_is_prior:
+            if block_shape != "prior" or prior is None:
+                raise ValueError(f"block_shape must be a table, or 'prior' with a prior; got {block_shape!r}")
+            self.shape_table = self.prior_table.copy()
+        elif block_shape is not None:
             for b, block in enumerate(space.blocks):
                 known = block_shape.get(block.path, {})
                 for k, name in enumerate(block.names):

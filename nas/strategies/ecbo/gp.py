@@ -46,6 +46,12 @@ _PRIORS = {
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
+#: with the prior as the per-block shape (``ConfigFeatures(block_shape="prior")``) the per-block
+#: scales are the prior's units per block, as unbounded as the prior term's: the hyperprior of that term
+_PRIOR_SHAPED = "prior"
+#: ... and a second L-BFGS-B start with their variance here: from the usual start (0.5) the fit on the
+#: demo's searches stops where the term is off, far below this start's optimum in marginal likelihood
+_BLOCK_PRIOR_START = 100.0
 _INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "block_scale": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
@@ -169,8 +175,12 @@ class QualityGP:
         W = hvec[:, None] * (X.T @ self.alpha)  # (D, 1), eq. (1)
         if samples:
             n = X.shape[0]
-            w0 = hvec.sqrt()[:, None] * torch.randn(X.shape[1], samples, generator=generator, dtype=DTYPE)  # (D, S)
-            path = X @ w0  # (n, S)
+            # the prior-shaped block columns draw only when their term is in the model: the other models'
+            # samples stay those of the features without them
+            drawn = X.shape[1] - (f.d5 if f.shape_is_prior and "block_scale" not in self.kernel.active else 0)
+            w0 = torch.zeros(X.shape[1], samples, dtype=DTYPE)
+            w0[:drawn] = hvec[:drawn].sqrt()[:, None] * torch.randn(drawn, samples, generator=generator, dtype=DTYPE)  # (D, S)
+            path = X[:, :drawn] @ w0[:drawn]  # (n, S)
             if "rbf" in self.kernel.active:
                 parts = self.kernel.parts(X, X)
                 K_rbf = self.hypers["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * self.hypers["lengthscale"] ** 2))
@@ -285,7 +295,10 @@ def fit_quality_gp(
         use_prior: include the prior terms (``z``, the prior-scaled weights, ``z2``) when
             ``features`` has a prior; ``False`` gives the prior weight 0 (its columns are unused).
         use_block_scale: include the per-block-scale term (one weight per block times the fixed
-            shape of ``features``' ``block_shape``) when ``features`` has one.
+            shape of ``features``' ``block_shape``) when ``features`` has one. When the shape is
+            the prior (``block_shape="prior"``) only beside the prior terms (``use_prior``): each
+            block's prior then gets its own scale, with the prior term's vague hyperprior and a
+            second optimiser start at :data:`_BLOCK_PRIOR_START`.
         mean: a known constant mean ``c`` (e.g. the teacher's warped quality: every weight then
             measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
             that mostly changes many blocks is absorbed by the reference choices' weights, which
@@ -294,7 +307,9 @@ def fit_quality_gp(
             damage is ``p * (s + u)`` with ``sd(u) = prior_rel_sd * sd(s)`` (the prior's relative
             error per cell) instead of a separately fitted variance. ``None`` fits it freely. Tied,
             the per-cell corrections grow with the scale, so the scale no longer absorbs the
-            optimism of the cells a search picked *because* their prior was low.
+            optimism of the cells a search picked *because* their prior was low. With the prior's
+            per-block scales, ``s`` is the global scale plus the block's own, and ``sd(u)`` follows
+            both.
         maxiter: L-BFGS-B iterations.
     """
     from scipy.optimize import minimize
@@ -304,6 +319,11 @@ def fit_quality_gp(
     active += ["prior", "scaled"] if prior else []
     active += ["shared"] if features.d3 else []
     active += ["block_scale"] if features.d5 and use_block_scale else []
+    # the per-block scales of the prior: only beside the prior terms (their shape is the prior)
+    prior_blocks = "block_scale" in active and features.shape_is_prior
+    if prior_blocks and not prior:
+        active.remove("block_scale")
+        prior_blocks = False
     active += ["prior_pairs"] if features.d4 and use_prior_pairs and prior else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
@@ -321,6 +341,8 @@ def fit_quality_gp(
         h["noise"] = h["noise"] + _MIN_NOISE
         if tied:  # var(u) = rel^2 var(s), in the scaled columns' units (phi_p = p * scaled_norm)
             h["scaled"] = h["prior"] * (prior_rel_sd / features.scaled_norm) ** 2
+            if prior_blocks:  # ... s the prior's scale in the cell's block: the global one plus the block's own
+                h["scaled"] = h["scaled"] + h["block_scale"] * (prior_rel_sd * features.block_norm / features.scaled_norm) ** 2
         return h, (theta[-1] if mean is None else torch.tensor(float(mean), dtype=DTYPE))
 
     def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
@@ -334,21 +356,27 @@ def fit_quality_gp(
         a = torch.cholesky_solve(r, L)
         nll = 0.5 * (r * a).sum() + torch.log(torch.diagonal(L)).sum() + 0.5 * n * math.log(2 * math.pi)
         for name in names:
-            nll = nll - _gamma_logpdf(h[name], *_PRIORS[name])
+            nll = nll - _gamma_logpdf(h[name], *_PRIORS[_PRIOR_SHAPED if prior_blocks and name == "block_scale" else name])
         nll.backward()
         return float(nll.detach()), theta.grad.numpy().copy()
 
     theta0 = np.array([math.log(_INIT[name]) for name in names] + [float(y.mean()) if n and mean is None else 0.0])
     theta = theta0
+    starts = [theta0]
+    if prior_blocks:
+        starts.append(theta0.copy())
+        starts[-1][names.index("block_scale")] = math.log(_BLOCK_PRIOR_START)
     if n >= 2:
         bounds = [(math.log(1e-4), math.log(1e3))] * len(names) + [(None, None) if mean is None else (0.0, 0.0)]
         bounds[names.index("noise")] = (math.log(1e-7), math.log(10.0))
-        try:
-            res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
-            if np.all(np.isfinite(res.x)) and res.fun < objective(theta0)[0]:
-                theta = res.x
-        except (RuntimeError, ValueError, np.linalg.LinAlgError):  # keep the prior-mode start
-            logger.debug("GP hyperparameter fit failed; keeping the initial values", exc_info=True)
+        best = objective(theta0)[0]
+        for start in starts:
+            try:
+                res = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+                if np.all(np.isfinite(res.x)) and res.fun < best:
+                    theta, best = res.x, float(res.fun)
+            except (RuntimeError, ValueError, np.linalg.LinAlgError):  # keep the best so far (at worst the prior-mode start)
+                logger.debug("GP hyperparameter fit failed from one start", exc_info=True)
     with torch.no_grad():
         h, c = unpack(torch.tensor(theta, dtype=DTYPE))
     return QualityGP(kernel, X, y, {k: float(v) for k, v in h.items()}, float(c))

@@ -10,7 +10,8 @@ and a little compounding. The kernel mirrors that decomposition of the latent wa
          + sum_b p_b[x_b] u_b[x_b]               prior-scaled weights: the prior's error grows with it
          + sum_n count_n(x) t_n                  candidates named alike (``skip``...) damage alike
          + sum_b s_b r_b[x_b]                    per-block scale: one weight per block times a
-                                                 fixed shape r (e.g. the cost an option removes)
+                                                 fixed shape r (the cost an option removes, or
+                                                 the prior: the prior's scale per block)
          + h(x)                                  residual interactions, RBF on one-hot
 
 With Gaussian weights each term is a linear kernel on one-hot features (the first two count

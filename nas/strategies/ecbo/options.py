@@ -22,7 +22,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 #: the warps ``warp="auto"`` chooses from, per fit (:mod:`~tocsr_nas.strategies.ecbo.select`), reference first
 AUTO_WARPS = ("linear", "hinge")
 
-_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "saturating_warp", "early_saturating", "failures_far")
+_BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "saturating_warp", "early_saturating", "failures_far", "prior_block_scale")
 _COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
@@ -90,6 +90,22 @@ class ECBOOptions:
             enter the pool's frontiers. On the chain30 stress landscape it cuts the median regret
             at 40 evaluations from 15.6% to 13.3%, no landscape of the suite worse at 40
             (docs/BENCHMARKS.md section 5).
+        prior_block_scale: with a prior, offer each fit a candidate model with a per-block-scale
+            term shaped by the prior itself (``linear+prior+blocks``): one learned scale per block
+            for the prior, beside its global scale, for a prior whose units differ by block,
+            chosen like ``block_scale``'s model (:data:`~tocsr_nas.strategies.ecbo.select.MARGIN`
+            nats better than the reference and than ``linear+prior``). A surrogate library's
+            distillation losses are such a prior: each is measured on its own block's features,
+            and on ``make demo``'s library one unit of prior costs 0.001 to 2.6 units of
+            denoising loss depending on the block, while within a block the prior ranks the
+            options well (rank correlation 0.84 on average; ``benchmarks/prior_scales.py``).
+            Off by default: on the demo's search it raises the mean reduction over ten seeds at
+            every epsilon and the worst seed's at 0.05 and 0.1, on a library distilled with
+            another seed only 0.1 gains, and on a library distilled briefly in bfloat16, whose
+            prior ranks the options within blocks backwards, the worst seed's drops
+            (docs/BENCHMARKS.md section 4). On every benchmark landscape with a prior that was
+            run (A, B, the stress and probe instances 100-109, the fixed instances) the
+            searches are those of the option off.
         rbf_free: without a prior and with ``block_scale`` (and ``use_rbf``), the linear-warp
             candidate models leave the residual RBF term out (``linear-rbf``,
             ``linear+blocks-rbf`` in ``last_selection``); the hinge model keeps it. On an
@@ -224,6 +240,7 @@ class ECBOOptions:
     far_model: bool = True
     far_weight: float = 3.0
     failures_far: bool = True
+    prior_block_scale: bool = False
     saturating_warp: bool = True
     early_saturating: bool = False
     fail_quality: float = 3.0

@@ -108,8 +108,13 @@ class ECBO(Strategy):
         self.cost_prior = prior is None and self.options.use_prior is not False and self.options.cost_prior
         if self.cost_prior:
             prior = self._cost.saving_prior()
-        # without a prior: the per-block-scale term's shape, each option's fraction of its block's cost removed
-        block_shape = self._cost.saving_prior() if prior is None and self.options.block_scale else None
+        # the per-block-scale term's shape: without a prior each option's fraction of its block's cost removed
+        # (block_scale); with one, the prior itself, each block's prior getting its own scale (prior_block_scale)
+        block_shape = None
+        if prior is None and self.options.block_scale:
+            block_shape = self._cost.saving_prior()
+        elif prior is not None and not self.cost_prior and self.options.prior_block_scale:
+            block_shape = "prior"
         self._features = ConfigFeatures(self.space, prior, shared=self.options.use_shared, block_shape=block_shape)
         warps = AUTO_WARPS if self.options.warp == "auto" else (self.options.warp,)
         self._warps = {kind: QualityWarp(kind, max(problem.epsilons)) for kind in warps}
@@ -120,11 +125,11 @@ class ECBO(Strategy):
         if block_shape is not None:
             # with the linear warp only: on range100 the hinge model with the term beat the hinge model
             # without it by leave-one-out and searched worse (18.4% against 0% regret at 40 evaluations)
-            self._candidates += [Candidate("linear", False, block_scale=True)] if "linear" in warps else []
+            self._candidates += [Candidate("linear", prior is not None, block_scale=True)] if "linear" in warps else []
         if self.options.saturating_warp and self.options.warp == "auto":
             # its ceiling is fitted to the data (QualityWarp.fit_ceiling), so its warp is built per fit (_propose_batch)
             self._candidates += [Candidate("saturating", p) for p in priors]
-        if self.options.rbf_free and self.options.use_rbf and self._features.d5:
+        if self.options.rbf_free and self.options.use_rbf and self._features.d5 and prior is None:
             # without a prior, the linear-warp (and saturating, linear near the threshold) models leave the residual
             # RBF term out (the hinge keeps it): on the additive chain30 it took up damage the per-block weights should carry
             self._candidates = [replace(c, rbf=False) if c.warp in ("linear", "saturating") else c for c in self._candidates]

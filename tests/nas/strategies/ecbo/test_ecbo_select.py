@@ -201,7 +201,7 @@ def test_without_a_prior_the_block_scale_models_are_candidates_after_the_referen
     r = feats(idx)[0, feats.slice_r[0] :].numpy()
     np.testing.assert_allclose(r, feats.shape_table[np.arange(6), idx[0]] * feats.block_norm)
     assert float((feats(np.full((1, 6), 3))[0, feats.slice_r[0] :] ** 2).sum()) <= 1.0 + 1e-12  # like phi1
-    # with a prior (given, or derived from the cost) or the option off: no block-scale models
+    # with a prior (given, or derived from the cost) or the option off: no block-scale models (prior_block_scale: below)
     with_prior = make_strategy("ecbo", land.problem(prior=True), seed=0)
     assert not with_prior._features.d5 and not any(c.block_scale for c in with_prior._candidates)
     assert not make_strategy("ecbo", land.problem(), seed=0, cost_prior=True)._features.d5
@@ -255,6 +255,78 @@ def test_a_block_scale_model_must_beat_the_same_model_without_it_by_the_margin(m
         chosen, gp, _, scores = select_model(cands, lambda c: (c.label, None), quality, [0.1])
         # linear+blocks beats its own base by more than the margin but not the best model so far
         assert chosen.label == expected and gp == expected and scores == table
+
+
+# -- the per-block scales of a given prior (prior_block_scale) -----------------------------------------
+
+
+def _per_block_prior_landscape(seed: int, blocks: int = 10) -> tuple[Landscape, np.ndarray]:
+    """A chain landscape whose damage is the prior times one scale per block (spread over two orders of
+    magnitude, as a distillation loss's units are per block), and that prior."""
+    base = chain(blocks, 4, seed)
+    scale = np.exp(np.random.default_rng(100 + seed).uniform(np.log(0.1), np.log(10.0), size=blocks))
+    damage = scale[:, None] * base.damage
+    damage *= base.epsilon / (0.15 * damage[:, -1].sum())
+    return Landscape(base.cost_table, damage, np.zeros(blocks - 1), base.epsilon), base.damage
+
+
+def test_with_a_prior_the_block_scale_term_is_shaped_by_the_prior():
+    land = chain(6, 4, 0)
+    strategy = make_strategy("ecbo", land.problem(prior=True), seed=0, prior_block_scale=True, **FAST)
+    feats = strategy._features
+    assert feats.shape_is_prior and feats.d5 == 6
+    np.testing.assert_allclose(feats.shape_table, feats.prior_table)
+    # beside the prior terms, with the linear warp (and the residual RBF term: rbf_free is for no prior)
+    assert [c.label for c in strategy._candidates] == [
+        "linear+prior", "hinge+prior", "linear", "hinge", "linear+prior+blocks", "saturating+prior", "saturating"]
+    # not beside a prior derived from the cost; without a prior the option changes nothing (block_scale's shape)
+    assert not make_strategy("ecbo", land.problem(), seed=0, cost_prior=True, prior_block_scale=True)._features.d5
+    assert not make_strategy("ecbo", land.problem(), seed=0, prior_block_scale=True)._features.shape_is_prior
+    with pytest.raises(StrategyError, match="prior_block_scale"):
+        make_strategy("ecbo", land.problem(prior=True), prior_block_scale="yes")
+    with pytest.raises(ValueError, match="block_shape"):
+        ConfigFeatures(land.space, None, block_shape="prior")
+
+
+def test_the_prior_block_scale_term_ties_the_per_cell_error_to_the_blocks_scale_and_matches_its_botorch_twin():
+    land, prior = _per_block_prior_landscape(0, blocks=8)
+    feats = ConfigFeatures(land.space, _prior(land, prior), block_shape="prior")
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 4, size=(30, 8))
+    y = torch.tensor([land.quality(land.space.decode(list(r))) / land.epsilon for r in idx], dtype=DTYPE)
+    gp = fit_quality_gp(feats(idx), y, feats, use_block_scale=True, use_rbf=False, mean=0.0, prior_rel_sd=0.5)
+    h = gp.hypers
+    assert "block_scale" in gp.kernel.active
+    expected = 0.25 * (h["prior"] + h["block_scale"] * feats.block_norm**2) / feats.scaled_norm**2
+    assert h["scaled"] == pytest.approx(expected, rel=1e-9)
+    test = rng.integers(0, 4, size=(5, 8))
+    mean, var = gp.predict(feats(test))
+    post = gp.to_botorch().posterior(feats(test))
+    assert torch.allclose(post.mean.squeeze(-1), mean, atol=1e-6)
+    assert torch.allclose(post.variance.squeeze(-1), var, atol=1e-6)
+    np.testing.assert_allclose(gp.chain_tables(0).value(test)[0], mean.numpy(), atol=1e-8)
+    # the prior's per-block scales are the prior's: not without the prior terms
+    assert "block_scale" not in fit_quality_gp(feats(idx), y, feats, use_block_scale=True, use_prior=False).kernel.active
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_where_each_block_scales_the_prior_differently_the_prior_block_model_predicts_untried_cells_better(seed):
+    land, prior = _per_block_prior_landscape(seed)
+    strategy = _fitted(land, seed, prior=_prior(land, prior), n=25, prior_block_scale=True)
+    assert "linear+prior+blocks" in strategy.last_selection["scores"]  # a candidate of every fit
+    # every single change from the teacher, most of them never observed alone
+    feats, B, rows = strategy._features, len(land.space.blocks), []
+    for b in range(B):
+        for k in range(1, 4):
+            rows.append([k if i == b else 0 for i in range(B)])
+    truth = np.array([land.quality(land.space.decode(r)) for r in rows]) / land.epsilon
+    X = feats(np.array([strategy.space.encode(o.config) for o in strategy.history]))
+    y = torch.tensor([o.quality / land.epsilon for o in strategy.history], dtype=DTYPE)
+    errors = {}
+    for blocks in (False, True):
+        gp = fit_quality_gp(X, y, feats, use_block_scale=blocks, mean=0.0, prior_rel_sd=1.0)
+        errors[blocks] = float(np.abs(gp.predict(feats(np.array(rows)))[0].numpy() - truth).mean())
+    assert errors[True] < 0.8 * errors[False]
 
 
 # -- the reference chosen by the data (reference_first: observations far beyond epsilon) -------------
