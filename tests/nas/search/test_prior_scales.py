@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import prior_scales  # noqa: E402
-from search_toys import SAMPLERS_SPACE  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def lib(saved_library):
-    return saved_library(SAMPLERS_SPACE, steps=2, samples=4, val_samples=2, capture_batch=4, batch_size=2)
+import prior_scales  # benchmarks/, importable through conftest.py
 
 
 def test_every_single_change_is_evaluated_and_summarised_per_block(lib, capsys):

@@ -18,15 +18,7 @@ from tocsr_nas.search import setup
 from tocsr_nas.surrogates.library import LibraryMismatchError
 from tocsr_nas.teacher import Teacher, build_teacher
 
-from search_toys import SAMPLERS_SPACE
-
 FAST = {"val_samples": 2, "progress": False}
-
-
-@pytest.fixture(scope="module")
-def lib(saved_library):
-    """``{"teacher": dir, "surrogates": dir, "space": yaml}``: a saved random tiny teacher and its library."""
-    return saved_library(SAMPLERS_SPACE, steps=2, samples=4, val_samples=2, capture_batch=4, batch_size=2)
 
 
 def test_exported_lazily_from_tocsr_nas_search():

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
-
-import pytest
 
 from tocsr_nas.strategies.ecbo.strategy import ECBO
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import sweep_trace  # noqa: E402
-from search_toys import SAMPLERS_SPACE  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def lib(saved_library):
-    return saved_library(SAMPLERS_SPACE, steps=2, samples=4, val_samples=2, capture_batch=4, batch_size=2)
+import sweep_trace  # benchmarks/, importable through conftest.py
 
 
 def test_the_trace_reports_calibration_and_reductions_per_epsilon(lib, capsys):

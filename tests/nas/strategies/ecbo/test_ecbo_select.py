@@ -211,6 +211,15 @@ def test_without_a_prior_the_block_scale_models_are_candidates_after_the_referen
         make_strategy("ecbo", land.problem(), block_scale="yes")
 
 
+def _assert_twin_and_tables_agree(gp, feats, test):
+    """The GP's predictions at index rows ``test`` equal its botorch twin's and its chain tables' mean."""
+    mean, var = gp.predict(feats(test))
+    post = gp.to_botorch().posterior(feats(test))
+    assert torch.allclose(post.mean.squeeze(-1), mean, atol=1e-6)
+    assert torch.allclose(post.variance.squeeze(-1), var, atol=1e-6)
+    np.testing.assert_allclose(gp.chain_tables(0).value(test)[0], mean.numpy(), atol=1e-8)
+
+
 def test_the_block_scale_term_matches_its_botorch_twin_and_its_chain_tables():
     land = _per_block_landscape(0, blocks=8)
     shape = {b.path: {n: float(v) for n, v in zip(b.names, row)}
@@ -223,12 +232,7 @@ def test_the_block_scale_term_matches_its_botorch_twin_and_its_chain_tables():
     assert "block_scale" in gp.kernel.active
     # the per-block scale explains this landscape: the free per-cell weights are not needed
     assert gp.hypers["block_scale"] > 10 * gp.hypers["additive"]
-    test = rng.integers(0, 4, size=(5, 8))
-    mean, var = gp.predict(feats(test))
-    post = gp.to_botorch().posterior(feats(test))
-    assert torch.allclose(post.mean.squeeze(-1), mean, atol=1e-6)
-    assert torch.allclose(post.variance.squeeze(-1), var, atol=1e-6)
-    np.testing.assert_allclose(gp.chain_tables(0).value(test)[0], mean.numpy(), atol=1e-8)
+    _assert_twin_and_tables_agree(gp, feats, rng.integers(0, 4, size=(5, 8)))
     # off (the default of fit_quality_gp): the term's columns are unused
     assert "block_scale" not in fit_quality_gp(feats(idx), y, feats, use_rbf=False).kernel.active
 
@@ -299,12 +303,7 @@ def test_the_prior_block_scale_term_ties_the_per_cell_error_to_the_blocks_scale_
     assert "block_scale" in gp.kernel.active
     expected = 0.25 * (h["prior"] + h["block_scale"] * feats.block_norm**2) / feats.scaled_norm**2
     assert h["scaled"] == pytest.approx(expected, rel=1e-9)
-    test = rng.integers(0, 4, size=(5, 8))
-    mean, var = gp.predict(feats(test))
-    post = gp.to_botorch().posterior(feats(test))
-    assert torch.allclose(post.mean.squeeze(-1), mean, atol=1e-6)
-    assert torch.allclose(post.variance.squeeze(-1), var, atol=1e-6)
-    np.testing.assert_allclose(gp.chain_tables(0).value(test)[0], mean.numpy(), atol=1e-8)
+    _assert_twin_and_tables_agree(gp, feats, rng.integers(0, 4, size=(5, 8)))
     # the prior's per-block scales are the prior's: not without the prior terms
     assert "block_scale" not in fit_quality_gp(feats(idx), y, feats, use_block_scale=True, use_prior=False).kernel.active
 
