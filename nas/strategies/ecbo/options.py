@@ -99,11 +99,11 @@ class ECBOOptions:
             and on ``make demo``'s library one unit of prior costs 0.001 to 2.6 units of
             denoising loss depending on the block, while within a block the prior ranks the
             options well (rank correlation 0.84 on average; ``benchmarks/prior_scales.py``).
-            Off by default: on the demo's search it raises the mean reduction over ten seeds at
-            every epsilon and the worst seed's at 0.05 and 0.1, on a library distilled with
-            another seed only 0.1 gains, and on a library distilled briefly in bfloat16, whose
-            prior ranks the options within blocks backwards, the worst seed's drops
-            (docs/BENCHMARKS.md section 4). On every benchmark landscape with a prior that was
+            Off by default: on the demo's library it raises the reduction at 0.05 and 0.1 (mean
+            and worst seed, 20 seeds), but on a library distilled the same way with another seed
+            it is no better (worse at every epsilon on seeds 10-19), and on a library distilled
+            briefly in bfloat16, whose prior ranks the options within blocks backwards, the worst
+            seed's reduction drops (docs/BENCHMARKS.md section 4). On every benchmark landscape with a prior that was
             run (A, B, the stress and probe instances 100-109, the fixed instances) the
             searches are those of the option off.
         rbf_free: without a prior and with ``block_scale`` (and ``use_rbf``), the linear-warp
