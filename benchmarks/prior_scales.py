@@ -47,7 +47,9 @@ def single_changes(teacher: Path, surrogates: Path, val_samples: int = 32) -> pd
             config = {**base, block.path: name}
             rows.append({"block": block.path, "option": name, "prior": prepared.prior[block.path][name],
                          "damage": float(prepared.quality(config))})
-    return pd.DataFrame(rows)
+    cells = pd.DataFrame(rows)
+    cells.attrs["teacher"] = dict(base)  # each block's teacher option (additivity: unchanged blocks)
+    return cells
 
 
 def block_scales(cells: pd.DataFrame) -> pd.DataFrame:
@@ -63,11 +65,18 @@ def block_scales(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def additivity(cells: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
-    """Each trial that changes two blocks or more: its quality, the sum of its single-change damages and their ratio."""
+    """Each trial that changes two blocks or more: its quality, the sum of its single-change damages and their ratio.
+
+    ``cells.attrs["teacher"]`` names each block's teacher option (:func:`single_changes` sets it).
+    """
     damage = {(r.block, r.option): r.damage for r in cells.itertuples()}
+    teacher = cells.attrs.get("teacher", {})
     rows = []
     for t in trials.itertuples():
-        changed = [(b, o) for b, o in json.loads(t.config).items() if o != "teacher"]
+        changed = [(b, o) for b, o in json.loads(t.config).items() if o != teacher.get(b)]
+        unknown = [f"{b}={o}" for b, o in changed if (b, o) not in damage]
+        if unknown:
+            raise SystemExit(f"trial {t.trial}: {', '.join(unknown)} not in this library's space (another teacher or library?)")
         if len(changed) >= 2 and np.isfinite(t.quality):
             total = sum(damage[c] for c in changed)
             rows.append({"trial": t.trial, "changed": len(changed), "quality": t.quality, "sum_of_singles": total,

@@ -41,9 +41,14 @@ def test_a_block_scale_is_the_median_damage_per_unit_of_prior():
 def test_additivity_sets_each_multi_block_trial_beside_the_sum_of_its_single_changes():
     cells = pd.DataFrame({"block": ["a", "a", "b"], "option": ["x", "y", "x"], "prior": [0.1, 0.2, 0.3],
                           "damage": [0.01, 0.02, 0.03]})
+    cells.attrs["teacher"] = {"a": "teacher", "b": "teacher"}
     trials = pd.DataFrame({"trial": [0, 1, 2, 3], "quality": [0.0, 0.01, 0.08, float("nan")],
                            "config": ['{"a": "teacher", "b": "teacher"}', '{"a": "x", "b": "teacher"}',
                                       '{"a": "y", "b": "x"}', '{"a": "x", "b": "x"}']})
     joint = prior_scales.additivity(cells, trials)
     assert joint["trial"].tolist() == [2]  # one block or fewer changed, or a failed evaluation: left out
     assert joint["sum_of_singles"].iloc[0] == pytest.approx(0.05) and joint["ratio"].iloc[0] == pytest.approx(1.6)
+    # a trial from another space: a clear error, not a wrong sum
+    other = pd.DataFrame({"trial": [7], "quality": [0.1], "config": ['{"a": "w", "b": "x"}']})
+    with pytest.raises(SystemExit, match="trial 7: a=w not in this library's space"):
+        prior_scales.additivity(cells, other)
