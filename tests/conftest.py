@@ -14,6 +14,9 @@ import torch
 
 from tocsr_nas.teacher import Teacher, build_teacher, default_teacher_dir
 
+# tests/ on the path: its helper modules (micro_spaces.py) import from every test package
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture(scope="session")
 def tiny_teacher() -> Teacher:

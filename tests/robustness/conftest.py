@@ -18,19 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from micro_spaces import micro_space  # tests/micro_spaces.py
+
 #: the micro space of the catalogue: attention blocks and samplers of the tiny teacher
-MICRO_SPACE = """\
-name: micro
-rules:
-  - name: attentions
-    match: "*attentions.*"
-    type: Transformer2DModel
-    candidates: [skip, conv_mixer]
-  - name: downsamplers
-    match: "*downsamplers.*"
-    type: Downsample2D
-    candidates: [pool_down]
-"""
+MICRO_SPACE = micro_space("micro", "attentions", "downsamplers")
 
 #: fast settings of a micro search
 FAST_SEARCH = ["--val-samples", "4", "--threads", "1", "--no-progress"]

@@ -15,22 +15,9 @@ import pytest
 from tocsr_nas.cli import main
 from tocsr_nas.teacher import build_teacher
 
-MICRO_SPACE = """\
-name: micro
-rules:
-  - name: attentions
-    match: "*attentions.*"
-    type: Transformer2DModel
-    candidates: [skip, conv_mixer]
-  - name: downsamplers
-    match: "*downsamplers.*"
-    type: Downsample2D
-    candidates: [pool_down]
-  - name: upsamplers
-    match: "*upsamplers.*"
-    type: Upsample2D
-    candidates: [light_up]
-"""
+from micro_spaces import micro_space  # tests/micro_spaces.py
+
+MICRO_SPACE = micro_space("micro", "attentions", "downsamplers", "upsamplers")
 
 FAST = ["--val-samples", "4", "--threads", "1", "--no-progress"]
 

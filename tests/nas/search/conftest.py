@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search_toys import SAMPLERS_SPACE
+from micro_spaces import SAMPLERS_SPACE  # tests/micro_spaces.py
 
 #: the repository's ``benchmarks/`` folder (its scripts are not a package)
 BENCH = Path(__file__).resolve().parents[3] / "benchmarks"
@@ -19,5 +19,5 @@ if str(BENCH) not in sys.path:
 @pytest.fixture(scope="module")
 def lib(saved_library):
     """``{"teacher": dir, "surrogates": dir, "space": yaml}``: a saved random tiny teacher and its library
-    over the samplers only (:data:`search_toys.SAMPLERS_SPACE`)."""
+    over the samplers only (:data:`micro_spaces.SAMPLERS_SPACE`)."""
     return saved_library(SAMPLERS_SPACE, steps=2, samples=4, val_samples=2, capture_batch=4, batch_size=2)

@@ -16,20 +16,6 @@ OPTIONS = {"full": 4.0, "half": 2.0, "tiny": 1.0}
 DAMAGE = {"full": 0.0, "half": 0.01, "tiny": 0.035}
 BLOCKS = ("b0", "b1", "b2", "b3")
 
-#: a search space of the tiny teacher's samplers only (a library distilled for it takes seconds)
-SAMPLERS_SPACE = """\
-name: samplers
-rules:
-  - name: downsamplers
-    match: "*downsamplers.*"
-    type: Downsample2D
-    candidates: [pool_down]
-  - name: upsamplers
-    match: "*upsamplers.*"
-    type: Upsample2D
-    candidates: [light_up]
-"""
-
 
 def toy_space() -> SearchSpace:
     return SearchSpace.from_choices({b: list(OPTIONS) for b in BLOCKS}, name="toy")

@@ -15,6 +15,8 @@ from tocsr_nas.errors import TocsrError
 from tocsr_nas.search import search
 from tocsr_nas.search.results import load_search
 
+from micro_spaces import micro_space  # tests/micro_spaces.py
+
 #: a "latency" that disagrees with GMACs: the half option is the fastest
 MS = {"full": 4.0, "half": 0.5, "tiny": 1.5}
 
@@ -57,18 +59,7 @@ def test_latency_without_a_latency_cost_is_an_error():
                objective="latency", budget=2, progress=False)  # fmt: skip
 
 
-MICRO_SPACE = """\
-name: micro
-rules:
-  - name: attentions
-    match: "*attentions.*"
-    type: Transformer2DModel
-    candidates: [skip, conv_mixer]
-  - name: upsamplers
-    match: "*upsamplers.*"
-    type: Upsample2D
-    candidates: [light_up]
-"""
+MICRO_SPACE = micro_space("micro", "attentions", "upsamplers")
 
 
 def test_search_command_objective_latency_records_predicted_and_measured(saved_library, tmp_path, monkeypatch, capsys):
