@@ -140,7 +140,11 @@ class ECBOOptions:
             regret at 40 / 80 evaluations goes from 1.7 / 1.3% to 1.5 / 0.7% (instance 100 at 40:
             26.1 -> 0.6%), no instance worse; on instances 0-9 (run after the choice) one instance
             is better at 80 (2.1 -> 0.0%), the others identical; landscapes whose evaluations do
-            not fail are unchanged (docs/BENCHMARKS.md section 9).
+            not fail are unchanged (docs/BENCHMARKS.md section 9). It acts only once the far split
+            starts, which waits for :data:`~tocsr_nas.strategies.ecbo.select.MIN_OBSERVATIONS`
+            working observations: where nearly every evaluation fails it never does (``failing``
+            instance 105, search seed 5: 3 of the first 37 evaluations work;
+            ``benchmarks/ecbo_trace.py --landscape failing --landscape-seed 105 --seed 5 --budget 40``).
         far_weight: with ``far_model``, the power of ``P(not far)`` in the feasibility
             (``P(not far)^far_weight * P(feasible | not far)``, before ``pof_power``); positive. A
             far failure costs an evaluation and, left out of the quality model, teaches it
