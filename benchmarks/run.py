@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--landscapes", default="A,B", help="comma list of A, B, toyA, toyB, the stress landscapes of "
                    "stress_landscapes.py (deadpath, range100, chain30, failing, misleading; 'stress' = all five), the probe "
                    "landscapes of probe_landscapes.py (unordered, plateau, product, wide, binary, tight, loose; 'probe' = all) and "
-                   "the real tables of table_landscapes.py (macro, graph-arxiv, graph-cora; NAME@qQ) (default A,B)")
+                   "the real tables of table_landscapes.py (macro, graph-arxiv, graph-cora, cell-DATASET; NAME@qQ) (default A,B)")
     p.add_argument("--strategies", default=",".join(PEERS), help="comma list; a '-noprior' suffix withholds the prior")
     p.add_argument("--seeds", type=int, default=None, help="search seeds (default 10; --quick: 2)")
     p.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1 (default 0)")

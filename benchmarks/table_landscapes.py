@@ -23,6 +23,14 @@ cost and quality loss, the optimum ``min cost s.t. quality <= epsilon`` a scan o
   architecture (one GCN layer) is feasible at every quantile from 0.02 to 0.2, so ``graph-cora``
   is an easy landscape; on arXiv depth pays and the optimum (0.089 M at ``q = 0.1``) is more than
   twice the cheapest architecture (0.039 M): ``graph-arxiv`` is the discriminating one.
+* ``cell-<dataset>`` (``citeseer``, ``pubmed``, ``photo``, ``computers``, ``cs``, ``physics``):
+  NAS-Bench-Graph's whole cell on six datasets no default was tuned on (confirmation tables): a
+  ``links`` block (the benchmark's 9 link patterns, e.g. ``0123`` the chain, ``0000`` four
+  parallel layers on the input) and four layers x 9 operations, the all-``skip`` operations
+  excluded as above: 59,040 configurations onto all 26,206 architectures of the benchmark (the
+  benchmark's canonical hash of every configuration is committed in one table shared by the
+  datasets). Cost, quality and teacher as for ``graph-*``; the link pattern interacts with every
+  layer (which layers are parallel, which stacked), so this space is not additive per block.
 
 Epsilon: the ``q``-quantile of all qualities of the table (a fraction ``q`` of the space is
 feasible), written ``LABEL@qQ`` (``macro@q0.05``); the default ``q`` is :data:`DEFAULT_QUANTILE`.
@@ -33,6 +41,7 @@ No prior: these are black-box landscapes (``prior()`` is ``None``, so ``make_pro
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -43,7 +52,7 @@ from landscapes import EnumeratedLandscape
 
 from tocsr_nas.searchspace import Configuration, MaxCount, SearchSpace
 
-__all__ = ["DATA", "DEFAULT_QUANTILE", "TABLES", "TableLandscape", "graph_landscape", "macro_landscape", "table_landscape"]
+__all__ = ["DATA", "DEFAULT_QUANTILE", "TABLES", "CELL_DATASETS", "TableLandscape", "cell_landscape", "graph_landscape", "macro_landscape", "table_landscape"]
 
 DATA = Path(__file__).resolve().parent / "data"
 #: epsilon = this quantile of all qualities unless the label says otherwise (one tenth feasible)
@@ -53,6 +62,8 @@ DEFAULT_QUANTILE = 0.1
 MACRO_CHOICES = {"2": "mb6_k5", "1": "mb3_k3", "0": "identity"}
 #: NAS-Bench-Graph's operations (``gnn_list`` of its ``architecture.py``)
 GRAPH_OPS = ["gat", "gcn", "gin", "cheb", "sage", "arma", "graph", "fc", "skip"]
+#: the datasets whose whole-cell tables are committed (``nas_bench_graph_<dataset>.csv.gz``)
+CELL_DATASETS = ("citeseer", "pubmed", "photo", "computers", "cs", "physics")
 
 
 @dataclass
@@ -131,11 +142,50 @@ def graph_landscape(dataset: str = "cora", quantile: float = DEFAULT_QUANTILE, *
     return _finish(f"graph-{dataset}", space, table, quantile)
 
 
+def _read_gz_csv(path: Path) -> list[dict[str, str]]:
+    with gzip.open(path, "rt", newline="", encoding="ascii") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cell_landscape(dataset: str, quantile: float = DEFAULT_QUANTILE, *, data: Path = DATA) -> TableLandscape:
+    """NAS-Bench-Graph's whole cell on ``dataset``: a link pattern and four operations; cost = parameters (M).
+
+    Args:
+        dataset: one of :data:`CELL_DATASETS` (its ``nas_bench_graph_<dataset>.csv.gz``: ``bench_hash``,
+            ``perf``, ``params_m``, ``latency_s`` for every architecture of the benchmark).
+        quantile: epsilon is this quantile of all 59,040 qualities.
+        data: the folder holding those files and ``nas_bench_graph_cell_hashes.csv.gz`` (``link``,
+            ``op0..op3``, ``bench_hash``: the benchmark's canonical hash of each configuration).
+
+    Returns:
+        The landscape, named ``cell-<dataset>``: blocks ``links`` and ``layer0..3``; each block's first
+        choice is the reference's (the most accurate configuration, the cheaper one on a tie: the teacher).
+    """
+    bench = {r["bench_hash"]: (float(r["perf"]), float(r["params_m"])) for r in _read_gz_csv(data / f"nas_bench_graph_{dataset}.csv.gz")}
+    rows = _read_gz_csv(data / "nas_bench_graph_cell_hashes.csv.gz")
+    missing = {r["bench_hash"] for r in rows} - bench.keys()
+    if missing:
+        raise ValueError(f"cell-{dataset}: {len(missing)} architectures of the cell have no entry in the table")
+    ref = max(rows, key=lambda r: (bench[r["bench_hash"]][0], -bench[r["bench_hash"]][1]))
+    links = sorted({r["link"] for r in rows})
+    choices = {"links": [ref["link"]] + [lk for lk in links if lk != ref["link"]]}
+    choices |= {f"layer{i}": [ref[f"op{i}"]] + [o for o in GRAPH_OPS if o != ref[f"op{i}"]] for i in range(4)}
+    space = SearchSpace.from_choices(choices, [MaxCount(candidate="skip", count=3)], name=f"nas-bench-graph-{dataset}-cell")
+    best = bench[ref["bench_hash"]][0]
+    table = {}
+    for r in rows:
+        perf, params = bench[r["bench_hash"]]
+        cfg = Configuration({"links": r["link"], **{f"layer{i}": r[f"op{i}"] for i in range(4)}})
+        table[cfg.to_json()] = (params, params * 1e6, best - perf)
+    return _finish(f"cell-{dataset}", space, table, quantile)
+
+
 #: landscape label -> builder taking the epsilon quantile
 TABLES = {
     "macro": macro_landscape,
     "graph-arxiv": lambda q: graph_landscape("arxiv", q),
     "graph-cora": lambda q: graph_landscape("cora", q),
+    **{f"cell-{ds}": (lambda q, ds=ds: cell_landscape(ds, q)) for ds in CELL_DATASETS},
 }
 
 

@@ -165,13 +165,48 @@ def test_table_optimum_matches_a_pandas_scan(label):
     assert land.prior() is None  # black-box landscapes
 
 
+@pytest.mark.parametrize("label", ["cell-citeseer", "cell-photo@q0.02"])
+def test_cell_optimum_matches_a_pandas_scan(label):
+    """The whole-cell tables: every configuration of the space has a row (the shared hash map joined with the
+    dataset's table by pandas), the epsilon and the optimum equal an independent scan, and the teacher is the most
+    accurate configuration, proposed first."""
+    import pandas as pd
+    from table_landscapes import DATA, table_landscape
+
+    land = table_landscape(label)
+    dataset = label.split("@")[0].split("-", 1)[1]
+    hashes = pd.read_csv(DATA / "nas_bench_graph_cell_hashes.csv.gz", dtype={"link": str})
+    bench = pd.read_csv(DATA / f"nas_bench_graph_{dataset}.csv.gz")
+    assert len(bench) == 26_206 == bench["bench_hash"].nunique() == hashes["bench_hash"].nunique()  # the paper's count
+    df = hashes.merge(bench, on="bench_hash", how="left", validate="many_to_one")
+    assert len(df) == 9 * (9**4 - 1) == len(land.table) and not df["perf"].isna().any()
+    loss, cost = df["perf"].max() - df["perf"], df["params_m"]
+    epsilon = loss.quantile(float(label.partition("@q")[2] or 0.1))
+    assert land.epsilon == pytest.approx(epsilon)
+    opt, cfg = land.optimum()
+    assert opt == pytest.approx(cost[loss <= epsilon].min())
+    assert land.quality(cfg) <= land.epsilon and land.cost(cfg) == opt
+    teacher = land.space.default_config()
+    assert land.quality(teacher) == 0.0 and land.cost(teacher) > opt
+    # the canonical hash merges isomorphic configurations: the same architecture, the same quality
+    shared = df["bench_hash"].value_counts().index[0]
+    same = df[df["bench_hash"] == shared]
+    assert len(same) > 1
+    row = same.iloc[0]
+    for _, r in same.iterrows():
+        cfg = {"links": r["link"], **{f"layer{i}": r[f"op{i}"] for i in range(4)}}
+        assert land.quality(cfg) == pytest.approx(df["perf"].max() - row["perf"])
+    assert land.prior() is None
+
+
 def test_graph_space_excludes_the_missing_architecture():
     from table_landscapes import table_landscape
 
-    land = table_landscape("graph-arxiv")
-    all_skip = {b.path: "skip" for b in land.space.blocks}
-    assert not land.space.is_valid(all_skip)  # strategies never propose it ...
-    assert land.cost(all_skip) == min(v[0] for v in land.table.values())  # ... but may price it
+    for label in ("graph-arxiv", "cell-pubmed"):
+        land = table_landscape(label)
+        all_skip = {b.path: "0123" if b.path == "links" else "skip" for b in land.space.blocks}
+        assert not land.space.is_valid(all_skip)  # strategies never propose it ...
+        assert land.cost(all_skip) == min(v[0] for v in land.table.values())  # ... but may price it
 
 
 def test_run_on_the_tables(tmp_path):
