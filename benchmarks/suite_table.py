@@ -49,6 +49,7 @@ DEFAULT_SOURCES = [
     RESULTS / "probe_instances",  # the probe landscapes over instances 100-109: ecbo (with and without the prior), random, optuna-tpe to 40
     RESULTS / "probe_instances_80",  # the same four strategies rerun to 80 with today's defaults (identical to 40)
     RESULTS / "failing_far",  # failing's instances 0-9: ecbo with failures_far (on by default), 10 seeds to 80
+    RESULTS / "cell_tables",  # confirmation tables (NAS-Bench-Graph's whole cell, six unseen datasets): ecbo and the cheap peers, 10 seeds to 160
 ]
 BUDGETS = (10, 20, 40, 80, 160)
 
