@@ -284,3 +284,34 @@ def test_run_on_probe_instances(tmp_path):
     for name in ("wide", "tight"):
         want = [probe_landscape(name, s).optimum()[0] for s in (4, 5)]
         assert [r["optimum"] for r in optima[f"{name}@inst"]] == pytest.approx(want)
+
+
+def test_table_structure_tells_neighbour_from_distant_interactions():
+    """benchmarks/table_structure.py: on a landscape whose damage is one-hot plus a neighbour-pair interaction the
+    neighbour features fit it exactly and the additive ones do not; an interaction between the first and the last
+    block is fitted exactly only by all pairs. The optimum's fitted value follows."""
+    from landscapes import EnumeratedLandscape
+    from table_structure import structure
+
+    from tocsr_nas.searchspace import SearchSpace
+
+    space = SearchSpace.from_choices({f"b{i}": ["t", "x", "y"] for i in range(4)})
+    rng = np.random.default_rng(0)
+    single = rng.uniform(0.0, 1.0, (4, 3))
+    single[:, 0] = 0.0
+
+    def land(a: int, b: int) -> EnumeratedLandscape:
+        table = {}
+        for cfg in space.enumerate():
+            idx = space.encode(cfg)
+            q = single[np.arange(4), idx].sum() + (2.0 if idx[a] == 1 and idx[b] == 2 else 0.0)
+            table[cfg.to_json()] = (float(8 - sum(i > 0 for i in idx)), 0.0, float(q))
+        return EnumeratedLandscape(f"pair{a}{b}", space, table, 1.0)
+
+    near = structure(land(1, 2))
+    assert near["neighbours"]["r2"] == pytest.approx(1.0, abs=1e-6) and near["additive"]["r2"] < 0.99
+    far = structure(land(0, 3))
+    assert far["neighbours"]["r2"] < 0.99 and far["all pairs"]["r2"] == pytest.approx(1.0, abs=1e-6)
+    _, best = land(0, 3).optimum()
+    assert far["all pairs"]["at_optimum"] == pytest.approx(land(0, 3).quality(best), abs=1e-4)
+    assert all(0.0 <= r["label_accuracy"] <= 1.0 for r in far.values())
