@@ -1,4 +1,4 @@
-"""The GP features of a configuration: one-hot, neighbour-pair, prior and per-block-scale columns.
+"""The GP features of a configuration: one-hot, neighbour-pair, prior, per-block-scale and distant-pair columns.
 
 :class:`ConfigFeatures` maps choice-index rows to the feature columns whose inner products are the
 linear terms of ``ecbo``'s kernel (:mod:`~tocsr_nas.strategies.ecbo.kernel`), and splits linear
@@ -28,7 +28,13 @@ class ConfigFeatures:
 
     Columns: ``[phi1 (one-hot, D1) | phi2 (neighbour pairs, D2) | z (prior, 1) | phi_p (prior-scaled
     one-hot, D1, with a prior) | n (shared names, D3) | z2 (compounding, 1, with a prior) |
-    r (per-block shape, D5 = B, with a block shape)]``.
+    r (per-block shape, D5 = B, with a block shape) | phi6 (distant pairs, D6, with far_pairs)]``.
+
+    The distant-pair columns are the one-hot of every two blocks that are not neighbours
+    (``b``, ``b'`` with ``b' > b + 1``) / sqrt(their number): interactions the chain cannot hold, such
+    as a cell's link pattern that changes how every layer acts. They are left out of the chain
+    tables (:meth:`decompose`), so a model using them is searched exactly by the GP's predictions
+    and approximately by the chain DP.
 
     The per-block-shape columns ``r_b(x) = shape[b, x_b] * block_norm`` carry one weight per
     block: block ``b``'s damage is ``s_b * shape[b, x_b]``, one learned scale times a fixed
@@ -51,6 +57,7 @@ class ConfigFeatures:
         *,
         shared: bool = True,
         block_shape: Mapping[str, Mapping[str, float]] | Literal["prior"] | None = None,
+        far_pairs: bool = False,
     ) -> None:
         self.card = np.array(space.cardinalities, dtype=np.int64)  # (B,)
         self.n_blocks = len(self.card)
@@ -100,10 +107,19 @@ class ConfigFeatures:
         self.d5 = self.n_blocks if block_shape is not None else 0
         sq5 = float((np.abs(self.shape_table).max(axis=1) ** 2).sum())
         self.block_norm = 1.0 / math.sqrt(sq5) if sq5 > 0 else 1.0  # |r|^2 <= 1, like phi1
-        self.dim = self.d_base + self.d3 + self.d4 + self.d5
+        # phi6: one-hot of every non-neighbour pair of blocks (with far_pairs)
+        self.far = [(a, b) for a in range(self.n_blocks) for b in range(a + 2, self.n_blocks)] if far_pairs else []
+        self.far_a = np.array([a for a, _ in self.far], dtype=np.int64)
+        self.far_b = np.array([b for _, b in self.far], dtype=np.int64)
+        far_sizes = self.card[self.far_a] * self.card[self.far_b]  # (P,)
+        self.far_offsets = np.concatenate([[0], np.cumsum(far_sizes)[:-1]]) if len(self.far) else np.zeros(0, np.int64)
+        self.d6 = int(far_sizes.sum())
+        d_r = self.d_base + self.d3 + self.d4 + self.d5
+        self.dim = d_r + self.d6
         self.slice_s = list(range(self.d_base, self.d_base + self.d3))
         self.slice_z2 = list(range(self.d_base + self.d3, self.d_base + self.d3 + self.d4))
-        self.slice_r = list(range(self.d_base + self.d3 + self.d4, self.dim))
+        self.slice_r = list(range(self.d_base + self.d3 + self.d4, d_r))
+        self.slice_far = list(range(d_r, self.dim))
         root = np.sqrt(np.maximum(self.prior_table, 0.0))  # (B, Kmax)
         self.prior_pair_table = root[:-1, :, None] * root[1:, None, :]  # (B-1, Kmax, Kmax)
         self.slice1 = list(range(0, self.d1))
@@ -132,7 +148,10 @@ class ConfigFeatures:
             blocks = np.arange(self.n_blocks - 1)[None, :]
             out[:, self.slice_z2[0]] = self.prior_pair_table[blocks, idx[:, :-1], idx[:, 1:]].sum(axis=1)
         if self.d5:
-            out[:, self.slice_r[0] : self.dim] = self.shape_table[np.arange(self.n_blocks)[None, :], idx] * self.block_norm
+            out[:, self.slice_r[0] : self.slice_r[-1] + 1] = self.shape_table[np.arange(self.n_blocks)[None, :], idx] * self.block_norm
+        if self.d6:
+            pair = idx[:, self.far_a] * self.card[None, self.far_b] + idx[:, self.far_b]  # (N, P)
+            out[rows, self.slice_far[0] + self.far_offsets[None, :] + pair] = 1.0 / math.sqrt(len(self.far))
         return torch.as_tensor(out, dtype=DTYPE)
 
     def column_terms(self) -> dict[str, slice]:
@@ -146,14 +165,18 @@ class ConfigFeatures:
         if self.d4:
             out["prior_pairs"] = slice(self.slice_z2[0], self.slice_z2[0] + 1)
         if self.d5:
-            out["block_scale"] = slice(self.slice_r[0], self.dim)
+            out["block_scale"] = slice(self.slice_r[0], self.slice_r[-1] + 1)
+        if self.d6:
+            out["far_pairs"] = slice(self.slice_far[0], self.dim)
         return out
 
     def decompose(self, w: Tensor) -> tuple[Tensor, Tensor]:
         """Split linear weights over the feature columns into chain tables.
 
         Every feature column is a sum over blocks (one-hot, pair one-hot, summed prior, scaled
-        one-hot, name counts) or belongs to one block (per-block shape), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``.
+        one-hot, name counts) or belongs to one block (per-block shape), so ``features(x) @ w = sum_b U[b, x_b] + sum_b V[b, x_b, x_{b+1}]``
+        for weights that are zero on the distant-pair columns; those columns are left out of the
+        tables (a chain holds no distant pair).
 
         Args:
             w: weights ``(D, S)`` for ``S`` weight vectors.
@@ -177,7 +200,7 @@ class ConfigFeatures:
             U = U + torch.where(torch.as_tensor(self.name_id >= 0)[None], shared, torch.zeros((), dtype=DTYPE))
         if self.d5:  # s_b * shape[b, k]
             shape = torch.as_tensor(self.shape_table * self.block_norm, dtype=DTYPE)  # (B, K)
-            U = U + w[self.slice_r[0] : self.dim].T[:, :, None] * shape[None]
+            U = U + w[self.slice_r[0] : self.slice_r[-1] + 1].T[:, :, None] * shape[None]
         U = torch.where(valid[None], U, torch.full((), math.inf, dtype=DTYPE))
         V = torch.zeros((S, max(B - 1, 0), K, K), dtype=DTYPE)
         for b in range(B - 1):

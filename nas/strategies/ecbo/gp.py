@@ -29,7 +29,7 @@ __all__ = ["ChainTables", "QualityGP", "fit_quality_gp"]
 logger = logging.getLogger(__name__)
 
 #: hyperparameters in fitting order, and their Gamma(shape, rate) priors (None: flat)
-_HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "block_scale", "rbf", "lengthscale", "noise")
+_HYPERS = ("additive", "pairs", "prior", "prior_pairs", "scaled", "shared", "block_scale", "far_pairs", "rbf", "lengthscale", "noise")
 #: The prior terms' variances get a vague prior: their scale is the ratio between the prior's units
 #: (a distillation loss, say) and the quality's, which nothing bounds. A Gamma(2, 4) there (mean 0.5)
 #: held the prior term's variance far below the 50 to 180 that landscape B's data give it, so the
@@ -41,18 +41,23 @@ _PRIORS = {
     "scaled": (2.0, 4.0),
     "shared": (2.0, 4.0),
     "block_scale": (2.0, 4.0),
+    "far_pairs": (1.0, 4.0),
     "prior_pairs": (1.0, 1e-3),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
+#: The distant pairs' variance (option ``far_pairs_blocks``) gets an exponential prior (mode 0) and starts
+#: small, so that the fit can switch the term off where the data show no distant interaction: with the
+#: Gamma(2, 4) of the neighbour pairs (and their start, 0.2) it held macro's search at 5.7% regret at 20
+#: evaluations instead of 0.0% (docs/BENCHMARKS.md section 7, "Confirmation tables").
 #: with the prior as the per-block shape (``ConfigFeatures(block_shape="prior")``) the per-block
 #: scales are the prior's units per block, as unbounded as the prior term's: the hyperprior of that term
 _PRIOR_SHAPED = "prior"
 #: ... and a second L-BFGS-B start with their variance here: from the usual start (0.5) the fit on the
 #: demo's searches stops where the term is off, far below this start's optimum in marginal likelihood
 _BLOCK_PRIOR_START = 100.0
-_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "block_scale": 0.5, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
+_INIT = {"additive": 0.5, "pairs": 0.2, "prior": 10.0, "scaled": 0.5, "shared": 0.5, "block_scale": 0.5, "far_pairs": 0.05, "prior_pairs": 0.5, "rbf": 0.2, "lengthscale": 0.5, "noise": 0.02}
 _MIN_NOISE = 1e-6
 
 
@@ -167,6 +172,8 @@ class QualityGP:
         """
         f = self.kernel.features
         X = self.X  # (n, D)
+        if f.d6 and "far_pairs" not in self.kernel.active:  # a model without the distant pairs: the features without them
+            X = X[:, : f.slice_far[0]].contiguous()
         hvec = torch.zeros(X.shape[1], dtype=DTYPE)  # (D,)
         for term, cols in f.column_terms().items():
             if term == "additive" or term in self.kernel.active:
@@ -177,10 +184,16 @@ class QualityGP:
             n = X.shape[0]
             # the prior-shaped block columns draw only when their term is in the model: the other models'
             # samples stay those of the features without them
-            drawn = X.shape[1] - (f.d5 if f.shape_is_prior and "block_scale" not in self.kernel.active else 0)
+            drawn: slice | Tensor = slice(None)
+            if f.shape_is_prior and "block_scale" not in self.kernel.active:
+                drawn = torch.ones(X.shape[1], dtype=torch.bool)
+                drawn[f.slice_r] = False
+                if X.shape[1] == f.slice_r[-1] + 1:  # the last columns (always, but with the distant pairs): a prefix
+                    drawn = slice(0, f.slice_r[0])
             w0 = torch.zeros(X.shape[1], samples, dtype=DTYPE)
-            w0[:drawn] = hvec[:drawn].sqrt()[:, None] * torch.randn(drawn, samples, generator=generator, dtype=DTYPE)  # (D, S)
-            path = X[:, :drawn] @ w0[:drawn]  # (n, S)
+            k = len(range(X.shape[1])[drawn]) if isinstance(drawn, slice) else int(drawn.sum())
+            w0[drawn] = hvec[drawn].sqrt()[:, None] * torch.randn(k, samples, generator=generator, dtype=DTYPE)  # (D, S)
+            path = X[:, drawn] @ w0[drawn]  # (n, S)
             if "rbf" in self.kernel.active:
                 parts = self.kernel.parts(X, X)
                 K_rbf = self.hypers["rbf"] * torch.exp(-parts["sqdist"] / (2.0 * self.hypers["lengthscale"] ** 2))
@@ -223,6 +236,8 @@ class QualityGP:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_z2)), h["prior_pairs"]))
         if "block_scale" in self.kernel.active:
             parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_r)), h["block_scale"]))
+        if "far_pairs" in self.kernel.active:
+            parts.append(scaled(_DenseLinearKernel(active_dims=torch.tensor(f.slice_far)), h["far_pairs"]))
         if "rbf" in self.kernel.active:
             rbf = RBFKernel(active_dims=torch.tensor(f.slice1))
             rbf.lengthscale = h["lengthscale"]
@@ -276,6 +291,7 @@ def fit_quality_gp(
     use_prior_pairs: bool = True,
     use_prior: bool = True,
     use_block_scale: bool = False,
+    use_far_pairs: bool = False,
     mean: float | None = None,
     prior_rel_sd: float | None = None,
     maxiter: int = 100,
@@ -299,6 +315,8 @@ def fit_quality_gp(
             the prior (``block_shape="prior"``) only beside the prior terms (``use_prior``): each
             block's prior then gets its own scale, with the prior term's vague hyperprior and a
             second optimiser start at :data:`_BLOCK_PRIOR_START`.
+        use_far_pairs: include the distant-pair term when ``features`` has its columns
+            (``ConfigFeatures(far_pairs=True)``).
         mean: a known constant mean ``c`` (e.g. the teacher's warped quality: every weight then
             measures damage relative to the teacher); ``None`` fits ``c``. A fitted ``c`` on data
             that mostly changes many blocks is absorbed by the reference choices' weights, which
@@ -325,6 +343,7 @@ def fit_quality_gp(
         active.remove("block_scale")
         prior_blocks = False
     active += ["prior_pairs"] if features.d4 and use_prior_pairs and prior else []
+    active += ["far_pairs"] if features.d6 and use_far_pairs else []
     active += ["rbf", "lengthscale"] if use_rbf else []
     kernel = StructuredKernel(features, active)
     tied = prior_rel_sd is not None and "scaled" in active

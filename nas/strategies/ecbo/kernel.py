@@ -12,6 +12,8 @@ and a little compounding. The kernel mirrors that decomposition of the latent wa
          + sum_b s_b r_b[x_b]                    per-block scale: one weight per block times a
                                                  fixed shape r (the cost an option removes, or
                                                  the prior: the prior's scale per block)
+         + sum_{b' > b+1} g_bb'[x_b, x_b']       distant pairs (small spaces: a cell's link
+                                                 pattern acting on every layer)
          + h(x)                                  residual interactions, RBF on one-hot
 
 With Gaussian weights each term is a linear kernel on one-hot features (the first two count
@@ -20,15 +22,16 @@ so the GP is::
 
     k(x, x') = a1 <phi1(x), phi1(x')> + a2 <phi2(x), phi2(x')> + a3 z(x) z(x')
              + a4 <phi_p(x), phi_p(x')> + a5 <n(x), n(x')> + a6 RBF(x, x') + a7 z2(x) z2(x')
-             + a8 <r(x), r(x')>
+             + a8 <r(x), r(x')> + a9 <phi6(x), phi6(x')>
 
 with ``phi1`` the one-hot encoding / sqrt(B), ``phi2`` the neighbour-pair one-hot / sqrt(B - 1),
 ``phi_p`` the one-hot weighted by the (normalised) prior, ``n`` the counts of each candidate name
 shared by several blocks / sqrt(B), ``z2`` the summed geometric-mean prior damage of neighbouring
 blocks (damage of neighbours compounds; the prior terms only with a prior) and ``r`` the per-block
-shape columns (only with a block shape). The feature columns
+shape columns (only with a block shape) and ``phi6`` the distant-pair one-hot / sqrt(their number)
+(only with ``far_pairs``). The feature columns
 are :class:`~tocsr_nas.strategies.ecbo.features.ConfigFeatures`; the GP built on this kernel, its
-mean, noise and fitted hyperparameters ``a1..a8, l`` are :mod:`~tocsr_nas.strategies.ecbo.gp`.
+mean, noise and fitted hyperparameters ``a1..a9, l`` are :mod:`~tocsr_nas.strategies.ecbo.gp`.
 """
 
 from __future__ import annotations
@@ -71,8 +74,11 @@ class StructuredKernel:
             z2 = f.slice_z2[0]
             out["prior_pairs"] = X1[:, z2 : z2 + 1] @ X2[:, z2 : z2 + 1].T
         if "block_scale" in self.active:
-            r = f.slice_r[0]
-            out["block_scale"] = X1[:, r : f.dim] @ X2[:, r : f.dim].T
+            r, r_end = f.slice_r[0], f.slice_r[-1] + 1
+            out["block_scale"] = X1[:, r:r_end] @ X2[:, r:r_end].T
+        if "far_pairs" in self.active:
+            g = f.slice_far[0]
+            out["far_pairs"] = X1[:, g : f.dim] @ X2[:, g : f.dim].T
         if "rbf" in self.active:
             out["sqdist"] = (2.0 - 2.0 * k1).clamp_min(0.0)
         return out
@@ -80,7 +86,7 @@ class StructuredKernel:
     @staticmethod
     def combine(parts: Mapping[str, Tensor], h: Mapping[str, Tensor | float]) -> Tensor:
         K = h["additive"] * parts["additive"]
-        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared", "block_scale"):
+        for name in ("pairs", "prior", "prior_pairs", "scaled", "shared", "block_scale", "far_pairs"):
             if name in parts:
                 K = K + h[name] * parts[name]
         if "sqdist" in parts:
@@ -104,7 +110,9 @@ class StructuredKernel:
         if "prior_pairs" in self.active:
             d = d + h["prior_pairs"] * X[:, f.slice_z2[0]] ** 2
         if "block_scale" in self.active:
-            d = d + h["block_scale"] * (X[:, f.slice_r[0] : f.dim] ** 2).sum(1)
+            d = d + h["block_scale"] * (X[:, f.slice_r[0] : f.slice_r[-1] + 1] ** 2).sum(1)
+        if "far_pairs" in self.active:
+            d = d + h["far_pairs"] * (X[:, f.slice_far[0] : f.dim] ** 2).sum(1)
         if "rbf" in self.active:
             d = d + h["rbf"]
         return d

@@ -23,7 +23,7 @@ WARPS = ("log1p", "linear", "hinge", "auto")
 AUTO_WARPS = ("linear", "hinge")
 
 _BOOLS = ("use_pairs", "use_rbf", "trust_region", "chain_dp", "use_shared", "use_prior_pairs", "anchor_mean", "cost_prior", "block_scale", "rbf_free", "far_model", "saturating_warp", "early_saturating", "failures_far", "prior_block_scale")
-_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window")
+_COUNTS = ("pool_random", "pool_local", "posterior_tables", "n_local_starts", "local_steps", "thompson_every", "chain_window", "far_pairs_blocks")
 _POSITIVE_COUNTS = ("tr_init", "tr_fail_tolerance")
 
 
@@ -106,6 +106,15 @@ class ECBOOptions:
             seed's reduction drops (docs/BENCHMARKS.md section 4). On every benchmark landscape with a prior that was
             run (A, B, the stress and probe instances 100-109, the fixed instances) the
             searches are those of the option off.
+        far_pairs_blocks: in a space of 3 to this many blocks, every model also has the
+            distant-pair term: one-hot pairs of every two blocks that are not neighbours
+            (:class:`~tocsr_nas.strategies.ecbo.features.ConfigFeatures`), beside the neighbour
+            pairs. The neighbour pairs follow the block order, which in a cell need not be the
+            order of its interactions: NAS-Bench-Graph's link pattern (the first block) changes
+            how every layer acts. The chain tables leave the term out, so the chain DP searches
+            such a model approximately (the GP scores every candidate exactly). ``0`` (the
+            default) never adds it; larger spaces are left out because the term's columns grow
+            with the square of the number of blocks.
         rbf_free: without a prior and with ``block_scale`` (and ``use_rbf``), the linear-warp
             candidate models leave the residual RBF term out (``linear-rbf``,
             ``linear+blocks-rbf`` in ``last_selection``); the hinge model keeps it. On an
@@ -245,6 +254,7 @@ class ECBOOptions:
     far_weight: float = 3.0
     failures_far: bool = True
     prior_block_scale: bool = False
+    far_pairs_blocks: int = 0
     saturating_warp: bool = True
     early_saturating: bool = False
     fail_quality: float = 3.0

@@ -115,7 +115,9 @@ class ECBO(Strategy):
             block_shape = self._cost.saving_prior()
         elif prior is not None and not self.cost_prior and self.options.prior_block_scale:
             block_shape = "prior"
-        self._features = ConfigFeatures(self.space, prior, shared=self.options.use_shared, block_shape=block_shape)
+        # the distant pairs (every two blocks that are not neighbours): in every model, in small spaces only
+        far_pairs = 2 < self._nb <= self.options.far_pairs_blocks
+        self._features = ConfigFeatures(self.space, prior, shared=self.options.use_shared, block_shape=block_shape, far_pairs=far_pairs)
         warps = AUTO_WARPS if self.options.warp == "auto" else (self.options.warp,)
         self._warps = {kind: QualityWarp(kind, max(problem.epsilons)) for kind in warps}
         priors = (True, False) if self._features.has_prior and self.options.use_prior == "auto" else (self._features.has_prior,)
@@ -210,6 +212,7 @@ class ECBO(Strategy):
                 use_prior_pairs=self.options.use_prior_pairs,
                 use_prior=candidate.use_prior,
                 use_block_scale=candidate.block_scale,
+                use_far_pairs=True,  # where the features have them (far_pairs_blocks)
                 mean=self._reference_y(warp) if self.options.anchor_mean else None,
                 # a guess from the cost has no per-cell error proportional to it: fit its variance freely
                 prior_rel_sd=None if self.cost_prior else self.options.prior_rel_sd,
