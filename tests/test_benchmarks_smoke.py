@@ -137,25 +137,38 @@ def test_gpu_check_small_runs_on_the_cpu(tmp_path):
     assert set(sr["ms"]) == {"float32", "bfloat16"} and all(math.isfinite(v) and v > 0 for v in sr["ms"].values())
     assert "One-step SR x4" in (tmp_path / "gpu_check.md").read_text()
 # -- the real NAS benchmark tables (benchmarks/table_landscapes.py, data in benchmarks/data) --------
-@pytest.mark.parametrize("label", ["macro", "macro@q0.05", "graph-arxiv", "graph-cora@q0.2"])
+def _scan_with_pandas(label):
+    """The quality loss and cost of every configuration of table ``label``, read from its CSV(s) by pandas."""
+    import pandas as pd
+    from table_landscapes import DATA
+
+    name = label.split("@")[0]
+    if name == "macro":
+        df = pd.read_csv(DATA / "nas_bench_macro_cifar10.csv", dtype={"arch": str})
+        assert len(df) == 3**8 and df["arch"].is_unique
+        return (df.loc[df["arch"] == "22222222", "mean_acc"].item() - df["mean_acc"]) / 100, df["flops"] / 1e6, df
+    if name.startswith("graph-"):
+        df = pd.read_csv(DATA / f"nas_bench_graph_{name.split('-')[1]}_chain.csv").dropna(subset=["perf"])
+        assert len(df) == 9**4 - 1  # the all-skip tuple has no entry
+    else:  # cell-<dataset>: the shared hash map joined with the dataset's table
+        hashes = pd.read_csv(DATA / "nas_bench_graph_cell_hashes.csv.gz", dtype={"link": str})
+        bench = pd.read_csv(DATA / f"nas_bench_graph_{name.split('-', 1)[1]}.csv.gz")
+        assert len(bench) == 26_206 == bench["bench_hash"].nunique() == hashes["bench_hash"].nunique()  # the paper's count
+        df = hashes.merge(bench, on="bench_hash", how="left", validate="many_to_one")
+        assert len(df) == 9 * (9**4 - 1) and not df["perf"].isna().any()
+    return df["perf"].max() - df["perf"], df["params_m"], df
+
+
+@pytest.mark.parametrize("label", ["macro", "macro@q0.05", "graph-arxiv", "graph-cora@q0.2", "cell-citeseer", "cell-photo@q0.02"])
 def test_table_optimum_matches_a_pandas_scan(label):
     """Each table's optimum (a scan of the landscape's table) equals an independent scan of the CSV with pandas;
     the teacher is proposed first, has zero quality loss and is feasible; every configuration has a row."""
-    import pandas as pd
-    from table_landscapes import DATA, table_landscape
+    from table_landscapes import table_landscape
 
     land = table_landscape(label)
-    quantile = float(label.partition("@q")[2] or 0.1)
-    if label.startswith("macro"):
-        df = pd.read_csv(DATA / "nas_bench_macro_cifar10.csv", dtype={"arch": str})
-        assert len(df) == 3**8 == len(land.table) and df["arch"].is_unique
-        loss = (df.loc[df["arch"] == "22222222", "mean_acc"].item() - df["mean_acc"]) / 100
-        cost = df["flops"] / 1e6
-    else:
-        df = pd.read_csv(DATA / f"nas_bench_graph_{label.split('@')[0].split('-')[1]}_chain.csv").dropna(subset=["perf"])
-        assert len(df) == 9**4 - 1 == len(land.table)  # the all-skip tuple has no entry
-        loss, cost = df["perf"].max() - df["perf"], df["params_m"]
-    epsilon = loss.quantile(quantile)
+    loss, cost, df = _scan_with_pandas(label)
+    assert len(df) == len(land.table)
+    epsilon = loss.quantile(float(label.partition("@q")[2] or 0.1))
     assert land.epsilon == pytest.approx(epsilon)
     opt, cfg = land.optimum()
     assert opt == pytest.approx(cost[loss <= epsilon].min())
@@ -165,38 +178,18 @@ def test_table_optimum_matches_a_pandas_scan(label):
     assert land.prior() is None  # black-box landscapes
 
 
-@pytest.mark.parametrize("label", ["cell-citeseer", "cell-photo@q0.02"])
-def test_cell_optimum_matches_a_pandas_scan(label):
-    """The whole-cell tables: every configuration of the space has a row (the shared hash map joined with the
-    dataset's table by pandas), the epsilon and the optimum equal an independent scan, and the teacher is the most
-    accurate configuration, proposed first."""
-    import pandas as pd
-    from table_landscapes import DATA, table_landscape
+def test_cell_configurations_of_one_architecture_share_its_quality():
+    """The benchmark's canonical hash merges isomorphic cells: every configuration of one architecture scores alike."""
+    from table_landscapes import table_landscape
 
-    land = table_landscape(label)
-    dataset = label.split("@")[0].split("-", 1)[1]
-    hashes = pd.read_csv(DATA / "nas_bench_graph_cell_hashes.csv.gz", dtype={"link": str})
-    bench = pd.read_csv(DATA / f"nas_bench_graph_{dataset}.csv.gz")
-    assert len(bench) == 26_206 == bench["bench_hash"].nunique() == hashes["bench_hash"].nunique()  # the paper's count
-    df = hashes.merge(bench, on="bench_hash", how="left", validate="many_to_one")
-    assert len(df) == 9 * (9**4 - 1) == len(land.table) and not df["perf"].isna().any()
-    loss, cost = df["perf"].max() - df["perf"], df["params_m"]
-    epsilon = loss.quantile(float(label.partition("@q")[2] or 0.1))
-    assert land.epsilon == pytest.approx(epsilon)
-    opt, cfg = land.optimum()
-    assert opt == pytest.approx(cost[loss <= epsilon].min())
-    assert land.quality(cfg) <= land.epsilon and land.cost(cfg) == opt
-    teacher = land.space.default_config()
-    assert land.quality(teacher) == 0.0 and land.cost(teacher) > opt
-    # the canonical hash merges isomorphic configurations: the same architecture, the same quality
+    land = table_landscape("cell-pubmed")
+    loss, _, df = _scan_with_pandas("cell-pubmed")
     shared = df["bench_hash"].value_counts().index[0]
     same = df[df["bench_hash"] == shared]
     assert len(same) > 1
-    row = same.iloc[0]
-    for _, r in same.iterrows():
-        cfg = {"links": r["link"], **{f"layer{i}": r[f"op{i}"] for i in range(4)}}
-        assert land.quality(cfg) == pytest.approx(df["perf"].max() - row["perf"])
-    assert land.prior() is None
+    for i, r in same.iterrows():
+        cfg = {"links": r["link"], **{f"layer{k}": r[f"op{k}"] for k in range(4)}}
+        assert land.quality(cfg) == pytest.approx(loss[i])
 
 
 def test_graph_space_excludes_the_missing_architecture():
