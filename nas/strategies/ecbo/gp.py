@@ -183,13 +183,14 @@ class QualityGP:
         if samples:
             n = X.shape[0]
             # the prior-shaped block columns draw only when their term is in the model: the other models'
-            # samples stay those of the features without them
+            # samples stay those of the features without them (the distant pairs' columns, above, likewise)
             drawn: slice | Tensor = slice(None)
             if f.shape_is_prior and "block_scale" not in self.kernel.active:
-                drawn = torch.ones(X.shape[1], dtype=torch.bool)
-                drawn[f.slice_r] = False
-                if X.shape[1] == f.slice_r[-1] + 1:  # the last columns (always, but with the distant pairs): a prefix
+                if X.shape[1] == f.slice_r[-1] + 1:  # they end X: the same prefix, the same draws as before
                     drawn = slice(0, f.slice_r[0])
+                else:  # the distant pairs follow them
+                    drawn = torch.ones(X.shape[1], dtype=torch.bool)
+                    drawn[f.slice_r] = False
             w0 = torch.zeros(X.shape[1], samples, dtype=DTYPE)
             k = len(range(X.shape[1])[drawn]) if isinstance(drawn, slice) else int(drawn.sum())
             w0[drawn] = hvec[drawn].sqrt()[:, None] * torch.randn(k, samples, generator=generator, dtype=DTYPE)  # (D, S)

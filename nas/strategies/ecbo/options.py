@@ -114,7 +114,12 @@ class ECBOOptions:
             how every layer acts. The chain tables leave the term out, so the chain DP searches
             such a model approximately (the GP scores every candidate exactly). ``0`` (the
             default) never adds it; larger spaces are left out because the term's columns grow
-            with the square of the number of blocks.
+            with the square of the number of blocks. Off by default: with ``8``, on
+            NAS-Bench-Graph's cells ecbo finds CiteSeer's and PubMed's optimum sooner, but
+            ``failing``'s instances end worse at 40 evaluations, CS at the 0.02-quantile at 20
+            and 40, and ``product`` without a prior falls below random search at 10
+            (docs/BENCHMARKS.md section 7, "Confirmation tables"). ``benchmarks/table_structure.py``
+            shows whether a table's damage needs the distant pairs.
         rbf_free: without a prior and with ``block_scale`` (and ``use_rbf``), the linear-warp
             candidate models leave the residual RBF term out (``linear-rbf``,
             ``linear+blocks-rbf`` in ``last_selection``); the hinge model keeps it. On an
