@@ -41,7 +41,6 @@ from landscapes import EnumeratedLandscape  # noqa: E402
 CLIP = 10.0
 #: ridge strength (the fits are over thousands of rows; this only breaks the one-hot's collinearity)
 DAMP = 1e-3
-FEATURE_SETS = ("additive", "neighbours", "all pairs")
 
 
 def _design(idx: np.ndarray, card: np.ndarray, pairs: list[tuple[int, int]]) -> sparse.csr_matrix:

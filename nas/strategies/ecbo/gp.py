@@ -41,16 +41,16 @@ _PRIORS = {
     "scaled": (2.0, 4.0),
     "shared": (2.0, 4.0),
     "block_scale": (2.0, 4.0),
+    # the distant pairs (option far_pairs_blocks): an exponential prior (mode 0) and a small start (_INIT), so that
+    # the fit can switch the term off where the data show no distant interaction; with the neighbour pairs' Gamma(2, 4)
+    # and start 0.2 it held macro's search at 5.7% regret at 20 evaluations instead of 0.0% (docs/BENCHMARKS.md
+    # section 7, "Confirmation tables")
     "far_pairs": (1.0, 4.0),
     "prior_pairs": (1.0, 1e-3),
     "rbf": (2.0, 4.0),
     "lengthscale": (3.0, 6.0),
     "noise": (1.1, 20.0),
 }
-#: The distant pairs' variance (option ``far_pairs_blocks``) gets an exponential prior (mode 0) and starts
-#: small, so that the fit can switch the term off where the data show no distant interaction: with the
-#: Gamma(2, 4) of the neighbour pairs (and their start, 0.2) it held macro's search at 5.7% regret at 20
-#: evaluations instead of 0.0% (docs/BENCHMARKS.md section 7, "Confirmation tables").
 #: with the prior as the per-block shape (``ConfigFeatures(block_shape="prior")``) the per-block
 #: scales are the prior's units per block, as unbounded as the prior term's: the hyperprior of that term
 _PRIOR_SHAPED = "prior"
@@ -192,8 +192,8 @@ class QualityGP:
                     drawn = torch.ones(X.shape[1], dtype=torch.bool)
                     drawn[f.slice_r] = False
             w0 = torch.zeros(X.shape[1], samples, dtype=DTYPE)
-            k = len(range(X.shape[1])[drawn]) if isinstance(drawn, slice) else int(drawn.sum())
-            w0[drawn] = hvec[drawn].sqrt()[:, None] * torch.randn(k, samples, generator=generator, dtype=DTYPE)  # (D, S)
+            h_drawn = hvec[drawn]
+            w0[drawn] = h_drawn.sqrt()[:, None] * torch.randn(len(h_drawn), samples, generator=generator, dtype=DTYPE)  # (D, S)
             path = X[:, drawn] @ w0[drawn]  # (n, S)
             if "rbf" in self.kernel.active:
                 parts = self.kernel.parts(X, X)
